@@ -80,8 +80,10 @@ def rotten_tomatoes_csv() -> Path:
 
 
 def load_rotten_tomatoes(n: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Rotten Tomatoes critic snippets with a ``fresh``/``rotten`` label: columns ``text``, ``label`` (+ the CSV's others)."""
-    df = pd.read_csv(rotten_tomatoes_csv())
+    """Rotten Tomatoes snippets: columns ``text``, ``label`` (``fresh``, ``rotten``, or ``plot`` for the
+    plot summaries mixed into the corpus), ``movie_name`` and ``filename``."""
+    df = pd.read_csv(rotten_tomatoes_csv()).rename(columns={"category": "label"})
+    df = df[["text", "label", "movie_name", "filename"]]
     if n is not None and n < len(df):
         df = df.sample(n=n, random_state=seed).sort_index()
     return df.reset_index(drop=True)
