@@ -1,0 +1,113 @@
+// The Explorer: one anywidget view holding the map, slice table, charts, sample grid and review
+// panel, linked in the browser through the shared Selection model.
+import { GridView } from "./grid/view";
+import { MapView } from "./map/view";
+import { KernelChannel, bytesOf } from "./protocol";
+import { ReviewPanel } from "./review/panel";
+import { linkSelection, type WidgetModel } from "./selection/model";
+import { decodeSelection } from "./selection/encoding";
+import { SliceTableView } from "./table/view";
+import { ThresholdChart, type ScoreHistogram } from "./charts/view";
+import { Toolbar } from "./toolbar";
+import { el } from "./dom";
+import css from "./style.css";
+
+function ensureStyle(): void {
+  if (document.getElementById("dqx-style")) return;
+  const style = document.createElement("style");
+  style.id = "dqx-style";
+  style.textContent = css;
+  document.head.append(style);
+}
+
+async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement }) {
+  ensureStyle();
+  const root = el("div", "dqx");
+  root.dataset.ready = "false";
+  root.tabIndex = 0;
+  host.append(root);
+  const channel = new KernelChannel(model);
+  const selection = await linkSelection(model);
+  const { content: cfg } = await channel.request("init");
+
+  const notices = el("div", "dqx-notices");
+  for (const n of cfg.notices as string[]) notices.append(el("div", "dqx-notice-line", n));
+  const tooltip = { req: 0 };
+  const map = new MapView(channel, selection, (row, at) => void hover(row, at));
+  const grid = new GridView(channel, (row) => review.show(row));
+  grid.configure(cfg.modality, cfg.scores);
+  const review = new ReviewPanel(channel, cfg.classes, cfg.can_relabel, (a) => {
+    if (a.action !== "undo") grid.moveCursor(1);
+  });
+  const table = new SliceTableView(channel);
+  const charts = new Map<string, ThresholdChart>();
+  const chartBox = el("div", "dqx-charts");
+  for (const h of cfg.histograms as ScoreHistogram[]) {
+    const c = new ThresholdChart(h, channel);
+    charts.set(h.column, c);
+    chartBox.append(c.root);
+  }
+  const toolbar = new Toolbar(cfg, (c) => {
+    channel.tell("color_by", { value: c });
+    void map.recolour(c);
+  }, (f) => channel.tell("filters", { ...f }));
+  const setCounts = (text: string) => {
+    toolbar.counts.textContent = text;
+  };
+  setCounts(cfg.counts_text);
+
+  const side = el("div", "dqx-side");
+  side.append(chartBox, table.root);
+  const top = el("div", "dqx-top");
+  top.append(map.root, side);
+  const bottom = el("div", "dqx-bottom");
+  bottom.append(grid.root, review.root);
+  root.append(toolbar.root, notices, top, bottom);
+
+  async function hover(row: number | null, at: { x: number; y: number }) {
+    const tip = map.tooltipElement;
+    const req = ++tooltip.req;
+    if (row === null) {
+      tip.hidden = true;
+      return;
+    }
+    const { content, buffers } = await channel.request("hover", { row });
+    if (req !== tooltip.req) return;
+    tip.replaceChildren();
+    if (buffers.length) {
+      const img = el("img", "dqx-tip-img");
+      img.src = URL.createObjectURL(new Blob([bytesOf(buffers[0]).slice()], { type: content.mime }));
+      img.onload = () => URL.revokeObjectURL(img.src);
+      tip.append(img);
+    }
+    for (const line of content.lines as string[]) tip.append(el("div", "", line));
+    tip.style.left = `${at.x + 12}px`;
+    tip.style.top = `${at.y + 12}px`;
+    tip.hidden = false;
+  }
+
+  channel.on("grid_reset", (c) => grid.reset(c));
+  channel.on("positions", (c, b) => void map.move(c, b));
+  channel.on("flags", (c, b) => {
+    void map.setFlags(b[0]);
+    for (const h of c.histograms as ScoreHistogram[]) charts.get(h.column)?.update(h);
+    setCounts(c.counts_text);
+  });
+  channel.on("visible", (c, b) => map.setVisible(c.all ? null : decodeSelection("bitmask", bytesOf(b[0]), map.n)));
+  channel.on("counts", (c) => setCounts(c.counts_text));
+  root.addEventListener("keydown", (e) => {
+    if ((e.target as HTMLElement)?.tagName === "SELECT" || (e.target as HTMLElement)?.tagName === "INPUT") return;
+    review.key(e);
+  });
+
+  await map.load(cfg.color_by);
+  grid.reset(cfg.grid);
+  await table.load();
+  root.dataset.ready = "true";
+  return () => {
+    map.destroy();
+    channel.close();
+  };
+}
+
+export default { render };
