@@ -1,0 +1,68 @@
+"""Summary charts: one histogram per score with its flag threshold.
+
+In the Explorer the histograms are drawn by the bundle (bin counts from here, a few hundred
+bytes); moving the handle calls ``an.set_threshold``. :func:`summary_figures` gives the same
+charts, per-class counts and slice error rates as plotly FigureWidgets for use outside the
+Explorer: plotly's own front end is ~5 MB, which would break the < 1 MB-per-Explorer budget
+for saved notebooks if every Explorer carried it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BINS = 40
+
+
+def flag_column(score: str) -> str:
+    """``label_issue_score`` -> ``is_label_issue`` (the flag a score's threshold sets)."""
+    return "is_" + score[: -len("_score")] if score.endswith("_score") else "is_" + score
+
+
+def score_histograms(an) -> list[dict]:
+    """Bin counts, threshold and flagged count for every score that has a threshold."""
+    samples = an.samples
+    out = []
+    for column, threshold in (getattr(an, "thresholds", None) or {}).items():
+        if column not in samples.columns:
+            continue
+        values = samples[column].to_numpy(dtype=np.float64)
+        values = values[np.isfinite(values)]
+        lo, hi = 0.0, 1.0
+        if values.size and (values.min() < 0 or values.max() > 1):
+            lo, hi = float(values.min()), float(values.max())
+        counts, _ = np.histogram(values, bins=BINS, range=(lo, hi if hi > lo else lo + 1))
+        flag = flag_column(column)
+        flagged = int(samples[flag].fillna(False).astype(bool).sum()) if flag in samples.columns \
+            else int((values >= threshold).sum())
+        out.append({"column": column, "flag": flag, "counts": counts.tolist(), "lo": lo, "hi": hi,
+                    "threshold": float(threshold), "flagged": flagged})
+    return out
+
+
+def summary_figures(an) -> list:
+    """Plotly FigureWidgets: score histograms with the threshold line, per-class counts, slice error rates."""
+    import plotly.graph_objects as go
+
+    figs = []
+    for h in score_histograms(an):
+        edges = np.linspace(h["lo"], h["hi"], BINS + 1)
+        fig = go.FigureWidget(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=h["counts"], width=edges[1] - edges[0]))
+        fig.add_vline(x=h["threshold"], line_color="#d6604d")
+        fig.update_layout(title=f"{h['column']}: {h['flagged']:,} flagged", height=240, margin=dict(l=30, r=10, t=40, b=30))
+        figs.append(fig)
+    labels = an.review.labels() if getattr(an, "review", None) is not None else None
+    if labels is not None and labels.notna().any():
+        counts = labels.astype(str).value_counts().sort_index()
+        fig = go.FigureWidget(go.Bar(x=counts.index.tolist(), y=counts.to_numpy()))
+        fig.update_layout(title="samples per class (after review)", height=240, margin=dict(l=30, r=10, t=40, b=30))
+        figs.append(fig)
+    slices = getattr(an, "slices", None)
+    if isinstance(slices, pd.DataFrame) and "error_rate" in slices.columns and len(slices):
+        top = slices.sort_values("error_rate", ascending=False).head(30)
+        names = top["description"].astype(str) if "description" in top.columns else top.index.astype(str)
+        fig = go.FigureWidget(go.Bar(x=top["error_rate"].to_numpy(), y=names.tolist(), orientation="h"))
+        fig.update_layout(title="error rate per slice", height=360, margin=dict(l=160, r=10, t=40, b=30))
+        figs.append(fig)
+    return figs

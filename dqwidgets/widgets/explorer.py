@@ -1,0 +1,348 @@
+"""Explorer: the linked map, slice table, sample grid, review panel and threshold charts.
+
+One anywidget whose view (``static/explorer.js``, built from ``js/`` by ``npm run build``) holds
+every panel; they share one :class:`Selection` model. Columns travel as binary buffers in custom
+messages answered on request, so they are never part of the saved widget state: a saved notebook
+grows by the bundle and a few traits per Explorer, not by the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import anywidget
+import ipywidgets
+import numpy as np
+import pandas as pd
+import traitlets
+
+from dqwidgets.widgets import charts, grid, map as map_columns, review_panel, table
+from dqwidgets.widgets.arrow_pages import frame_to_ipc
+from dqwidgets.widgets.selection import Selection, encode_rows
+
+BUNDLE = Path(__file__).parent / "static" / "explorer.js"
+log = logging.getLogger(__name__)
+
+
+def _bundle() -> Path:
+    if not BUNDLE.exists():
+        raise FileNotFoundError(
+            f"the Explorer's front end {BUNDLE} is missing: build it with `make js` "
+            "(npm install && npm run build) in the dqwidgets source folder, or install a built wheel")
+    return BUNDLE
+
+
+class Explorer(anywidget.AnyWidget):
+    """``dq.Explorer(an)``: find and fix problems in ``an`` (a :class:`dqwidgets.Analysis`)."""
+
+    _esm = traitlets.Unicode().tag(sync=True)
+    selection_model = traitlets.Instance(Selection).tag(sync=True, **ipywidgets.widget_serialization)
+    color_by = traitlets.Unicode("issue").tag(sync=True)
+    grid_score = traitlets.Unicode("").tag(sync=True)
+    filters = traitlets.Dict({"issue": "", "split": "", "label": ""}).tag(sync=True)
+
+    def __init__(self, an, color_by: str = "issue", **kwargs):
+        samples = getattr(an, "samples", None)
+        if not isinstance(samples, pd.DataFrame):
+            raise ValueError("Explorer(an): an must be the Analysis that dq.analyze returns (it has no samples frame)")
+        self._an = an
+        n = len(samples)
+        super().__init__(_esm=_bundle().read_text(encoding="utf-8"), selection_model=Selection(n=n),
+                         grid_score=grid.default_score(samples) or "", **kwargs)
+        options = map_columns.colour_options(samples, self._labels() is not None)
+        if color_by not in options:
+            raise ValueError(f"Explorer: cannot colour by {color_by!r}; choose one of {options}")
+        self.color_by = color_by
+        self._grid_rows = np.arange(0)
+        self._grid_version = 0
+        self._visible: np.ndarray | None = None
+        self.on_msg(self._on_message)
+        self.selection_model.observe(lambda _: self._selection_changed(), names="data")
+        if hasattr(an, "observe"):
+            an.observe(self._analysis_event)
+        self._recompute_grid()
+
+    # ------------------------------------------------------------------ the user's handle
+    @property
+    def analysis(self):
+        return self._an
+
+    @property
+    def selection(self) -> pd.Index:
+        """Ids (of ``an.samples``) selected in the browser; assign ids to select them there."""
+        return self._an.samples.index[self.selection_model.rows]
+
+    @selection.setter
+    def selection(self, ids) -> None:
+        if ids is None:
+            ids = []
+        if isinstance(ids, (str, bytes)) or np.isscalar(ids):
+            ids = [ids]
+        index = self._an.samples.index
+        wanted = pd.Index(list(ids))
+        rows = index.get_indexer(wanted)
+        if (rows < 0).any():
+            missing = wanted[rows < 0][:5].tolist()
+            raise ValueError(f"Explorer.selection: {int((rows < 0).sum())} ids are not in an.samples "
+                             f"(first: {missing}); use ids from an.samples.index")
+        self.selection_model.rows = rows
+
+    def charts(self) -> list:
+        """Plotly versions of the summary charts (see :mod:`dqwidgets.widgets.charts`)."""
+        return charts.summary_figures(self._an)
+
+    # ------------------------------------------------------------------ state the views read
+    def _labels(self) -> pd.Series | None:
+        review = getattr(self._an, "review", None)
+        if review is not None:
+            labels = review.labels()
+            if labels is not None and labels.notna().any():
+                return labels
+        samples = self._an.samples
+        if "label" in samples.columns and samples["label"].notna().any():
+            return samples["label"]
+        return None
+
+    def _classes(self) -> list[str]:
+        classes = getattr(self._an, "classes", None)
+        if classes is None:
+            labels = self._labels()
+            classes = sorted(labels.dropna().unique().tolist(), key=str) if labels is not None else []
+        return [str(c) for c in classes]
+
+    def _dropped(self) -> set:
+        review = getattr(self._an, "review", None)
+        return set(review.dropped()) if review is not None else set()
+
+    def _dropped_mask(self) -> np.ndarray:
+        dropped = self._dropped()
+        if not dropped:
+            return np.zeros(len(self._an.samples), dtype=bool)
+        return self._an.samples.index.isin(list(dropped))
+
+    def notices(self) -> list[str]:
+        """What is missing or provisional, in words (shown above the map)."""
+        an, samples, out = self._an, self._an.samples, []
+        if "x" not in samples.columns or "y" not in samples.columns or not np.isfinite(
+                samples[["x", "y"]].to_numpy(dtype=np.float64)).any():
+            out.append("no layout yet: the map shows every point at the centre until the layout arrives")
+        elif getattr(an, "layout_status", "final") == "provisional":
+            out.append("provisional layout: the points move to the final layout when UMAP finishes")
+        labels = self._labels()
+        if labels is None:
+            out.append("unlabelled data: there are no label issues to find and relabelling is off")
+        elif labels.dropna().nunique() < 2:
+            out.append("a single class: label issues need at least two classes")
+        for col, what in (("is_unreadable", "could not be loaded (shown as placeholders with the reason)"),
+                          ("is_invalid", "were left out of the analysis (see an.samples.invalid_reason)")):
+            if col in samples.columns and samples[col].fillna(False).astype(bool).any():
+                out.append(f"{int(samples[col].fillna(False).astype(bool).sum()):,} samples {what}")
+                break
+        return out
+
+    def counts_text(self) -> str:
+        samples = self._an.samples
+        parts = [f"{len(samples):,} samples"]
+        for col, name in (("is_label_issue", "label issues"), ("is_ood", "OOD"), ("is_duplicate", "duplicates")):
+            if col in samples.columns:
+                parts.append(f"{int(samples[col].fillna(False).astype(bool).sum()):,} {name}")
+        parts.append(f"{self.selection_model.count:,} selected")
+        dropped = len(self._dropped())
+        if dropped:
+            parts.append(f"{dropped:,} dropped")
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ grid
+    def _recompute_grid(self, keep_scroll: bool = False) -> None:
+        samples = self._an.samples
+        f = self.filters
+        mask = grid.filter_mask(samples, self._labels(), f.get("issue", ""), f.get("split", ""), f.get("label", ""))
+        selected = self.selection_model.rows if self.selection_model.count else None
+        self._grid_rows = grid.order_rows(samples, selected, mask, self.grid_score or None)
+        self._grid_version += 1
+        if selected is not None:
+            title = f"{len(self._grid_rows):,} selected samples"
+        else:
+            title = f"worst {len(self._grid_rows):,} samples by {self.grid_score}" if self.grid_score \
+                else f"{len(self._grid_rows):,} samples"
+        self._grid_title = title + (" (filtered)" if mask is not None else "")
+        self._visible = mask
+
+    def _grid_reset_message(self, keep_scroll=False) -> dict:
+        return {"kind": "grid_reset", "version": self._grid_version, "total": int(len(self._grid_rows)),
+                "title": self._grid_title, "keep_scroll": keep_scroll}
+
+    def _push_grid(self, keep_scroll=False) -> None:
+        self._recompute_grid()
+        self.send(self._grid_reset_message(keep_scroll))
+        self.send({"kind": "counts", "counts_text": self.counts_text()})
+
+    def _selection_changed(self) -> None:
+        self._push_grid()
+
+    @traitlets.observe("filters", "grid_score")
+    def _filters_changed(self, change) -> None:
+        if not hasattr(self, "_grid_rows"):
+            return
+        self._push_grid()
+        self._push_visible()
+
+    def _push_visible(self) -> None:
+        if self._visible is None:
+            self.send({"kind": "visible", "all": True})
+        else:
+            self.send({"kind": "visible", "all": False},
+                      [np.packbits(self._visible, bitorder="little").tobytes()])
+
+    # ------------------------------------------------------------------ analysis events
+    def _analysis_event(self, event: str) -> None:
+        try:
+            if event == "layout":
+                xy, notice = self._positions()
+                self.send({"kind": "positions", "notice": notice,
+                           "layout_status": getattr(self._an, "layout_status", "final")}, [xy.tobytes()])
+            elif event in ("flags", "review"):
+                self.send({"kind": "flags", "histograms": charts.score_histograms(self._an),
+                           "counts_text": self.counts_text()},
+                          [map_columns.flag_mask(self._an.samples).astype(np.uint8).tobytes()])
+                if self.color_by in ("issue", "label") or event == "flags":
+                    self.send({"kind": "recolour"})
+                self._push_grid(keep_scroll=True)
+        except Exception:  # a failing push must not break the analysis that notified us
+            log.exception("Explorer: could not update the views after %r", event)
+
+    def _positions(self) -> tuple[np.ndarray, str]:
+        samples = self._an.samples
+        if "x" not in samples.columns or "y" not in samples.columns:
+            return map_columns.normalised_positions(np.full(len(samples), np.nan), np.full(len(samples), np.nan))
+        return map_columns.normalised_positions(samples["x"].to_numpy(), samples["y"].to_numpy())
+
+    # ------------------------------------------------------------------ messages from the browser
+    def _on_message(self, _widget, content: dict, buffers) -> None:
+        kind = content.get("kind")
+        req = content.get("req")
+        try:
+            handler = getattr(self, f"_msg_{kind}", None)
+            if handler is None:
+                raise ValueError(f"Explorer: unknown message {kind!r}")
+            reply = handler(content)
+            if req is not None:
+                body, bufs = reply if isinstance(reply, tuple) else (reply or {}, [])
+                self.send({"kind": kind, "req": req, **body}, bufs)
+        except Exception as e:
+            log.debug("Explorer message %r failed", kind, exc_info=True)
+            message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+            if req is not None:
+                self.send({"kind": kind, "req": req, "error": message})
+            else:
+                self.send({"kind": "error", "message": message})
+
+    def _msg_init(self, _content):
+        samples = self._an.samples
+        labels = self._labels()
+        return {
+            "n": len(samples),
+            "modality": getattr(self._an.dataset, "modality", "embedding") if hasattr(self._an, "dataset") else "embedding",
+            "classes": self._classes(),
+            "can_relabel": labels is not None and len(self._classes()) > 0,
+            "splits": sorted(samples["split"].dropna().astype(str).unique().tolist()) if "split" in samples.columns else [],
+            "issues": [[k, v[1]] for k, v in grid.ISSUE_FILTERS.items() if v[0] in samples.columns],
+            "color_options": map_columns.colour_options(samples, labels is not None),
+            "color_by": self.color_by,
+            "scores": map_columns.score_columns(samples),
+            "histograms": charts.score_histograms(self._an),
+            "notices": self.notices(),
+            "counts_text": self.counts_text(),
+            "grid": self._grid_reset_message(),
+        }
+
+    def _colour(self):
+        return map_columns.colour_column(self._an.samples, self.color_by, self._labels(), self._dropped_mask())
+
+    def _msg_map(self, content):
+        if content.get("color_by"):
+            self.color_by = content["color_by"]
+        colour = self._colour()
+        flags = map_columns.flag_mask(self._an.samples).astype(np.uint8)
+        if content.get("positions"):
+            xy, notice = self._positions()
+            return ({"n": len(flags), "colour": colour.info(), "notice": notice},
+                    [xy.tobytes(), colour.codes.tobytes(), flags.tobytes()])
+        return {"colour": colour.info()}, [colour.codes.tobytes()]
+
+    def _msg_color_by(self, content):
+        options = map_columns.colour_options(self._an.samples, self._labels() is not None)
+        if content.get("value") not in options:
+            raise ValueError(f"Explorer: cannot colour by {content.get('value')!r}; choose one of {options}")
+        self.color_by = content["value"]
+
+    def _msg_grid(self, content):
+        offset, limit = int(content.get("offset", 0)), int(content.get("limit", 100))
+        rows = self._grid_rows[offset: offset + limit]
+        frame = grid.page_frame(self._an, rows, self._labels(), self._dropped(),
+                                map_columns.flag_mask(self._an.samples))
+        return {"version": self._grid_version, "offset": offset}, [frame_to_ipc(frame)]
+
+    def _msg_thumbs(self, content):
+        rows = [int(r) for r in content.get("rows", [])]
+        ids = review_panel.ids_of_rows(self._an, rows)
+        blobs, errors = grid.thumbnails(self._an.dataset, ids, int(content.get("size", 96)))
+        ok = [k for k, b in enumerate(blobs) if b is not None]
+        mime = grid.image_mime(blobs[ok[0]]) if ok else "image/jpeg"
+        return ({"rows": [rows[k] for k in ok], "mime": mime, "errors": {str(rows[k]): e for k, e in errors.items()}},
+                [blobs[k] for k in ok])
+
+    def _msg_hover(self, content):
+        row = int(content["row"])
+        sample_id = review_panel.ids_of_rows(self._an, [row])[0]
+        samples = self._an.samples
+        labels = self._labels()
+        lines = [f"id {sample_id}"]
+        if labels is not None:
+            lines.append(f"label {labels.get(sample_id)}")
+        if "suggested_label" in samples.columns:
+            lines.append(f"suggested {samples['suggested_label'].iloc[row]}")
+        for c in map_columns.score_columns(samples):
+            lines.append(f"{c} {float(samples[c].iloc[row]):.3f}")
+        modality = getattr(self._an.dataset, "modality", "embedding")
+        if modality == "text":
+            lines.insert(1, grid._snippet(self._an.dataset, sample_id))
+        if modality == "image":
+            blobs, errors = grid.thumbnails(self._an.dataset, [sample_id], 96)
+            if blobs[0] is not None:
+                return {"lines": lines, "mime": grid.image_mime(blobs[0])}, [blobs[0]]
+            lines.append(f"no image: {errors[0]}")
+        return {"lines": lines}, []
+
+    def _msg_table(self, content):
+        page, sort = table.table_page(self._an, content.get("table", "slices"), content.get("sort", ""),
+                                      bool(content.get("descending", True)), int(content.get("offset", 0)),
+                                      int(content.get("limit", 500)))
+        empty = "no slices found" if content.get("table") == "slices" else "no spurious correlations found"
+        return {"sort": sort, "empty": empty}, [frame_to_ipc(page)]
+
+    def _msg_select_table_row(self, content):
+        self.selection_model.rows = table.rows_of_table_row(self._an, content.get("table", "slices"), int(content["key"]))
+
+    def _msg_threshold(self, content):
+        column, value = content["column"], float(content["value"])
+        if not hasattr(self._an, "set_threshold"):
+            raise ValueError("Explorer: this analysis cannot change thresholds (no set_threshold)")
+        self._an.set_threshold(column, value)
+
+    def _msg_filters(self, content):
+        self.filters = {k: str(content.get(k, "") or "") for k in ("issue", "split", "label")}
+
+    def _msg_review(self, content):
+        action = content.get("action")
+        if content.get("scope") == "all" and action != "undo":
+            ids = review_panel.ids_of_rows(self._an, self._grid_rows)
+        else:
+            ids = review_panel.ids_of_rows(self._an, content.get("rows", []))
+        message = review_panel.apply_review(self._an, action, ids, content.get("label"))
+        history = self._an.review.history()
+        self.send({"kind": "review_done", "message": message, "count": int(len(history))})
+
+
+__all__ = ["Explorer", "Selection", "encode_rows"]

@@ -1,0 +1,128 @@
+"""The map's columns, encoded for the browser: positions as float32 bytes, colours as uint8 bytes.
+
+Positions (8 bytes a point) are sent once and again only when the layout changes; switching the
+colour resends one uint8 column (1 byte a point); the flag column says which points stand out.
+A widget never computes a score: these only re-encode columns of ``an.samples``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MAX_CATEGORIES = 255
+FLAG_COLUMNS = ("is_label_issue", "is_ood", "is_duplicate", "is_invalid")
+ISSUE_NAMES = {"is_invalid": "invalid", "is_label_issue": "label issue", "is_ood": "out of distribution",
+               "is_duplicate": "duplicate"}
+CATEGORICAL_COLUMNS = ("issue", "label", "suggested_label", "given_label", "slice_id", "split")
+
+
+@dataclass
+class Colour:
+    column: str
+    continuous: bool
+    categories: list
+    codes: np.ndarray  # uint8, one per sample
+
+    def info(self) -> dict:
+        return {"column": self.column, "continuous": self.continuous, "categories": self.categories}
+
+
+def normalised_positions(x, y) -> tuple[np.ndarray, str]:
+    """Interleaved float32 x, y in [-0.95, 0.95] keeping the aspect ratio, and a notice if any are missing."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    xy = np.zeros((x.size, 2), dtype=np.float32)
+    if not ok.any():
+        return xy.reshape(-1), "no layout yet: every point is drawn at the centre until it arrives"
+    cx = (x[ok].min() + x[ok].max()) / 2
+    cy = (y[ok].min() + y[ok].max()) / 2
+    half = max(x[ok].max() - x[ok].min(), y[ok].max() - y[ok].min(), 1e-12) / 2
+    xy[ok, 0] = (x[ok] - cx) / half * 0.95
+    xy[ok, 1] = (y[ok] - cy) / half * 0.95
+    notice = "" if ok.all() else f"{int((~ok).sum()):,} samples have no position yet (drawn at the centre)"
+    return xy.reshape(-1), notice
+
+
+def score_codes(values) -> np.ndarray:
+    """Scores in [0, 1] as uint8 0..255 (missing = 0)."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    return np.round(np.clip(v, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def category_codes(values: pd.Series) -> tuple[np.ndarray, list]:
+    """uint8 codes and category names; beyond 254 categories the rarest share the code "other"."""
+    text = values.astype(object).where(values.notna(), "(missing)").map(str)
+    counts = text.value_counts()
+    names = sorted(counts.index.tolist(), key=_natural_key)
+    if len(names) > MAX_CATEGORIES:
+        keep = set(counts.index[: MAX_CATEGORIES - 1])
+        names = sorted(keep, key=_natural_key) + ["other"]
+        text = text.where(text.isin(keep), "other")
+    lookup = {name: i for i, name in enumerate(names)}
+    return text.map(lookup).to_numpy(dtype=np.uint8), names
+
+
+def _natural_key(s: str):
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def flag_mask(samples: pd.DataFrame) -> np.ndarray:
+    """True for samples flagged by any issue (they are drawn bigger)."""
+    mask = np.zeros(len(samples), dtype=bool)
+    for c in FLAG_COLUMNS:
+        if c in samples.columns:
+            mask |= samples[c].fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def issue_categories(samples: pd.DataFrame, dropped_mask: np.ndarray | None = None) -> pd.Series:
+    """One issue name per sample (invalid > label issue > OOD > duplicate > fine; dropped above all)."""
+    out = pd.Series("fine", index=samples.index, dtype=object)
+    for c in reversed(("is_invalid", "is_label_issue", "is_ood", "is_duplicate")):
+        if c in samples.columns:
+            out[samples[c].fillna(False).to_numpy(dtype=bool)] = ISSUE_NAMES[c]
+    if dropped_mask is not None:
+        out[dropped_mask] = "dropped"
+    return out
+
+
+def score_columns(samples: pd.DataFrame) -> list[str]:
+    return [c for c in samples.columns if str(c).endswith("_score") and pd.api.types.is_numeric_dtype(samples[c])]
+
+
+def colour_options(samples: pd.DataFrame, has_labels: bool) -> list[str]:
+    opts = ["issue"]
+    for c in ("label", "suggested_label"):
+        if has_labels and (c in samples.columns or c == "label"):
+            opts.append(c)
+    opts += score_columns(samples)
+    for c in ("slice_id", "split"):
+        if c in samples.columns and samples[c].notna().any():
+            opts.append(c)
+    return opts
+
+
+def colour_column(samples: pd.DataFrame, column: str, current_labels: pd.Series | None,
+                  dropped_mask: np.ndarray | None) -> Colour:
+    """The colour column ``column`` (an option from :func:`colour_options`) for every sample."""
+    if column == "issue":
+        codes, names = category_codes(issue_categories(samples, dropped_mask))
+        return Colour(column, False, names, codes)
+    if column == "label" and current_labels is not None:
+        codes, names = category_codes(current_labels.reindex(samples.index))
+        return Colour(column, False, names, codes)
+    if column not in samples.columns:
+        raise ValueError(f"Explorer: cannot colour by {column!r}: an.samples has no such column; "
+                         f"choose one of {colour_options(samples, current_labels is not None)}")
+    col = samples[column]
+    if column not in CATEGORICAL_COLUMNS and pd.api.types.is_float_dtype(col):
+        return Colour(column, True, [], score_codes(col))
+    codes, names = category_codes(col)
+    return Colour(column, False, names, codes)
