@@ -1,0 +1,146 @@
+"""The one k-nearest-neighbour graph every score and the layout reuse.
+
+Exact search is a chunked matrix product + ``topk`` in torch (never N x N in memory); for large N
+on a CPU an approximate graph from NN-descent (Dong, Moses & Li, "Efficient k-nearest neighbor
+graph construction for generic similarity measures", WWW 2011; the ``pynndescent`` package) is
+faster at a recall above 0.95.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dqwidgets.compute.device import resolve_device
+
+METRICS = ("cosine", "euclidean")
+# Below this many samples the exact product beats NN-descent on a CPU (measured: bench/results/knn_crossover.md).
+EXACT_CPU_MAX_N = 60_000
+_CHUNK_ELEMENTS = 1 << 25  # similarities held at once per chunk (128 MiB of float32)
+
+
+@dataclass
+class KnnGraph:
+    """``indices[i]`` are the k nearest other samples of row i, nearest first; ``distances`` match
+    (cosine distance 1 - cos in [0, 2], or euclidean). Self is never among them."""
+
+    indices: np.ndarray  # int64 N x k
+    distances: np.ndarray  # float32 N x k
+    metric: str = "cosine"
+    method: str = "exact"
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+
+def _check(X, k, metric):
+    if metric not in METRICS:
+        raise ValueError(f"knn_graph: metric must be one of {METRICS}, got {metric!r}")
+    if X.ndim != 2:
+        raise ValueError(f"knn_graph: X must be N x D, got shape {tuple(X.shape)}")
+    if k < 1:
+        raise ValueError(f"knn_graph: k must be >= 1, got {k}")
+
+
+def _prepare(X: torch.Tensor, metric: str) -> torch.Tensor:
+    X = X.float()
+    if metric == "cosine":
+        X = torch.nn.functional.normalize(X, dim=1)
+    return X
+
+
+def _search(Q: torch.Tensor, R: torch.Tensor, k: int, metric: str, self_offset: int | None):
+    """Top-k of prepared queries Q against prepared reference R; ``self_offset`` = index in R of
+    Q's first row when Q is a slice of R (its own row is then excluded)."""
+    n, m = Q.shape[0], R.shape[0]
+    chunk = max(1, min(n, _CHUNK_ELEMENTS // max(m, 1)))
+    out_i = torch.empty((n, k), dtype=torch.int64, device=Q.device)
+    out_d = torch.empty((n, k), dtype=torch.float32, device=Q.device)
+    r_sq = (R * R).sum(1) if metric == "euclidean" else None
+    for s in range(0, n, chunk):
+        q = Q[s:s + chunk]
+        sim = q @ R.T  # chunk x m
+        if metric == "euclidean":
+            sim.mul_(2).sub_(r_sq)  # 2 q.r - |r|^2 : larger = nearer (|q|^2 added back below)
+        if self_offset is not None:
+            rows = torch.arange(q.shape[0], device=Q.device)
+            sim[rows, rows + self_offset + s] = -float("inf")
+        val, idx = torch.topk(sim, k, dim=1)
+        if metric == "cosine":
+            dist = (1.0 - val).clamp_(0.0, 2.0)
+        else:
+            dist = ((q * q).sum(1, keepdim=True) - val).clamp_(min=0.0).sqrt_()
+        out_i[s:s + chunk] = idx
+        out_d[s:s + chunk] = dist
+    return out_i, out_d
+
+
+def knn_graph(X, k: int = 15, metric: str = "cosine", device="auto", method: str = "auto",
+              seed: int = 0) -> KnnGraph:
+    """The k nearest neighbours of every row of ``X`` (N x D) among the other rows.
+
+    ``method``: ``"exact"`` (chunked torch matmul + topk), ``"nndescent"`` (pynndescent), or
+    ``"auto"``: exact on a GPU or when N <= ``EXACT_CPU_MAX_N``, NN-descent otherwise."""
+    X_t = torch.as_tensor(np.asarray(X, dtype=np.float32) if not torch.is_tensor(X) else X)
+    _check(X_t, k, metric)
+    n = X_t.shape[0]
+    if n <= k:
+        raise ValueError(f"knn_graph: {n} samples but k={k} neighbours asked; use k < N (k={max(1, n - 1)} at most)")
+    dev = resolve_device(device)
+    if method == "auto":
+        method = "exact" if dev.type == "cuda" or n <= EXACT_CPU_MAX_N else "nndescent"
+    if method == "exact":
+        P = _prepare(X_t.to(dev), metric)
+        idx, dist = _search(P, P, k, metric, self_offset=0)
+        return KnnGraph(idx.cpu().numpy(), dist.cpu().numpy(), metric, "exact")
+    if method == "nndescent":
+        return _nndescent(X_t.cpu().numpy(), k, metric, seed)
+    raise ValueError(f"knn_graph: method must be 'auto', 'exact' or 'nndescent', got {method!r}")
+
+
+def _nndescent(X: np.ndarray, k: int, metric: str, seed: int) -> KnnGraph:
+    from pynndescent import NNDescent
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if metric == "cosine":  # normalise once; euclidean on unit vectors ranks like cosine and is cheaper
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    index = NNDescent(X, n_neighbors=k + 1, metric="euclidean", random_state=seed, low_memory=True,
+                      compressed=True, verbose=False)
+    idx, dist = index.neighbor_graph
+    idx, dist = drop_self(idx, dist)
+    if metric == "cosine":
+        dist = (dist.astype(np.float32) ** 2) / 2.0  # |a-b|^2 = 2 - 2 cos for unit vectors
+    return KnnGraph(idx[:, :k].astype(np.int64), dist[:, :k].astype(np.float32), metric, "nndescent")
+
+
+def drop_self(indices: np.ndarray, distances: np.ndarray):
+    """Remove each row's own index from a (k+1)-neighbour list (or its last entry when the search
+    did not return itself, e.g. among exact duplicates), giving k columns."""
+    n, kp1 = indices.shape
+    rows = np.arange(n)[:, None]
+    is_self = indices == rows
+    has_self = is_self.any(1)
+    drop = np.where(has_self, is_self.argmax(1), kp1 - 1)
+    keep = np.ones_like(indices, dtype=bool)
+    keep[np.arange(n), drop] = False
+    return indices[keep].reshape(n, kp1 - 1), distances[keep].reshape(n, kp1 - 1)
+
+
+def knn_query(Q, R, k: int = 15, metric: str = "cosine", device="auto") -> KnnGraph:
+    """For each row of ``Q`` its k nearest rows of the reference ``R`` (exact, chunked)."""
+    Q_t, R_t = torch.as_tensor(np.asarray(Q, dtype=np.float32)), torch.as_tensor(np.asarray(R, dtype=np.float32))
+    _check(Q_t, k, metric)
+    if R_t.shape[0] < k:
+        raise ValueError(f"knn_query: the reference has {R_t.shape[0]} samples but k={k}; use a smaller k")
+    if Q_t.shape[1] != R_t.shape[1]:
+        raise ValueError(f"knn_query: queries have {Q_t.shape[1]} features but the reference has {R_t.shape[1]}; "
+                         "embed both with the same embedder")
+    dev = resolve_device(device)
+    idx, dist = _search(_prepare(Q_t.to(dev), metric), _prepare(R_t.to(dev), metric), k, metric, None)
+    return KnnGraph(idx.cpu().numpy(), dist.cpu().numpy(), metric, "exact")

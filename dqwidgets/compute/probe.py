@@ -1,0 +1,89 @@
+"""Out-of-fold class probabilities from a linear probe on the embeddings.
+
+A multinomial logistic regression (softmax regression with an L2 penalty) fitted full-batch with
+L-BFGS in torch, one fit per fold, so that every sample's probabilities come from a model that never
+saw it — the input confident learning needs (Northcutt, Jiang & Chuang, "Confident Learning:
+Estimating Uncertainty in Dataset Labels", JAIR 2021, section 3). Linear probes on frozen
+embeddings follow Alain & Bengio, "Understanding intermediate layers using linear classifier
+probes", ICLR workshop 2017.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dqwidgets.compute.device import resolve_device
+
+
+def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Stratified fold number (0..folds-1) of each sample: every class is spread evenly over folds."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        rng.shuffle(members)
+        out[members] = (np.arange(len(members)) + rng.integers(folds)) % folds
+    return out
+
+
+def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4,
+                           max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights (D x C) and bias (C) minimising mean cross-entropy + ``l2`` * ||W||^2 (L-BFGS)."""
+    d = X.shape[1]
+    W = torch.zeros((d, n_classes), dtype=X.dtype, device=X.device, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=X.dtype, device=X.device, requires_grad=True)
+    # class priors as the starting bias
+    counts = torch.bincount(y, minlength=n_classes).to(X.dtype) + 1.0
+    with torch.no_grad():
+        b.copy_(torch.log(counts / counts.sum()))
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
+                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(X @ W + b, y) + l2 * (W * W).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach(), b.detach()
+
+
+def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: float = 1e-4,
+                      max_iter: int = 100, seed: int = 0, return_logits: bool = False):
+    """N x C out-of-fold probabilities of a standardised softmax-regression probe.
+
+    ``y`` holds class codes 0..C-1; rows with ``y < 0`` (unlabelled) get probabilities from a model
+    fitted on all labelled rows. Each fold standardises with its own training statistics."""
+    y = np.asarray(y, dtype=np.int64)
+    X = np.asarray(X, dtype=np.float32)
+    if len(X) != len(y):
+        raise ValueError(f"out_of_fold_probs: {len(X)} feature rows but {len(y)} labels")
+    labelled = y >= 0
+    present = np.unique(y[labelled])
+    if len(present) < 2:
+        raise ValueError("out_of_fold_probs: need at least two classes with labelled samples to fit a probe")
+    counts = np.bincount(y[labelled], minlength=n_classes)
+    folds = int(max(2, min(folds, counts[counts > 0].min())))
+    dev = resolve_device(device)
+    Xt = torch.as_tensor(X, device=dev)
+    yt = torch.as_tensor(y, device=dev)
+    logits = torch.empty((len(X), n_classes), dtype=torch.float32, device=dev)
+    assign = np.full(len(y), -1, dtype=np.int64)
+    assign[labelled] = fold_ids(y[labelled], folds, seed)
+    assign_t = torch.as_tensor(assign, device=dev)
+    torch.manual_seed(seed)
+    for f in range(folds):
+        train = (assign_t != f) & (assign_t >= 0)
+        test = assign_t == f
+        if f == 0:
+            test = test | (assign_t < 0)  # unlabelled rows: predicted by the first fold's model
+        mean = Xt[train].mean(0)
+        std = Xt[train].std(0).clamp_min(1e-6)
+        W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
+        logits[test] = ((Xt[test] - mean) / std) @ W + b
+    probs = torch.softmax(logits, dim=1).cpu().numpy()
+    if return_logits:
+        return probs, logits.cpu().numpy()
+    return probs
