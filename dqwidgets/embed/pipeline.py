@@ -1,0 +1,175 @@
+"""Embed a column of images or texts: hash, look up the cache, batch the rest through the model.
+
+Images are decoded, measured (``properties.py``) and resized in DataLoader worker processes and
+cross to the model as uint8 tensors; texts are embedded in batches of similar length. Each sample
+ends with a feature row, a properties row and a reason ("" when fine). Samples whose content hash
+is in the cache are not decoded at all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from dqwidgets.embed.cache import EmbeddingCache
+from dqwidgets.embed.image_source import UnreadableImage, hash_source, open_image
+from dqwidgets.embed.properties import (IMAGE_PROPERTIES, PROPERTIES_VERSION, PROPERTY_SIDE, TEXT_PROPERTIES,
+                                        image_properties, text_properties)
+from dqwidgets.embed.protocol import cache_key
+
+
+@dataclass
+class MediaEmbedding:
+    features: np.ndarray        # N x D float32, zeros where reasons[i] != ""
+    properties: np.ndarray      # N x P float32, NaN where unknown
+    property_names: list
+    reasons: list               # "" = embedded
+    seconds: float              # time spent in the model and decoding (0 when all came from the cache)
+    n_from_cache: int
+    hashes: list                # content hash per sample (None = no readable data)
+
+
+def hash_images(values, root: Path | None) -> tuple[list, list]:
+    """Content hash of every image (threads: hashing reads files and releases the GIL)."""
+    def one(v):
+        try:
+            return hash_source(v, root), ""
+        except UnreadableImage as e:
+            return None, str(e)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        out = list(pool.map(one, values, chunksize=64))
+    return [h for h, _ in out], [r for _, r in out]
+
+
+class _DecodedImages(torch.utils.data.Dataset):
+    """Worker-side: decode one image safely, measure its properties, resize it for the model."""
+
+    def __init__(self, values, positions, root, transform):
+        self.values, self.positions, self.root, self.transform = values, positions, root, transform
+
+    def __len__(self):
+        return len(self.positions)
+
+    def __getitem__(self, i):
+        pos = int(self.positions[i])
+        try:
+            img, size = open_image(self.values[pos], self.root,
+                                   draft_size=max(self.transform.size, PROPERTY_SIDE))
+            return pos, self.transform(img), image_properties(img, size), ""
+        except UnreadableImage as e:
+            return pos, None, None, str(e)
+        except Exception as e:  # a failure in one sample never stops the run
+            return pos, None, None, f"could not prepare image ({type(e).__name__}: {e})"
+
+
+def _collate(items):
+    ok = [it for it in items if it[1] is not None]
+    batch = torch.stack([it[1] for it in ok]) if ok else None
+    props = np.stack([it[2] for it in ok]) if ok else None
+    return [it[0] for it in ok], batch, props, [(it[0], it[3]) for it in items if it[1] is None]
+
+
+def default_workers(device: torch.device, n: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n < 64 or cpus < 2:
+        return 0
+    return min(8, cpus) if device.type == "cuda" else max(1, min(4, cpus - 1))
+
+
+def embed_images(values, root, embedder, device, cache_dir, progress=True, batch_size=None,
+                 num_workers=None) -> MediaEmbedding:
+    n = len(values)
+    hashes, reasons = hash_images(values, root)
+    names = IMAGE_PROPERTIES
+    key = cache_key(embedder)
+    cache = EmbeddingCache(cache_dir, f"{key}-p{PROPERTIES_VERSION}", names) if cache_dir and key else None
+    found, cached_feats, cached_props = cache.lookup(hashes) if cache else (np.zeros(n, bool), None, None)
+    todo = np.array([i for i in range(n) if hashes[i] is not None and not found[i]], dtype=np.int64)
+
+    features = cached_feats if cached_feats is not None else None
+    properties = cached_props if cached_props is not None else np.full((n, len(names)), np.nan, np.float32)
+    seconds = 0.0
+    new_rows = []
+    if len(todo):
+        start = time.perf_counter()
+        batch_size = batch_size or (256 if device.type == "cuda" else 32)
+        workers = default_workers(device, len(todo)) if num_workers is None else num_workers
+        loader = DataLoader(_DecodedImages(values, todo, root, embedder.transform), batch_size=batch_size,
+                            num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
+                            prefetch_factor=4 if workers else None, persistent_workers=False)
+        with tqdm(total=len(todo), desc=f"embedding images ({embedder.name})", unit="img",
+                  disable=not progress) as bar:
+            for positions, batch, props, failed in loader:
+                for pos, why in failed:
+                    reasons[pos] = why
+                if batch is not None:
+                    out = embedder.embed_batch(batch, device).cpu().numpy().astype(np.float32, copy=False)
+                    if features is None:
+                        features = np.zeros((n, out.shape[1]), dtype=np.float32)
+                    features[positions] = out
+                    properties[positions] = props
+                    new_rows.extend(positions)
+                bar.update(len(positions) + len(failed))
+        seconds = time.perf_counter() - start
+    if features is None:
+        features = np.zeros((n, embedder.dimension or 0), dtype=np.float32)
+    if cache and new_rows:
+        rows = np.array(new_rows)
+        cache.store([hashes[i] for i in rows], features[rows], properties[rows])
+    _zero_failed(features, properties, reasons)
+    return MediaEmbedding(features, properties, list(names), reasons, seconds, int(found.sum()), hashes)
+
+
+def embed_texts(texts, embedder, device, cache_dir, progress=True, batch_size=None) -> MediaEmbedding:
+    """``texts``: a list of str or None (None / blank = empty sample)."""
+    import hashlib
+    n = len(texts)
+    reasons = ["" if isinstance(t, str) and t.strip() else "empty text" for t in texts]
+    hashes = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() if not r else None
+              for t, r in zip(texts, reasons)]
+    properties = np.full((n, len(TEXT_PROPERTIES)), np.nan, dtype=np.float32)
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            properties[i] = text_properties(t)
+    key = cache_key(embedder)
+    cache = EmbeddingCache(cache_dir, f"{key}-p{PROPERTIES_VERSION}", []) if cache_dir and key else None
+    found, features, _ = cache.lookup(hashes) if cache else (np.zeros(n, bool), None, None)
+    todo = [i for i in range(n) if hashes[i] is not None and not found[i]]
+    todo.sort(key=lambda i: len(texts[i]))          # similar lengths batch with little padding
+    seconds = 0.0
+    if todo:
+        start = time.perf_counter()
+        batch_size = batch_size or (512 if device.type == "cuda" else 64)
+        with tqdm(total=len(todo), desc=f"embedding texts ({embedder.name})", unit="text",
+                  disable=not progress) as bar:
+            for b in range(0, len(todo), batch_size):
+                rows = todo[b:b + batch_size]
+                out = embedder.embed_batch([texts[i] for i in rows], device).cpu().numpy().astype(np.float32)
+                if features is None:
+                    features = np.zeros((n, out.shape[1]), dtype=np.float32)
+                features[rows] = out
+                bar.update(len(rows))
+        seconds = time.perf_counter() - start
+        if cache:
+            cache.store([hashes[i] for i in todo], features[todo], np.zeros((len(todo), 0), np.float32))
+    if features is None:
+        features = np.zeros((n, embedder.dimension or 0), dtype=np.float32)
+    _zero_failed(features, properties, reasons, keep_properties=True)
+    return MediaEmbedding(features, properties, list(TEXT_PROPERTIES), reasons, seconds, int(found.sum()),
+                          hashes)
+
+
+def _zero_failed(features, properties, reasons, keep_properties=False):
+    bad = np.array([bool(r) for r in reasons], dtype=bool)
+    if bad.any():
+        features[bad] = 0.0
+        if not keep_properties:
+            properties[bad] = np.nan

