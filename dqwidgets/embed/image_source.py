@@ -147,7 +147,7 @@ def _check_pixels(size, max_pixels, what):
         raise UnreadableImage(f"{what} has no pixels ({w}x{h})")
     if w * h > max_pixels:
         raise UnreadableImage(f"image too large: {w}x{h} pixels (limit {max_pixels:,}); "
-                              "possible decompression bomb, not decoded")
+                              "decompression bomb refused, not decoded")
 
 
 def _decode(open_fn, what, draft_size, max_pixels):
@@ -164,7 +164,7 @@ def _decode(open_fn, what, draft_size, max_pixels):
     except UnreadableImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise UnreadableImage(f"decompression bomb refused: {e}") from None
+        raise UnreadableImage(f"image too large, decompression bomb refused: {e}") from None
     except Image.UnidentifiedImageError:
         raise UnreadableImage(f"not an image PIL can identify: {what}") from None
     except Exception as e:  # truncated files, bad chunks, zlib errors, oversized text chunks...

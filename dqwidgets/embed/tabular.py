@@ -35,11 +35,10 @@ def tabular_features(frame: pd.DataFrame, columns: list[str], max_levels: int = 
 
 def _numeric(s: pd.Series, col: str):
     if pd.api.types.is_datetime64_any_dtype(s):
-        values = s.astype("int64").astype(np.float64) / 1e9
+        values = s.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64) / 1e9
         values[s.isna().to_numpy()] = np.nan
     else:
-        values = s.astype(np.float64).to_numpy(na_value=np.nan) if hasattr(s, "to_numpy") else np.asarray(s, float)
-    values = np.asarray(values, dtype=np.float64)
+        values = s.astype(np.float64).to_numpy(na_value=np.nan, copy=True)
     values[~np.isfinite(values)] = np.nan
     missing = np.isnan(values)
     mean = np.nanmean(values) if (~missing).any() else 0.0

@@ -1,0 +1,120 @@
+"""Hostile and broken inputs are flagged with a reason and never decoded whole; the run goes on."""
+
+import os
+import resource
+import struct
+import time
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import dqwidgets as dq
+
+
+def mean_colour(x):
+    """A cheap image embedder for pipeline tests: the mean of each channel."""
+    return x.mean(dim=(2, 3))
+
+
+mean_colour.version = "1"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(width, height, idat: bytes) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)   # 8-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _bomb_png(side: int) -> bytes:
+    """A valid PNG of side x side black pixels: a few hundred kB that decode to side**2 bytes."""
+    z = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)
+    parts = [z.compress(row) for _ in range(side)]
+    return _png(side, side, b"".join(parts) + z.flush())
+
+
+@pytest.fixture
+def hostile_folder(tmp_path):
+    good = tmp_path / "ok"
+    good.mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (40 * i, 90, 200)).save(good / f"{i}.png")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "huge_50000.png").write_bytes(_png(50_000, 50_000, zlib.compress(b"\x00" * 1000)))
+    (bad / "bomb.png").write_bytes(_bomb_png(9_000))
+    full = good / "0.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(bad / "whole.jpg", quality=95)
+    data = (bad / "whole.jpg").read_bytes()
+    (bad / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (bad / "garbage.png").write_bytes(b"this is not a png at all")
+    (bad / "empty.jpg").write_bytes(b"")
+    os.symlink(bad / "loop_b.jpg", bad / "loop_a.jpg")
+    os.symlink(bad / "loop_a.jpg", bad / "loop_b.jpg")
+    os.symlink(tmp_path / "gone.png", bad / "dangling.png")
+    os.mkfifo(bad / "pipe.png")
+    os.symlink(full, bad / "link_to_good.png")
+    return tmp_path
+
+
+def test_hostile_files_are_flagged_with_reasons(hostile_folder):
+    ds = dq.Dataset.from_image_folder(hostile_folder)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    emb = ds.embed(embedder=mean_colour, cache_dir=False, progress=False)
+    elapsed = time.perf_counter() - start
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+
+    reason = emb.flags["invalid_reason"]
+    assert "image too large" in reason["bad/huge_50000.png"] and "2500000000 pixels" in reason["bad/huge_50000.png"]
+    assert "image too large: 9000x9000" in reason["bad/bomb.png"]
+    assert "truncated" in reason["bad/truncated.jpg"]
+    assert "not an image" in reason["bad/garbage.png"]
+    assert "empty file" in reason["bad/empty.jpg"]
+    assert "symlink loop" in reason["bad/loop_a.jpg"] and "symlink loop" in reason["bad/loop_b.jpg"]
+    assert "file not found" in reason["bad/dangling.png"]
+    assert "not a regular file" in reason["bad/pipe.png"]
+    unreadable = set(emb.flags.index[emb.flags["is_unreadable"]])
+    assert unreadable == {f"bad/{n}" for n in ("huge_50000.png", "bomb.png", "truncated.jpg", "garbage.png",
+                                                "empty.jpg", "loop_a.jpg", "loop_b.jpg", "dangling.png", "pipe.png")}
+    # readable files (a symlink to a good file too) are embedded; the refused ones are zeros, left out
+    ok = ["ok/0.png", "ok/1.png", "ok/2.png", "bad/whole.jpg", "bad/link_to_good.png"]
+    pos = ds.ids.get_indexer(ok)
+    assert emb.valid[pos].all() and (~emb.valid).sum() == len(unreadable)
+    assert np.abs(emb.features[pos]).sum(axis=1).min() > 0
+    assert (emb.features[~emb.valid] == 0).all()
+    # never decoded whole: an 81 MB bomb and a 2.5 GB image would show in time and memory
+    assert elapsed < 20 and grown_mib < 120
+    with pytest.raises(ValueError, match="no readable image: image too large.*bomb"):
+        ds.thumbnail("bad/huge_50000.png")
+
+
+def test_broken_values_in_a_dataframe_do_not_stop_the_run():
+    df = pd.DataFrame({"img": [np.zeros((8, 8), np.uint8), np.zeros((2, 3, 5, 7)), None,
+                               np.full((8, 8, 3), 0.5), np.full((8, 8), np.nan)],
+                       "label": ["a", "b", "a", None, "b"]})
+    ds = dq.Dataset.from_dataframe(df, image="img", label="label")
+    emb = ds.embed(embedder=mean_colour, cache_dir=False, progress=False)
+    assert emb.flags["is_unreadable"].tolist() == [False, True, True, False, True]
+    assert emb.flags["is_unlabeled"].tolist() == [False, False, False, True, False]
+    assert emb.valid.tolist() == [True, False, False, False, False]
+    assert "not an image" in emb.flags["invalid_reason"][1] and "missing image" in emb.flags["invalid_reason"][2]
+    assert "NaN" in emb.flags["invalid_reason"][4]
+    assert np.allclose(emb.features[3], (0.5 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
+                       atol=0.02)
+
+
+def test_empty_texts_are_flagged():
+    df = pd.DataFrame({"t": ["hello there", "   ", None, "fine"], "y": ["a", "b", "a", "b"]})
+    ds = dq.Dataset.from_dataframe(df, text="t", label="y")
+    emb = ds.embed(embedder=lambda texts: np.array([[len(t), t.count(" ")] for t in texts], float),
+                   cache_dir=False, progress=False)
+    assert emb.flags["is_empty"].tolist() == [False, True, True, False]
+    assert emb.valid.tolist() == [True, False, False, True]
+    assert emb.features[0].tolist() == [11, 1] and emb.flags["invalid_reason"][1] == "empty text"
