@@ -1,0 +1,149 @@
+"""Embedders and the embedding cache: real models on a few samples, cache hits, changes, corruption."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import dqwidgets as dq
+from dqwidgets.embed import resolve_embedder
+from dqwidgets.examples import load_fashion_mnist
+
+
+class CountingEmbedder:
+    """Image embedder that records how many images reach the model (mean colour per channel)."""
+
+    name, version, modality, dimension = "counting", "1", "image", 3
+
+    def __init__(self):
+        from dqwidgets.embed.protocol import ResizeCrop
+        self.transform = ResizeCrop(32)
+        self.seen = 0
+
+    def embed_batch(self, batch, device):
+        self.seen += len(batch)
+        return batch.float().mean(dim=(2, 3))
+
+
+def _nn_same_class(X, y):
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    sim = Xn @ Xn.T
+    np.fill_diagonal(sim, -np.inf)
+    return float(np.mean(y[sim.argmax(1)] == y))
+
+
+def test_efficientnet_lite0_on_fashion_mnist_arrays():
+    images, labels, names = load_fashion_mnist("test", n=2000, seed=1)
+    pick = np.concatenate([np.flatnonzero(labels == c)[:12] for c in (1, 8)])     # trousers vs bags
+    df = pd.DataFrame({"image": list(images[pick]), "label": [names[c] for c in labels[pick]]})
+    ds = dq.Dataset.from_dataframe(df, image="image", label="label")
+
+    emb = ds.embed(device="cpu", cache_dir=False, progress=False)
+
+    assert emb.embedder.startswith("efficientnet-lite0@")
+    assert emb.features.shape == (24, 1280) and emb.features.dtype == np.float32
+    assert np.isfinite(emb.features).all() and emb.valid.all()
+    assert _nn_same_class(emb.features, labels[pick]) >= 0.9
+    assert emb.properties["is_grayscale"].all() and (emb.properties["width"] == 28).all()
+    assert emb.seconds > 0
+
+
+def test_minilm_text_embeddings_and_properties():
+    texts = ["The film was a delight from start to finish.", "A wonderful, joyful movie.",
+             "The soup was cold and salty.", "Terrible food, rude waiter.", "", "SHOUTING 123!!!"]
+    df = pd.DataFrame({"text": texts, "label": ["movie", "movie", "food", "food", "food", "movie"]})
+    ds = dq.Dataset.from_dataframe(df, text="text", label="label")
+
+    emb = ds.embed(device="cpu", cache_dir=False, progress=False)
+
+    assert emb.embedder.startswith("all-MiniLM-L6-v2@")
+    assert emb.features.shape == (6, 384) and emb.flags["is_empty"].tolist() == [False] * 4 + [True, False]
+    sim = emb.features @ emb.features.T
+    assert sim[0, 1] > sim[0, 2] + 0.2 and sim[2, 3] > sim[1, 3] + 0.1
+    p = emb.properties
+    assert p.loc[5, "n_chars"] == 15 and p.loc[5, "n_words"] == 2
+    assert p.loc[5, "upper_share"] == 1.0 and p.loc[5, "non_letter_share"] == pytest.approx(6 / 14)
+    assert p.loc[4, "n_chars"] == 0
+
+
+def test_cache_hits_changed_image_and_corrupt_shard(tmp_path):
+    root = tmp_path / "data"
+    for i in range(6):
+        (root / ("a" if i % 2 else "b")).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (30 * i, 100, 50)).save(root / ("a" if i % 2 else "b") / f"{i}.png")
+    ds = dq.Dataset.from_image_folder(root)
+    cache = tmp_path / "cache"
+    model = CountingEmbedder()
+
+    first = ds.embed(embedder=model, cache_dir=cache, progress=False)
+    assert model.seen == 6 and first.seconds > 0
+
+    again = ds.embed(embedder=model, cache_dir=cache, progress=False)
+    assert model.seen == 6 and again.seconds == 0                  # nothing embedded the second time
+    assert np.array_equal(again.features, first.features)
+    pd.testing.assert_frame_equal(again.properties, first.properties)
+
+    Image.new("RGB", (40, 30), (250, 0, 0)).save(root / "b" / "0.png")      # a changed image re-embeds
+    changed = ds.embed(embedder=model, cache_dir=cache, progress=False)
+    assert model.seen == 7
+    row = ds.ids.get_loc("b/0.png")
+    others = np.arange(6) != row
+    assert changed.features[row, 0] > 240 and np.array_equal(changed.features[others], first.features[others])
+
+    shards = sorted((cache).rglob("shard-*.bin"))
+    assert len(shards) == 2
+    data = bytearray(shards[0].read_bytes())
+    data[-5] ^= 0xFF                                              # flip one byte of stored features
+    shards[0].write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="corrupt.*checksum"):
+        rebuilt = ds.embed(embedder=model, cache_dir=cache, progress=False)
+    assert model.seen == 7 + 5                                   # the damaged shard's samples re-embedded
+    assert np.array_equal(rebuilt.features, changed.features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.embed(embedder=model, cache_dir=cache, progress=False)    # the rebuilt cache is clean
+    assert model.seen == 12
+
+
+def test_module_and_callable_embedders(tmp_path):
+    df = pd.DataFrame({"img": [np.full((10, 10, 3), v, np.uint8) for v in (0, 100, 200)]})
+    ds = dq.Dataset.from_dataframe(df, image="img")
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    emb = ds.embed(embedder=net, cache_dir=tmp_path, progress=False)
+    assert emb.features.shape == (3, 4) and emb.embedder.startswith("module:Sequential@")
+    with torch.no_grad():
+        net[0].bias.add_(1.0)                                   # retrained weights -> another cache key
+    assert ds.embed(embedder=net, cache_dir=tmp_path, progress=False).embedder != emb.embedder
+
+    calls = []
+
+    def unversioned(x):
+        calls.append(len(x))
+        return x.mean(dim=(2, 3))
+    ds.embed(embedder=unversioned, cache_dir=tmp_path, progress=False)
+    ds.embed(embedder=unversioned, cache_dir=tmp_path, progress=False)
+    assert calls == [3, 3]                                      # no version: never cached
+
+
+def test_named_embedders_fail_clearly_offline():
+    with pytest.raises(ValueError, match="embeds images but the dataset holds text"):
+        resolve_embedder("efficientnet-lite0", "text")
+    with pytest.raises(ValueError, match="pip install timm"):
+        resolve_embedder("timm:resnet18", "image")
+    with pytest.raises(ValueError, match="(?s)could not load.*Offline"):
+        resolve_embedder("transformers:nobody/no-such-model-xyz", "image")
+    with pytest.raises(ValueError, match="could not load sentence-transformers model"):
+        resolve_embedder("sentence-transformers:nobody/no-such-model-xyz", "text")
+    with pytest.raises(ValueError, match="must be 'auto', a model name"):
+        resolve_embedder(42, "image")
+
+
+def test_progress_bar_silenced(capsys, tmp_path):
+    df = pd.DataFrame({"img": [np.zeros((6, 6), np.uint8)] * 2})
+    dq.Dataset.from_dataframe(df, image="img").embed(embedder=CountingEmbedder(), cache_dir=False, progress=False)
+    assert capsys.readouterr().err == ""
+    dq.Dataset.from_dataframe(df, image="img").embed(embedder=CountingEmbedder(), cache_dir=False, progress=True)
+    assert "embedding images (counting)" in capsys.readouterr().err
