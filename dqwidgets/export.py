@@ -407,14 +407,14 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:10]}"
     tmp.mkdir()
     try:
-        omitted = {}
-        written = {}
+        omitted, written, folders = {}, {}, []
         if format == "imagefolder":
             label_dirs = folder_names(kept_labels.unique())
             files = _write_images(an, out, tmp, split_dirs, label_dirs, label_col)
             index = out[["id", "split", label_col]].assign(file=files)
             index.to_csv(tmp / "index.csv", index=False)
             written = {name: f"{split_dirs[name]}/" for name in names}
+            folders = [{"label": _scalar(label), "folder": folder} for label, folder in label_dirs.items()]
         else:
             table, omitted = _table_columns(out, format, ds.image)
             extension = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}[format]
@@ -425,6 +425,8 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
         manifest = _manifest(an, out, label_col, names, written, reasons, dropped, moved, split_source,
                              splits, stratify, seed, format, drop, omitted, labelled)
         manifest["seconds"] = round(time.perf_counter() - started, 3)
+        if folders:
+            manifest["label_folders"] = folders
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_value, ensure_ascii=False))
         _fsync(tmp / "manifest.json")
         _fsync(tmp)
