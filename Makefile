@@ -51,6 +51,7 @@ demo: setup
 	fi
 
 test: setup
+	npm test
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 test-fast: setup

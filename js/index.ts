@@ -95,6 +95,12 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   });
   channel.on("visible", (c, b) => map.setVisible(c.all ? null : decodeSelection("bitmask", bytesOf(b[0]), map.n)));
   channel.on("counts", (c) => setCounts(c.counts_text));
+  channel.on("recolour", () => void map.recolour(toolbar.colour.value));
+  channel.on("error", (c) => {
+    const line = el("div", "dqx-notice-line dqx-error", c.message);
+    notices.append(line);
+    setTimeout(() => line.remove(), 8000);
+  });
   root.addEventListener("keydown", (e) => {
     if ((e.target as HTMLElement)?.tagName === "SELECT" || (e.target as HTMLElement)?.tagName === "INPUT") return;
     review.key(e);

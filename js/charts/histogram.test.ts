@@ -1,0 +1,15 @@
+import { expect, it } from "vitest";
+import { histogramBars, valueToX, xToValue } from "./histogram";
+
+it("bars at or above the threshold are the flagged ones", () => {
+  const bars = histogramBars([5, 0, 3, 1], 0, 1, 0.5, 100, 50, false);
+  expect(bars.map((b) => b.flagged)).toEqual([false, false, true, true]);
+  expect(bars[0].h).toBe(50);
+  expect(bars[1].h).toBe(0);
+});
+
+it("handle position and value invert each other and clamp", () => {
+  expect(xToValue(valueToX(0.3, 0, 1, 240), 0, 1, 240)).toBeCloseTo(0.3);
+  expect(xToValue(-20, 0, 1, 240)).toBe(0);
+  expect(xToValue(999, 0, 1, 240)).toBe(1);
+});
