@@ -353,7 +353,7 @@ def _ood(inp, pos, Xv, graph, codes_v, probs_v, logits_v, correct_v, dev, k, ref
         gauss = cal.get("gaussians")
     else:
         raw_knn = knn_distance(graph.distances)
-        cal = {"knn": RobustScale.fit(raw_knn)}
+        cal = {"knn": RobustScale.fit(raw_knn, log=True)}
         gauss = None
         fit_codes = codes_v if correct_v is None else np.where(correct_v, codes_v, -1)
         if (fit_codes >= 0).sum() > Xv.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
@@ -363,7 +363,7 @@ def _ood(inp, pos, Xv, graph, codes_v, probs_v, logits_v, correct_v, dev, k, ref
     if gauss is not None:
         raw_m = gauss.distance(Xv)
         if reference is None:
-            cal["mahalanobis"] = RobustScale.fit(raw_m)
+            cal["mahalanobis"] = RobustScale.fit(raw_m, log=True)
         z["mahalanobis"] = cal["mahalanobis"].z(raw_m)
     if logits_v is not None:
         raw_e = energy(logits_v)

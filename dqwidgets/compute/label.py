@@ -92,7 +92,8 @@ def flag_label_issues(score: np.ndarray, label_codes: np.ndarray, n_issues_per_c
 def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_codes: np.ndarray,
                       knn_weight: float = 0.5) -> dict[str, np.ndarray]:
     """Everything the label step returns: ``label_issue_score``, ``is_label_issue`` (the number per
-    class estimated by the confident joint of the combined probabilities, highest scores first),
+    class estimated by the confident joint of the combined probabilities, highest scores first, and
+    only where another class is more likely than the given one),
     ``suggested_label`` (code of the most likely class) and ``n_issues_per_class``."""
     n_classes = probs.shape[1]
     Q = knn_label_distribution(neighbors, label_codes, n_classes) if neighbors is not None else None
@@ -101,6 +102,7 @@ def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_cod
     cj = confident_joint(combined, label_codes)
     n_issues = cj.sum(1) - np.diag(cj)
     flags = flag_label_issues(np.nan_to_num(score, nan=-1.0), label_codes, n_issues)
+    flags &= combined.argmax(1) != label_codes  # only where the data supports another label
     return {"label_issue_score": score, "is_label_issue": flags,
             "suggested_label": combined.argmax(1).astype(np.int64), "n_issues_per_class": n_issues,
             "combined_probs": combined.astype(np.float32)}

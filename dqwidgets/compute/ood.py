@@ -6,14 +6,15 @@
   Detecting Out-of-Distribution Samples and Adversarial Attacks", NeurIPS 2018): the smallest
   distance to a class mean under a shared (tied) covariance. It catches a *cluster* of foreign
   samples, which the kNN distance misses because they are each other's neighbours. The class
-  statistics are fitted twice, the second time without the farthest samples of each class, so that a
+  statistics are refitted a few times without the farthest samples of each class, so that a
   planted cluster does not widen the covariance it is measured with (one reweighting step, as in
-  Rousseeuw's minimum covariance determinant).
+  the concentration steps of Rousseeuw & Van Driessen's fast minimum covariance determinant,
+  Technometrics 1999).
 - Energy score (Liu, Wang, Owens & Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020)
   and maximum softmax probability (Hendrycks & Gimpel, "A Baseline for Detecting Misclassified and
   Out-of-Distribution Examples in Neural Networks", ICLR 2017) when the user gives logits.
 
-Each raw score is turned into a robust z-score against a calibration set (the data itself, or the
+Each raw score (the log of distances) is turned into a robust z-score against a calibration set (the data itself, or the
 reference analysis), the z-scores are combined by their maximum, and a logistic map puts the result
 in [0, 1] with 0.5 at ``Z_FLAG`` robust standard deviations above the median.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-Z_FLAG = 4.0  # robust z at which a sample is flagged (score 0.5)
+Z_FLAG = 3.0  # robust z at which a sample is flagged (score 0.5)
 _Z_SLOPE = 1.5
 
 
@@ -70,10 +71,11 @@ def _fit_gaussians(Z: torch.Tensor, y: torch.Tensor, n_classes: int, shrink: flo
     return means, torch.linalg.inv(cov)
 
 
-def fit_class_gaussians(X, label_codes, n_classes: int, dims: int = 64, trim: float = 0.1,
-                        shrink: float = 1e-3, device="cpu") -> ClassGaussians:
+def fit_class_gaussians(X, label_codes, n_classes: int, dims: int = 64, trim: float = 0.25,
+                        shrink: float = 1e-3, steps: int = 3, device="cpu") -> ClassGaussians:
     """Class means and a shared covariance of the labelled rows of ``X`` (codes >= 0), in the top
-    ``dims`` principal directions; refitted once without each class's ``trim`` farthest share."""
+    ``dims`` principal directions; refitted ``steps`` times, each time without each class's ``trim``
+    farthest share under the previous fit (concentration steps of the minimum covariance determinant)."""
     X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
     y = torch.as_tensor(np.asarray(label_codes, dtype=np.int64), device=device)
     lab = y >= 0
@@ -88,7 +90,7 @@ def fit_class_gaussians(X, label_codes, n_classes: int, dims: int = 64, trim: fl
     basis = vecs[:, -r:].flip(1).to(X.dtype)
     Z = Xc @ basis
     means, prec = _fit_gaussians(Z, y, n_classes, shrink)
-    if trim > 0:
+    for _ in range(steps if trim > 0 else 0):
         diff = Z - torch.nan_to_num(means)[y]
         d = torch.einsum("nr,rs,ns->n", diff, prec, diff)
         keep = torch.zeros(len(Z), dtype=torch.bool, device=Z.device)
@@ -115,12 +117,16 @@ def max_softmax_uncertainty(probs: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RobustScale:
+    """Median and MAD of a calibration set; ``log=True`` works on log values (for distances, whose
+    right tail is heavy: a z of 3 on log distances flags under 1% of clean Fashion-MNIST)."""
+
     median: float
     scale: float
+    log: bool = False
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "RobustScale":
-        v = np.asarray(values, dtype=np.float64)
+    def fit(cls, values: np.ndarray, log: bool = False) -> "RobustScale":
+        v = _log(values) if log else np.asarray(values, dtype=np.float64)
         v = v[np.isfinite(v)]
         if len(v) == 0:
             return cls(0.0, 1.0)
@@ -128,10 +134,15 @@ class RobustScale:
         mad = float(np.median(np.abs(v - med))) * 1.4826
         if mad <= 0:
             mad = float(np.std(v)) or 1.0
-        return cls(med, mad)
+        return cls(med, mad, log)
 
     def z(self, values: np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=np.float64) - self.median) / self.scale
+        v = _log(values) if self.log else np.asarray(values, dtype=np.float64)
+        return (v - self.median) / self.scale
+
+
+def _log(values) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
 
 
 def z_to_score(z: np.ndarray) -> np.ndarray:

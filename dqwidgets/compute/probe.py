@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dqwidgets.compute.device import resolve_device
+from dqwidgets.compute.device import cpu_threads_for, resolve_device
 
 
 def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
@@ -28,7 +28,7 @@ def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 
 
 def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4,
-                           max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+                           max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights (D x C) and bias (C) minimising mean cross-entropy + ``l2`` * ||W||^2 (L-BFGS)."""
     d = X.shape[1]
     W = torch.zeros((d, n_classes), dtype=X.dtype, device=X.device, requires_grad=True)
@@ -38,7 +38,7 @@ def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2:
     with torch.no_grad():
         b.copy_(torch.log(counts / counts.sum()))
     opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
-                            tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+                            tolerance_grad=1e-4, tolerance_change=1e-6, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -51,7 +51,7 @@ def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2:
 
 
 def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: float = 1e-4,
-                      max_iter: int = 100, seed: int = 0, return_logits: bool = False):
+                      max_iter: int = 50, seed: int = 0, return_logits: bool = False):
     """N x C out-of-fold probabilities of a standardised softmax-regression probe.
 
     ``y`` holds class codes 0..C-1; rows with ``y < 0`` (unlabelled) get probabilities from a model
@@ -81,7 +81,8 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: f
             test = test | (assign_t < 0)  # unlabelled rows: predicted by the first fold's model
         mean = Xt[train].mean(0)
         std = Xt[train].std(0).clamp_min(1e-6)
-        W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
+        with cpu_threads_for(int(train.sum()) * X.shape[1] * n_classes, dev):
+            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
         logits[test] = ((Xt[test] - mean) / std) @ W + b
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     if return_logits:
