@@ -214,7 +214,8 @@ class Dataset:
         if label is not None and isinstance(feats.get(label), datasets.ClassLabel):
             names = feats[label].names
             codes = frame[label].to_numpy()
-            frame[label] = pd.Series([names[c] if c is not None and c >= 0 else None for c in codes], dtype=object)
+            frame[label] = pd.Series([names[int(c)] if not pd.isna(c) and c >= 0 else None for c in codes],
+                                     dtype=object)
             classes = list(names)
         if id is None and frame.index.has_duplicates:
             frame = frame.reset_index(drop=True)

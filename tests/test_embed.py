@@ -147,3 +147,16 @@ def test_progress_bar_silenced(capsys, tmp_path):
     assert capsys.readouterr().err == ""
     dq.Dataset.from_dataframe(df, image="img").embed(embedder=CountingEmbedder(), cache_dir=False, progress=True)
     assert "embedding images (counting)" in capsys.readouterr().err
+
+
+def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path):
+    for i in range(8):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        Image.new("RGB", (20, 20), (10 * i, 0, 0)).save(tmp_path / "c" / f"{i}.png")
+    (tmp_path / "c" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    ds = dq.Dataset.from_image_folder(tmp_path)
+    inline = ds.embed(embedder=CountingEmbedder(), cache_dir=False, progress=False, num_workers=0)
+    workers = ds.embed(embedder=CountingEmbedder(), cache_dir=False, progress=False, num_workers=2, batch_size=3)
+    assert np.array_equal(inline.features, workers.features)
+    pd.testing.assert_frame_equal(inline.flags, workers.flags)
+    assert workers.flags["is_unreadable"].sum() == 1 and workers.valid.sum() == 8

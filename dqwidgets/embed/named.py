@@ -88,7 +88,10 @@ def _timm(model_id, modality):
 
 def _open_clip(model_id, modality):
     open_clip = _import("open_clip", f"open_clip:{model_id}")
-    arch, _, pretrained = model_id.partition("/")
+    if model_id.startswith("hf-hub:"):
+        arch, pretrained = model_id, ""          # weights and config both come from the hub repo
+    else:
+        arch, _, pretrained = model_id.partition("/")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained or None)
     except Exception as e:
