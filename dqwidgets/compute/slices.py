@@ -1,0 +1,279 @@
+"""Slices: communities of the kNN graph, and what describes each one.
+
+A slice is a group of samples that sit together in embedding space. We find them as communities
+of the (symmetrised) kNN graph with the Leiden algorithm maximising modularity (Traag, Waltman &
+van Eck, "From Louvain to Leiden: guaranteeing well-connected communities", Scientific Reports
+2019), as implemented in C by igraph — about a second for a 100k x 15 graph on one core. Slice
+discovery by clustering a representation and reporting the error rate per cluster follows Domino
+(Eyuboglu et al., "Domino: Discovering Systematic Errors with Cross-Modal Embeddings", ICLR 2022)
+and Spotlight-style slice tables.
+
+Communities smaller than ``min_size`` are folded into the community they are most connected to;
+when a fixed number of slices is asked for, communities are merged greedily by the largest
+modularity gain (Clauset, Newman & Moore, Phys. Rev. E 2004) on the condensed graph.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from scipy import sparse
+
+
+def _symmetric_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
+    """Undirected weighted adjacency of a kNN graph: weight 2 for mutual neighbours, 1 otherwise."""
+    n, k = neighbors.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = neighbors.reshape(-1)
+    keep = (cols >= 0) & (cols != rows)
+    rows, cols = rows[keep], cols[keep]
+    a = sparse.csr_matrix((np.ones(rows.size, dtype=np.float64), (rows, cols)), shape=(n, n))
+    a.sum_duplicates()
+    a.data[:] = 1.0  # a neighbour listed twice in one row counts once
+    return (a + a.T).tocsr()
+
+
+def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
+    import igraph
+
+    upper = sparse.triu(adjacency, k=1).tocoo()
+    graph = igraph.Graph(n=adjacency.shape[0], directed=False)
+    # a list of int tuples is the quickest way into igraph (numpy arrays are walked element by element)
+    graph.add_edges(list(zip(upper.row.tolist(), upper.col.tolist())))
+    graph.es["weight"] = upper.data.tolist()
+    # igraph draws from Python's `random` by default; give it a private, seeded generator.
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        partition = graph.community_leiden(
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=2
+        )
+    finally:
+        igraph.set_random_number_generator(random)
+    return np.asarray(partition.membership, dtype=np.int64)
+
+
+def _split_until(adjacency: sparse.csr_matrix, membership: np.ndarray, target: int, seed: int) -> np.ndarray:
+    """Split the largest communities with Leiden on their own subgraph until there are ``target``."""
+    membership = membership.copy()
+    unsplittable: set[int] = set()
+    while membership.max() + 1 < target:
+        sizes = np.bincount(membership)
+        candidates = [c for c in np.argsort(-sizes, kind="stable") if c not in unsplittable and sizes[c] > 1]
+        if not candidates:
+            break
+        c = int(candidates[0])
+        members = np.flatnonzero(membership == c)
+        sub = adjacency[members][:, members].tocsr()
+        parts = np.zeros(members.size, dtype=np.int64)
+        for res in (1.0, 2.0, 4.0, 8.0):
+            parts = _leiden(sub, res, seed)
+            if parts.max() > 0:
+                break
+        if parts.max() == 0:
+            unsplittable.add(c)
+            continue
+        fresh = membership.max() + parts[parts > 0]  # part 0 keeps the old id
+        membership[members[parts > 0]] = fresh
+    return membership
+
+
+def _condense(adjacency: sparse.csr_matrix, membership: np.ndarray, n_comm: int) -> np.ndarray:
+    """Dense n_comm x n_comm matrix of total edge weight between communities (diagonal: inside)."""
+    member = sparse.csr_matrix(
+        (np.ones(membership.size), (np.arange(membership.size), membership)), shape=(membership.size, n_comm)
+    )
+    return np.asarray((member.T @ adjacency @ member).todense())
+
+
+def _merge(weights: np.ndarray, sizes: np.ndarray, target: int | None, min_size: int) -> np.ndarray:
+    """Greedy merging on the condensed graph. Returns, for each community, the community it ends in."""
+    weights = weights.copy()
+    sizes = sizes.astype(np.int64).copy()
+    n = len(sizes)
+    owner = np.arange(n)
+    alive = np.ones(n, dtype=bool)
+    two_m = weights.sum()
+    degree = weights.sum(axis=1)
+
+    def join(a: int, b: int) -> None:  # fold b into a
+        weights[a, :] += weights[b, :]
+        weights[:, a] += weights[:, b]
+        weights[b, :] = 0
+        weights[:, b] = 0
+        degree[a] += degree[b]
+        degree[b] = 0
+        sizes[a] += sizes[b]
+        sizes[b] = 0
+        alive[b] = False
+        owner[owner == b] = a
+
+    # 1. fold every too-small community into its most connected neighbour
+    while True:
+        small = np.flatnonzero(alive & (sizes < min_size))
+        links = weights[small].copy()
+        links[np.arange(small.size), small] = 0
+        linked = links.max(axis=1) > 0 if small.size else np.zeros(0, dtype=bool)
+        if not linked.any():
+            break
+        b = small[linked][np.argmin(sizes[small[linked]])]
+        row = weights[b].copy()
+        row[b] = 0
+        join(int(np.argmax(row)), int(b))
+
+    # 2. merge down to the target number by the largest modularity gain
+    if target is not None and two_m > 0:
+        while alive.sum() > target:
+            idx = np.flatnonzero(alive)
+            w = weights[np.ix_(idx, idx)]
+            d = degree[idx]
+            gain = w / two_m - np.outer(d, d) / two_m**2
+            np.fill_diagonal(gain, -np.inf)
+            i, j = np.unravel_index(np.argmax(gain), gain.shape)
+            a, b = (idx[i], idx[j]) if sizes[idx[i]] >= sizes[idx[j]] else (idx[j], idx[i])
+            join(int(a), int(b))
+    return owner
+
+
+def graph_slices(
+    neighbors: np.ndarray,
+    n_slices: int | None = None,
+    seed: int = 0,
+    resolution: float = 1.0,
+    min_size: int | None = None,
+) -> np.ndarray:
+    """Slice id of every sample: Leiden communities of the kNN graph (see module docstring).
+
+    ``neighbors`` is the N x k index array of the kNN graph (self excluded; negative entries are
+    ignored). ``n_slices=None`` keeps the number of communities modularity finds (about 10–60 on
+    typical embeddings); an integer gives exactly that many slices when the graph allows it.
+    Slices are numbered by size, 0 = largest. Samples with no edge at all get -1.
+    """
+    neighbors = np.asarray(neighbors)
+    if neighbors.ndim != 2 or not np.issubdtype(neighbors.dtype, np.integer):
+        raise ValueError(
+            f"graph_slices: neighbors must be an N x k integer array of neighbour indices, got "
+            f"shape {neighbors.shape} dtype {neighbors.dtype}; pass KnnGraph.indices"
+        )
+    n = neighbors.shape[0]
+    if neighbors.size and (neighbors.max() >= n):
+        raise ValueError(f"graph_slices: neighbour index {int(neighbors.max())} is out of range for {n} samples")
+    if n_slices is not None and (int(n_slices) < 1):
+        raise ValueError(f"graph_slices: n_slices must be a positive integer or None, got {n_slices}")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if min_size is None:
+        min_size = max(10, n // 2000)
+    if n_slices is not None:
+        min_size = min(min_size, max(1, n // (4 * int(n_slices))))
+
+    adjacency = _symmetric_adjacency(neighbors.astype(np.int64, copy=False))
+    connected = np.diff(adjacency.indptr) > 0
+    if not connected.any():
+        return np.full(n, -1, dtype=np.int64)
+    adjacency = adjacency[connected][:, connected].tocsr()
+
+    membership = _leiden(adjacency, resolution, seed)
+    if n_slices is not None:  # need at least n_slices communities to merge from
+        membership = _split_until(adjacency, membership, int(n_slices), seed)
+    n_comm = int(membership.max()) + 1
+
+    sizes = np.bincount(membership, minlength=n_comm)
+    weights = _condense(adjacency, membership, n_comm)
+    owner = _merge(weights, sizes, None if n_slices is None else int(n_slices), min_size)
+    merged = owner[membership]
+
+    kept, counts = np.unique(merged, return_counts=True)
+    order = kept[np.lexsort((kept, -counts))]  # largest first, ties by id
+    relabel = np.full(n_comm, -1, dtype=np.int64)
+    relabel[order] = np.arange(order.size)
+    out = np.full(n, -1, dtype=np.int64)
+    out[connected] = relabel[merged]
+    return out
+
+
+def _describe(members: np.ndarray, attributes: dict, max_terms: int = 2, min_lift: float = 1.5) -> str:
+    """The attribute values most over-represented in a slice, e.g. ``brightness=high (92% vs 25%)``.
+
+    A value is a candidate when its share inside the slice is at least ``min_lift`` times its
+    share in the whole data; candidates are ranked by the gap between the two shares, one value
+    per attribute, and the best ``max_terms`` are joined with ``", "``.
+    """
+    terms = []
+    for name, (codes, names) in attributes.items():
+        codes = np.asarray(codes)
+        known = codes >= 0
+        n_known = int(known.sum())
+        inside = codes[members]
+        inside = inside[inside >= 0]
+        if n_known == 0 or inside.size == 0:
+            continue
+        share_all = np.bincount(codes[known], minlength=len(names)) / n_known
+        share_in = np.bincount(inside, minlength=len(names)) / inside.size
+        gap = np.where(share_in >= min_lift * share_all, share_in - share_all, -np.inf)
+        best = int(np.argmax(gap))
+        if np.isfinite(gap[best]) and gap[best] > 0.1:
+            terms.append((gap[best], f"{name}={names[best]} ({share_in[best]:.0%} vs {share_all[best]:.0%})"))
+    terms.sort(key=lambda t: -t[0])
+    return ", ".join(text for _, text in terms[:max_terms])
+
+
+def slice_table(
+    slice_id: np.ndarray,
+    label_codes: np.ndarray,
+    pred_codes: np.ndarray | None,
+    attributes: dict[str, tuple[np.ndarray, list[str]]],
+    class_names: list,
+) -> dict[str, np.ndarray]:
+    """One row per slice: ``slice_id, size, error_rate, dominant_label, dominant_share, description``.
+
+    ``error_rate`` is the share of the slice's labelled samples whose out-of-fold probe prediction
+    (``pred_codes``) disagrees with the given label (NaN when the slice has no labelled sample or
+    no predictions are given) — the per-slice error that slice-discovery methods rank by
+    (Eyuboglu et al., Domino, ICLR 2022). ``dominant_label`` is the most frequent given label
+    (a class name) and ``dominant_share`` its share among the labelled members. ``description``
+    lists the metadata values over-represented in the slice. Label codes and attribute codes use
+    -1 for missing; samples with ``slice_id`` -1 are left out. Rows come sorted by slice id.
+    """
+    slice_id = np.asarray(slice_id, dtype=np.int64)
+    label_codes = np.asarray(label_codes, dtype=np.int64)
+    n = slice_id.size
+    if label_codes.size != n or (pred_codes is not None and np.asarray(pred_codes).size != n):
+        raise ValueError(
+            f"slice_table: slice_id has {n} entries but label_codes has {label_codes.size}"
+            + ("" if pred_codes is None else f" and pred_codes has {np.asarray(pred_codes).size}")
+            + "; pass one entry per sample"
+        )
+    for name, (codes, _) in attributes.items():
+        if np.asarray(codes).size != n:
+            raise ValueError(f"slice_table: attribute {name!r} has {np.asarray(codes).size} codes for {n} samples")
+    ids = np.unique(slice_id[slice_id >= 0])
+    n_classes = len(class_names)
+    size = np.zeros(ids.size, dtype=np.int64)
+    error_rate = np.full(ids.size, np.nan)
+    dominant_label = np.empty(ids.size, dtype=object)
+    dominant_share = np.full(ids.size, np.nan)
+    description = np.empty(ids.size, dtype=object)
+    for row, s in enumerate(ids):
+        members = np.flatnonzero(slice_id == s)
+        size[row] = members.size
+        labels = label_codes[members]
+        labelled = labels >= 0
+        dominant_label[row] = None
+        if labelled.any():
+            counts = np.bincount(labels[labelled], minlength=n_classes)
+            top = int(np.argmax(counts))
+            dominant_label[row] = class_names[top]
+            dominant_share[row] = counts[top] / labelled.sum()
+            if pred_codes is not None:
+                preds = np.asarray(pred_codes)[members][labelled]
+                error_rate[row] = float(np.mean(preds != labels[labelled]))
+        description[row] = _describe(members, attributes)
+    return {
+        "slice_id": ids.astype(np.int64),
+        "size": size,
+        "error_rate": error_rate,
+        "dominant_label": dominant_label,
+        "dominant_share": dominant_share,
+        "description": description,
+    }
