@@ -192,24 +192,27 @@ class Review:
         touched, events = [], []
         for seq, action, field, ids_json, _old, new_json, target, new_label in rows:
             pos = self._positions_of_stored(ids_json, seq)
-            new = json.loads(new_json)
-            values = self._label if field == "label" else self._status
-            values[pos] = _object_array(new) if isinstance(new, list) else new
-            if new_label and new not in self._classes:
-                self._classes.append(new)
-            if action in EDITS:
-                self._undo_stack.append(seq)
-                self._redo_stack.clear()
-            elif action == "undo":
-                self._undo_stack.remove(target)
-                self._redo_stack.append(target)
-            elif action == "redo":
-                self._redo_stack.remove(target)
-                self._undo_stack.append(target)
-            self._seen = seq
+            events.append(self._apply(seq, action, field, pos, json.loads(new_json), target, new_label))
             touched.append(pos)
-            events.append({"seq": seq, "action": action, "n": len(pos), "target": target})
         return (np.concatenate(touched) if touched else np.empty(0, np.int64)), events
+
+    def _apply(self, seq, action, field, pos, new, target, new_label) -> dict:
+        """Apply one action to the in-memory state and the undo/redo stacks; return its event."""
+        values = self._label if field == "label" else self._status
+        values[pos] = _object_array(new) if isinstance(new, list) else new
+        if new_label and new not in self._classes:
+            self._classes.append(new)
+        if action in EDITS:
+            self._undo_stack.append(seq)
+            self._redo_stack.clear()
+        elif action == "undo":
+            self._undo_stack.remove(target)
+            self._redo_stack.append(target)
+        elif action == "redo":
+            self._redo_stack.remove(target)
+            self._undo_stack.append(target)
+        self._seen = seq
+        return {"seq": seq, "action": action, "n": len(pos), "target": target}
 
     def refresh(self) -> None:
         """Pick up actions other notebooks wrote to the same journal."""
@@ -228,15 +231,23 @@ class Review:
             return np.flatnonzero(ids)
         if isinstance(ids, (str, bytes)) or np.isscalar(ids):
             ids = [ids]
-        ids = list(ids.tolist() if hasattr(ids, "tolist") else ids)
-        if not ids:
+        if isinstance(ids, pd.Series):
+            ids = ids.to_numpy()
+        if not isinstance(ids, (pd.Index, np.ndarray)):
+            ids = list(ids)
+        if len(ids) == 0:
             raise ValueError(f"{where}: no ids given")
-        pos = self._ids.get_indexer(ids)
+        pos = np.arange(len(self._ids)) if ids is self._ids else self._ids.get_indexer(ids)
         if (pos < 0).any():
             bad = [i for i, p in zip(ids, pos) if p < 0]
             raise ValueError(f"{where}: {len(bad)} id(s) are not in the dataset, e.g. {bad[:5]}; "
                              "ids are the dataset's sample ids (an.samples.index)")
-        return pd.unique(pos)
+        hit = np.zeros(len(self._ids), dtype=bool)
+        hit[pos] = True
+        if np.count_nonzero(hit) == len(pos):
+            return pos
+        _, first = np.unique(pos, return_index=True)     # repeated ids: keep each once, in the given order
+        return pos[np.sort(first)]
 
     def _write(self, action: str, field: str, pos: np.ndarray, new, *, target=None,
                new_label=False, note=None, check=None) -> None:
@@ -249,7 +260,7 @@ class Review:
             con.execute("BEGIN IMMEDIATE")
             try:
                 touched, events = self._apply_rows(self._read_rows_after(self._seen))
-                clash = np.intersect1d(pos, touched)
+                clash = self._shared(pos, touched)
                 if len(clash):
                     raise ReviewConflictError(
                         f"{action}: another notebook changed {len(clash)} of these samples since this one last "
@@ -272,8 +283,16 @@ class Review:
                 con.execute("ROLLBACK")
                 self._notify(events)
                 raise
-            _, mine = self._apply_rows([(cur.lastrowid, action, field, ids_json, None, new_json, target, new_label)])
+            mine = [self._apply(cur.lastrowid, action, field, pos, new.tolist() if isinstance(new, np.ndarray) else new,
+                                target, new_label)]
         self._notify(events + mine)
+
+    def _shared(self, pos: np.ndarray, touched: np.ndarray) -> np.ndarray:
+        if not len(touched):
+            return touched
+        hit = np.zeros(len(self._ids), dtype=bool)
+        hit[touched] = True
+        return pos[hit[pos]]
 
     def relabel(self, ids, label, new_label: bool = False, note: str | None = None) -> None:
         """Give ``ids`` the label ``label``; a label that is not a known class needs ``new_label=True``."""
