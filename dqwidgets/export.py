@@ -404,7 +404,8 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
 
     # --- write into a hidden sibling, then rename
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:10]}"
+    _remove_abandoned_partials(path)
+    tmp = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:10]}"
     tmp.mkdir()
     try:
         omitted, written, folders = {}, {}, []
@@ -435,6 +436,20 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _remove_abandoned_partials(path: Path) -> None:
+    """Delete the temporary folders of earlier exports to ``path`` whose process is gone (killed mid-export)."""
+    for partial in path.parent.glob(f".{path.name}.partial-*-*"):
+        pid = partial.name.rsplit("-", 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(partial, ignore_errors=True)
+        except PermissionError:     # alive, another user's
+            pass
 
 
 def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
