@@ -212,7 +212,8 @@ class Review:
             self._redo_stack.remove(target)
             self._undo_stack.append(target)
         self._seen = seq
-        return {"seq": seq, "action": action, "n": len(pos), "target": target}
+        return {"seq": seq, "action": action, "field": field, "n": len(pos), "target": target,
+                "ids": self._ids[pos]}
 
     def refresh(self) -> None:
         """Pick up actions other notebooks wrote to the same journal."""
@@ -439,7 +440,8 @@ class Review:
     # ------------------------------------------------------------------ observers
     def observe(self, callback) -> None:
         """Call ``callback(action: dict)`` after every committed action, this session's or another's
-        (keys: seq, action, n, target)."""
+        (keys: seq, action, field ("label" | "status"), n, ids (a pd.Index), target (undo/redo: the action
+        reverted or re-applied))."""
         self._callbacks.append(callback)
 
     def unobserve(self, callback) -> None:

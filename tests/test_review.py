@@ -157,7 +157,8 @@ def test_observers_hear_every_committed_action(tmp_path, ids, given):
     one.drop("a")
     two.relabel("e", "dog")
     one.refresh()
-    assert [(e["seq"], e["action"], e["n"]) for e in heard] == [(1, "drop", 1), (2, "relabel", 1)]
+    assert [(e["seq"], e["action"], e["field"], e["ids"].tolist()) for e in heard] == [
+        (1, "drop", "status", ["a"]), (2, "relabel", "label", ["e"])]
     one.unobserve(heard.append)
     one.undo()
     assert len(heard) == 2
