@@ -51,7 +51,7 @@ def knn_group_test(
     groups: np.ndarray,
     n_permutations: int = 200,
     seed: int = 0,
-    max_nodes: int = 50_000,
+    max_nodes: int = 20_000,
 ) -> tuple[float, float]:
     """Are the groups (splits) mixed in the kNN graph as chance predicts? (Cummings et al. 2023)
 
@@ -94,15 +94,12 @@ def knn_group_test(
 
 def _gap_ks(gaps: np.ndarray, n: int) -> float:
     """KS distance between the empirical CDF of row gaps and the gap CDF of a uniform random pair,
-    F(d) = (2 n d - d (d + 1)) / (n (n - 1)) for d = 1..n-1."""
-    d = np.sort(gaps).astype(np.float64)
+    F(d) = (2 n d - d (d + 1)) / (n (n - 1)) for d = 1..n-1. Both are step functions on the
+    integers, so the supremum is reached at an integer and one cumulative count gives it exactly."""
+    ecdf = np.cumsum(np.bincount(gaps, minlength=n)[:n]) / gaps.size
+    d = np.arange(n, dtype=np.float64)
     null_cdf = (2.0 * n * d - d * (d + 1.0)) / (n * (n - 1.0))
-    m = d.size
-    # ECDF just after and just before each observed gap (ties make both sides matter)
-    after = np.searchsorted(d, d, side="right") / m
-    before = np.searchsorted(d, d, side="left") / m
-    null_before = (2.0 * n * (d - 1) - (d - 1) * d) / (n * (n - 1.0))
-    return float(max(np.max(np.abs(after - null_cdf)), np.max(np.abs(before - null_before))))
+    return float(np.max(np.abs(ecdf - null_cdf)))
 
 
 def knn_order_test(

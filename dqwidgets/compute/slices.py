@@ -46,7 +46,7 @@ def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.nd
     igraph.set_random_number_generator(random.Random(seed))
     try:
         partition = graph.community_leiden(
-            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=2
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=1
         )
     finally:
         igraph.set_random_number_generator(random)

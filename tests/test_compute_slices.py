@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
+
+from dqwidgets.compute.slices import graph_slices, slice_table
+from dqwidgets.compute.spurious import encode_attribute
+
+
+def knn(X, k=10):
+    return NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)[1][:, 1:].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    sizes = [400, 300, 250, 200, 150, 100]
+    centres = rng.normal(0, 6, (len(sizes), 16))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    X = centres[truth] + rng.normal(0, 1, (truth.size, 16))
+    order = rng.permutation(truth.size)
+    return X[order], truth[order], knn(X[order])
+
+
+def test_slices_recover_separated_clusters_numbered_by_size(blobs):
+    X, truth, nbrs = blobs
+    s = graph_slices(nbrs)
+    assert s.dtype == np.int64 and s.shape == truth.shape
+    assert adjusted_rand_score(truth, s) > 0.95
+    sizes = np.bincount(s)
+    assert np.all(np.diff(sizes) <= 0), "slice 0 must be the largest"
+
+
+def test_fixed_number_of_slices_merges_and_splits(blobs):
+    X, truth, nbrs = blobs
+    merged = graph_slices(nbrs, n_slices=3)
+    assert np.unique(merged).tolist() == [0, 1, 2]
+    for t in np.unique(truth):  # merging keeps every cluster whole
+        assert np.bincount(merged[truth == t]).max() >= 0.98 * (truth == t).sum()
+    split = graph_slices(nbrs, n_slices=10)
+    assert np.unique(split).size == 10
+    for s in np.unique(split):  # splitting stays inside one cluster
+        assert np.bincount(truth[split == s]).max() >= 0.95 * (split == s).sum()
+
+
+def test_slices_are_deterministic_for_a_seed(blobs):
+    _, _, nbrs = blobs
+    assert np.array_equal(graph_slices(nbrs, seed=3), graph_slices(nbrs, seed=3))
+
+
+def test_small_communities_are_folded_and_isolated_rows_get_minus_one(blobs):
+    plane = knn(np.random.default_rng(1).random((1500, 2)))  # one connected sheet: many communities
+    assert np.bincount(graph_slices(plane)).min() < 150
+    assert np.bincount(graph_slices(plane, min_size=150)).min() >= 150
+    _, _, nbrs = blobs
+    cut = nbrs.copy()
+    cut[5] = -1  # a row left out of the graph: no edges of its own, and nobody points at it
+    cut[cut == 5] = -1
+    out = graph_slices(cut)
+    assert out[5] == -1 and (np.delete(out, 5) >= 0).all()
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((5, 3), dtype=np.float32), "integer"),
+    (np.full((5, 3), 7, dtype=np.int64), "out of range"),
+])
+def test_bad_graph_is_a_clear_error(bad, match):
+    with pytest.raises(ValueError, match=match):
+        graph_slices(bad)
+
+
+def test_bad_slice_count_is_a_clear_error(blobs):
+    with pytest.raises(ValueError, match="n_slices"):
+        graph_slices(blobs[2], n_slices=0)
+
+
+def test_slice_table_counts_errors_labels_and_describes_the_slice():
+    slice_id = np.array([0, 0, 0, 0, 1, 1, 1, 1, -1])
+    labels = np.array([0, 0, 0, 1, 1, 1, -1, 1, 0])
+    preds = np.array([0, 1, 0, 1, 1, 0, 1, 1, 0])
+    patch = encode_attribute(np.array([True, True, True, True, False, False, False, False, False]))
+    colour = encode_attribute(np.array(["red", "blue", "red", "blue", "red", "blue", "red", "blue", "red"]))
+    t = slice_table(slice_id, labels, preds, {"patch": patch, "colour": colour}, ["cat", "dog"])
+    assert t["slice_id"].tolist() == [0, 1]
+    assert t["size"].tolist() == [4, 4]
+    assert t["error_rate"].tolist() == pytest.approx([1 / 4, 1 / 3])  # unlabelled sample left out
+    assert t["dominant_label"].tolist() == ["cat", "dog"]
+    assert t["dominant_share"].tolist() == pytest.approx([3 / 4, 1.0])
+    assert t["description"][0] == "patch=True (100% vs 44%)"
+    assert t["description"][1] == "patch=False (100% vs 56%)"
+
+
+def test_slice_table_without_predictions_or_labels():
+    t = slice_table(np.array([0, 0, 1]), np.array([-1, -1, 0]), None, {}, ["a"])
+    assert np.isnan(t["error_rate"]).all()
+    assert t["dominant_label"].tolist() == [None, "a"]
+    assert t["description"].tolist() == ["", ""]
+
+
+def test_slice_table_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="one entry per sample"):
+        slice_table(np.array([0, 1]), np.array([0]), None, {}, ["a"])
