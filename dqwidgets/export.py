@@ -478,11 +478,13 @@ def _manifest(an, out, label_col, names, written, reasons, dropped, moved, split
             per_label[name] = {str(k): int(v) for k, v in counts.items()}
     changed = out[out["id"].isin(review.relabelled())] if labelled else out.iloc[:0]
     provenance = review.provenance()
-    relabelled = [{"id": i, "from": _scalar(g), "to": _scalar(lab), "action": int(provenance.at[i, "label_action"]),
-                   "note": _scalar(provenance.at[i, "label_note"])}
-                  for i, g, lab in zip(changed["id"], changed[f"given_{label_col}"], changed[label_col])]
-    journal_dropped = [{"id": i, "action": int(provenance.at[i, "status_action"]),
-                        "note": _scalar(provenance.at[i, "status_note"])} for i in reasons["dropped in review"]]
+    why = provenance.reindex(changed["id"])
+    relabelled = [{"id": _scalar(i), "from": _scalar(g), "to": _scalar(lab), "action": int(seq), "note": _scalar(note)}
+                  for i, g, lab, seq, note in zip(changed["id"], changed[f"given_{label_col}"], changed[label_col],
+                                                  why["label_action"], why["label_note"])]
+    why = provenance.reindex(reasons["dropped in review"])
+    journal_dropped = [{"id": _scalar(i), "action": int(seq), "note": _scalar(note)}
+                       for i, seq, note in zip(why.index, why["status_action"], why["status_note"])]
     thresholds = getattr(an, "thresholds", {}) or {}
     return {
         "dqwidgets_version": __version__,
@@ -504,7 +506,7 @@ def _manifest(an, out, label_col, names, written, reasons, dropped, moved, split
             "journal": journal_dropped,
             "note": "marked-ok samples are exempt from flag drops; relabelled samples from is_label_issue",
         },
-        "relabelled": {"count": len(relabelled), "samples": relabelled},
+        "relabelled": {"count": len(relabelled), "samples": relabelled},   # among the exported samples
         "leakage_fixed": {"moved": len(moved), "samples": moved},
         "omitted_columns": omitted,
     }
