@@ -351,6 +351,35 @@ def _scalar(value):
     return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
 
 
+def _assign_splits(an, keep: pd.Index, kept_labels: pd.Series, splits, stratify, seed):
+    """(split of every kept sample, split names in order, "re-split" | "given" | "none", leakage moves)."""
+    ds = an.dataset
+    groups = _group_ids(an.samples, keep)
+    if splits is not None:
+        names = list(splits)
+        strata = (kept_labels.map(lambda v: f"{type(v).__name__}:{v}").to_numpy(dtype=str) if stratify
+                  else np.zeros(len(keep), dtype=str))
+        chosen = split_by_fraction(strata, groups, list(splits.values()), seed)
+        return pd.Series(np.asarray(names, dtype=object)[chosen], index=keep), names, "re-split", []
+    if ds.split is not None:
+        given = ds.frame[ds.split].reindex(keep).astype(object).where(lambda s: s.notna(), UNASSIGNED)
+        split, moved = _keep_groups_together(given, groups)
+        return split, _split_order(split.unique()), "given", moved
+    return pd.Series(NO_SPLIT, index=keep, dtype=object), [NO_SPLIT], "none", []
+
+
+def _rows(ds, keep: pd.Index, kept_labels: pd.Series, split: pd.Series, label_col: str) -> pd.DataFrame:
+    """id, split, current and given label, then the dataset's own columns, one row per kept sample."""
+    out = ds.frame.drop(columns=[c for c in (ds.label, ds.split) if c]).reindex(keep)
+    if ds.label is not None:
+        out.insert(0, f"given_{label_col}", ds.frame[ds.label].reindex(keep).to_numpy())
+        out.insert(0, label_col, kept_labels.to_numpy())
+    out = out.rename(columns={"id": "id_column", "split": "split_column"})
+    out.insert(0, "split", split.to_numpy())
+    out.insert(0, "id", keep.to_numpy())
+    return out.reset_index(drop=True)
+
+
 def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is_ood"), splits: dict | None = None,
                     stratify: bool = True, seed: int = 0, overwrite: bool = False) -> Path:
     """Write the cleaned dataset to ``path`` (see the module docstring); return ``path``."""
@@ -374,33 +403,9 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
     keep = ids[~ids.isin(dropped)]
     kept_labels = labels.reindex(keep)
 
-    # --- splits
-    groups = _group_ids(an.samples, keep)
-    moved: list[dict] = []
-    if splits is not None:
-        names = list(splits)
-        strata = (kept_labels.map(lambda v: f"{type(v).__name__}:{v}").to_numpy(dtype=str) if stratify
-                  else np.zeros(len(keep), dtype=str))
-        split = pd.Series(np.asarray(names, dtype=object)[split_by_fraction(strata, groups, list(splits.values()),
-                                                                            seed)], index=keep)
-        split_source = "re-split"
-    elif ds.split is not None:
-        given = ds.frame[ds.split].reindex(keep).astype(object).where(lambda s: s.notna(), UNASSIGNED)
-        split, moved = _keep_groups_together(given, groups)
-        names, split_source = _split_order(split.unique()), "given"
-    else:
-        split, names, split_source = pd.Series(NO_SPLIT, index=keep, dtype=object), [NO_SPLIT], "none"
+    split, names, split_source, moved = _assign_splits(an, keep, kept_labels, splits, stratify, seed)
     split_dirs = folder_names(names)
-
-    # --- the rows
-    out = ds.frame.drop(columns=[c for c in (ds.label, ds.split) if c]).reindex(keep)
-    if labelled:
-        out.insert(0, f"given_{label_col}", ds.frame[ds.label].reindex(keep).to_numpy())
-        out.insert(0, label_col, kept_labels.to_numpy())
-    out = out.rename(columns={"id": "id_column", "split": "split_column"})
-    out.insert(0, "split", split.to_numpy())
-    out.insert(0, "id", keep.to_numpy())
-    out = out.reset_index(drop=True)
+    out = _rows(ds, keep, kept_labels, split, label_col)
 
     # --- write into a hidden sibling, then rename
     path.parent.mkdir(parents=True, exist_ok=True)
