@@ -55,7 +55,9 @@ export class MapView {
       canvas: this.canvas,
       width: Math.max(100, Math.floor(rect.width)) as any,
       height: Math.max(100, Math.floor(rect.height)) as any,
-      pointSize: [3, 7],
+      // software GL pays per covered pixel: big maps get small points and regl-scatterplot's
+      // performance mode (no anti-aliasing or blending)
+      pointSize: this.n > 200_000 ? [1, 3] : [3, 7],
       sizeBy: "valueW",
       pointSizeSelected: 2,
       opacity: 0.8,
@@ -63,7 +65,7 @@ export class MapView {
       lassoMinDelay: 5,
       lassoMinDist: 2,
       aspectRatio: 1,
-      performanceMode: false,
+      performanceMode: this.n > 500_000,
     } as any);
     this.plot.subscribe("select", ({ points }: { points: number[] }) => {
       this.root.dataset.selected = String(points.length);
