@@ -412,6 +412,7 @@ class Review:
             frame[col] = [json.loads(v) for v in frame[col]]
         frame.insert(3, "n", [len(v) for v in frame["ids"]])
         frame["target"] = frame["target"].astype("Int64")
+        frame["note"] = pd.Series([row[7] for row in rows], dtype=object)      # None stays None
         return frame.set_index("seq")
 
     def provenance(self) -> pd.DataFrame:
