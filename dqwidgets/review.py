@@ -142,10 +142,13 @@ class Review:
                 if statement.strip():
                     con.execute(statement)
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            if "locked" in str(e):
                 raise
-            raise ValueError(f"Review: {self.path} is not a dqwidgets review journal ({e}); "
-                             "pass another path or move that file away") from None
+            if "not a database" in str(e) or "malformed" in str(e):
+                raise ValueError(f"Review: {self.path} is not a dqwidgets review journal ({e}); "
+                                 "pass another path or move that file away") from None
+            raise ValueError(f"Review: cannot open the journal {self.path} ({e}); "
+                             "pass a workdir/path in a writable folder") from None
         try:
             row = con.execute("SELECT value FROM meta WHERE key='format'").fetchone()
             if row is None:
