@@ -1,0 +1,116 @@
+"""analyze() input checks and the background layout."""
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dqwidgets as dq
+
+
+def _blobs(n=400, d=8, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    return (rng.normal(0, 4, (c, d))[y] + rng.normal(size=(n, d))).astype(np.float32), np.array(list("abc"))[y]
+
+
+def _run(ds, tmp_path, **kw):
+    return dq.analyze(ds, layout="pca", progress=False, workdir=tmp_path, **kw)
+
+
+def test_nan_and_inf_rows_are_flagged_and_left_out(tmp_path):
+    X, y = _blobs()
+    X[3, 0], X[7, 2] = np.nan, np.inf
+    an = _run(dq.Dataset.from_arrays(X, y), tmp_path)
+    s = an.samples
+    assert s.loc[[3, 7], "is_invalid"].all() and s["is_invalid"].sum() == 2
+    assert (s.loc[[3, 7], "invalid_reason"] == "features contain NaN or inf").all()
+    assert s.loc[[3, 7], ["label_issue_score", "ood_score", "x"]].isna().all().all()
+    assert not s.loc[[3, 7], ["is_label_issue", "is_ood", "is_duplicate"]].any().any()
+    assert (s.loc[[3, 7], "slice_id"] == -1).all()
+    assert not np.isin([3, 7], np.flatnonzero(an.valid)[an.graph.indices]).any()  # never a neighbour
+    assert s.drop(index=[3, 7])["ood_score"].notna().all()
+    assert an.summary().loc["invalid", "count"] == 2
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda X, y: dq.Dataset.from_arrays(X, np.array(["a"] * len(X))), "at least two classes"),
+    (lambda X, y: dq.Dataset.from_arrays(X[:10], y[:10]), "k=15"),
+])
+def test_bad_input_is_a_clear_value_error(tmp_path, make, match):
+    X, y = _blobs()
+    with pytest.raises(ValueError, match=match):
+        _run(make(X, y), tmp_path)
+
+
+def test_unhashable_labels_are_named(tmp_path):
+    X, y = _blobs()
+    labels = np.empty(len(X), dtype=object)
+    labels[:] = list(y)
+    labels[4] = ["a", "b"]
+    with pytest.raises(ValueError, match=r"\['a', 'b'\]"):
+        _run(dq.Dataset.from_arrays(X, labels), tmp_path)
+
+
+def test_non_numeric_features_named(tmp_path):
+    X, y = _blobs()
+    Xo = X.astype(object)
+    Xo[0, 0] = "seven"
+    with pytest.raises(ValueError, match="numeric.*'seven'"):
+        _run(dq.Dataset.from_arrays(Xo, y), tmp_path)
+
+
+def test_mismatched_lengths_and_bad_probabilities(tmp_path):
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="labels has 399 values"):
+        dq.Dataset.from_arrays(X, y[:-1])
+    ds = dq.Dataset.from_arrays(X, y)
+    with pytest.raises(ValueError, match="pred_probs must be N x C"):
+        _run(ds, tmp_path, pred_probs=np.full((400, 2), 0.5))
+    with pytest.raises(ValueError, match="sum to 1"):
+        _run(ds, tmp_path, pred_probs=np.full((400, 3), 0.5))
+
+
+def test_user_logits_are_used_and_add_an_energy_score(tmp_path):
+    X, y = _blobs()
+    codes = np.searchsorted(["a", "b", "c"], y)
+    logits = np.eye(3)[codes] * 5.0
+    logits[:20] = np.eye(3)[(codes[:20] + 1) % 3] * 5.0  # the model disagrees with these labels
+    an = _run(dq.Dataset.from_arrays(X, y), tmp_path, logits=logits)
+    s = an.samples
+    assert "ood_energy_score" in s.columns
+    assert s["label_issue_score"].iloc[:20].mean() > s["label_issue_score"].iloc[20:].mean() + 0.3
+
+
+def test_unlabelled_samples_and_splits(tmp_path):
+    X, y = _blobs()
+    y = y.astype(object)
+    y[:5] = None
+    split = np.where(np.arange(400) < 300, "train", "test")
+    X[350] = X[10]  # a copy of a train sample in test: leakage
+    an = _run(dq.Dataset.from_arrays(X, y, split=split), tmp_path)
+    s = an.samples
+    assert s["is_unlabeled"].iloc[:5].all() and s["label_issue_score"].iloc[:5].isna().all()
+    assert s.loc[350, "duplicate_group"] == s.loc[10, "duplicate_group"] >= 0
+    summ = an.summary()
+    assert summ.loc["cross_split_duplicate", "count"] >= 2
+
+
+def test_background_umap_replaces_the_provisional_layout(tmp_path):
+    X, y = _blobs(n=600)
+    an = dq.analyze(dq.Dataset.from_arrays(X, y), layout="umap", wait_layout=False, progress=False,
+                    workdir=tmp_path)
+    pca = an.samples[["x", "y"]].to_numpy().copy()
+    got = threading.Event()
+    an.observe(lambda e: e == "layout" and got.set())
+    an.wait_layout(timeout=300)
+    assert an.layout_status == "final"
+    assert got.is_set() or an.layout_status == "final"
+    umap_xy = an.samples[["x", "y"]].to_numpy()
+    assert np.isfinite(umap_xy).all() and not np.allclose(pca, umap_xy)
+    # clusters stay apart on the map: each sample's nearest map neighbour mostly shares its label
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=2).fit(umap_xy).kneighbors(umap_xy, return_distance=False)[:, 1]
+    assert (y[nn] == y).mean() > 0.9

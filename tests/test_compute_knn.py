@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import torch
+
+from dqwidgets.compute.device import resolve_device
+from dqwidgets.compute.knn import drop_self, knn_graph, knn_query
+
+
+def _brute(X, k, metric):
+    if metric == "cosine":
+        U = X / np.linalg.norm(X, axis=1, keepdims=True)
+        D = 1 - U @ U.T
+    else:
+        D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    np.fill_diagonal(D, np.inf)
+    idx = np.argsort(D, 1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(D, idx, 1)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_exact_graph_matches_brute_force_and_excludes_self(metric):
+    X = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    g = knn_graph(X, 7, metric=metric, device="cpu", method="exact")
+    idx, dist = _brute(X.astype(np.float64), 7, metric)
+    assert g.indices.shape == (300, 7) and g.indices.dtype == np.int64
+    assert not (g.indices == np.arange(300)[:, None]).any()
+    np.testing.assert_allclose(g.distances, dist, atol=1e-4)
+    assert (g.indices == idx).mean() > 0.99  # ties may order differently
+
+
+def test_exact_chunks_give_the_same_graph(monkeypatch):
+    import dqwidgets.compute.knn as knn
+
+    X = np.random.default_rng(1).normal(size=(257, 8)).astype(np.float32)
+    full = knn_graph(X, 5, device="cpu", method="exact")
+    monkeypatch.setattr(knn, "_CHUNK_ELEMENTS", 257 * 10)  # 10 rows per chunk
+    chunked = knn_graph(X, 5, device="cpu", method="exact")
+    np.testing.assert_array_equal(full.indices, chunked.indices)
+
+
+@pytest.mark.slow  # pynndescent compiles its numba kernels on first use in a process (~100 s on 2 cores)
+def test_nndescent_graph_has_high_recall_on_clustered_data():
+    rng = np.random.default_rng(0)
+    X = (rng.normal(0, 4, (8, 16))[rng.integers(0, 8, 3000)] + rng.normal(size=(3000, 16))).astype(np.float32)
+    exact = knn_graph(X, 10, device="cpu", method="exact")
+    approx = knn_graph(X, 10, device="cpu", method="nndescent")
+    assert approx.method == "nndescent" and approx.indices.shape == (3000, 10)
+    assert not (approx.indices == np.arange(3000)[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.indices, approx.indices)])
+    assert recall > 0.8
+    # distances are cosine distances in the same units as the exact graph
+    assert abs(np.median(approx.distances) - np.median(exact.distances)) < 0.05 * np.median(exact.distances) + 1e-3
+
+
+def test_drop_self_removes_own_index_or_last_column():
+    idx = np.array([[0, 5, 6], [3, 4, 1]])  # row 1 did not return itself (an exact duplicate took its place)
+    dist = np.array([[0.0, 0.1, 0.2], [0.0, 0.3, 0.4]], dtype=np.float32)
+    i, d = drop_self(idx, dist)
+    np.testing.assert_array_equal(i, [[5, 6], [3, 4]])
+    np.testing.assert_allclose(d, [[0.1, 0.2], [0.0, 0.3]])
+
+
+def test_query_against_reference():
+    rng = np.random.default_rng(2)
+    R = rng.normal(size=(200, 6)).astype(np.float32)
+    q = knn_query(R[:10] + 1e-4, R, 3, device="cpu")
+    np.testing.assert_array_equal(q.indices[:, 0], np.arange(10))
+    with pytest.raises(ValueError, match="features"):
+        knn_query(R[:, :5], R, 3, device="cpu")
+
+
+def test_bad_arguments_are_clear():
+    X = np.zeros((5, 3), np.float32)
+    with pytest.raises(ValueError, match="k=5"):
+        knn_graph(X, 5, device="cpu")
+    with pytest.raises(ValueError, match="metric"):
+        knn_graph(X, 2, metric="manhattan", device="cpu")
+    with pytest.raises(ValueError, match="method"):
+        knn_graph(np.random.rand(20, 3), 2, device="cpu", method="faiss")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError):
+        resolve_device("tpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            resolve_device("cuda")

@@ -1,0 +1,34 @@
+import numpy as np
+
+from dqwidgets.compute.label import confident_joint, find_label_issues, knn_label_distribution, per_class_thresholds
+
+
+def test_thresholds_and_confident_joint_count_flipped_labels():
+    y = np.array([0] * 50 + [1] * 50)
+    P = np.where(np.arange(2)[None, :] == y[:, None], 0.9, 0.1)
+    P[:5] = [0.1, 0.9]  # five samples labelled 0 that the model puts in class 1
+    t = per_class_thresholds(P, y)
+    np.testing.assert_allclose(t, [(45 * 0.9 + 5 * 0.1) / 50, 0.9])
+    cj = confident_joint(P, y)
+    assert cj.sum(1).tolist() == [50, 50] and round(cj[0, 1]) == 5 and round(cj[1, 0]) == 0
+
+
+def test_knn_label_distribution_ignores_unlabelled_neighbours():
+    labels = np.array([0, 1, 1, -1])
+    nbrs = np.array([[1, 2], [2, 3], [1, 3], [0, 1]])
+    Q = knn_label_distribution(nbrs, labels, 2)
+    np.testing.assert_allclose(Q, [[0, 1], [0, 1], [0, 1], [0.5, 0.5]])
+
+
+def test_find_label_issues_flags_the_flipped_and_suggests_the_true_label():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, 600)
+    y = y_true.copy()
+    y[:30] = (y[:30] + 1) % 3
+    P = np.full((600, 3), 0.05)
+    P[np.arange(600), y_true] = 0.9
+    nbrs = np.array([rng.choice(np.flatnonzero(y_true == c), 10) for c in y_true])
+    out = find_label_issues(P, nbrs, y)
+    assert out["is_label_issue"][:30].all() and out["is_label_issue"][30:].sum() == 0
+    np.testing.assert_array_equal(out["suggested_label"][:30], y_true[:30])
+    assert (out["label_issue_score"][:30] > 0.8).all() and (out["label_issue_score"][30:] < 0.3).all()
