@@ -94,8 +94,9 @@ class Dataset:
         or forced with ``split_folders``). Images directly in the root are unlabelled. Ids are the
         paths relative to the root (``"train/cat/001.jpg"``). Folder symlinks are not followed.
 
-        Every file with an image suffix (.jpg .jpeg .png .webp .bmp .tif .tiff .gif) is listed, even a broken one: unreadable files
-        are flagged ``is_unreadable`` with a reason by ``embed``, not dropped silently."""
+        Every file with an image suffix (.jpg .jpeg .png .webp .bmp .tif .tiff .gif) is listed, even a
+        broken one: unreadable files are flagged ``is_unreadable`` with a reason by ``embed``, not
+        dropped silently."""
         root = Path(path).expanduser()
         if not root.exists():
             raise ValueError(f"Dataset.from_image_folder: {str(root)!r} does not exist")
