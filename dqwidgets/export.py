@@ -433,7 +433,7 @@ def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         if folders:
             manifest["label_folders"] = folders
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json_value, ensure_ascii=False))
+        (tmp / "manifest.json").write_text(_manifest_text(manifest), encoding="utf-8")
         _fsync(tmp / "manifest.json")
         _fsync(tmp)
         _move_into_place(tmp, path, overwrite)
@@ -470,6 +470,29 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     _fsync(path.parent)
 
 
+def _records(**columns) -> list[dict]:
+    """Rows as JSON-ready dicts: plain Python scalars, missing values as None."""
+    plain = {k: pd.Series(np.asarray(v, dtype=object)).where(lambda x: x.notna(), None).tolist()
+             for k, v in columns.items()}
+    return [dict(zip(plain, row)) for row in zip(*plain.values())]
+
+
+def _manifest_text(manifest: dict) -> str:
+    """JSON with one line per top-level and second-level key (long id lists stay on one line; this also
+    keeps the fast C encoder, which an ``indent`` would turn off)."""
+    def dump(value):
+        return json.dumps(value, default=_json_value, ensure_ascii=False, separators=(", ", ": "))
+
+    lines = []
+    for key, value in manifest.items():
+        if isinstance(value, dict) and value:
+            inner = [f"  {dump(str(k))}: {dump(v)}" for k, v in value.items()]
+            lines.append(f" {dump(key)}: {{\n" + ",\n".join(inner) + "\n }")
+        else:
+            lines.append(f" {dump(key)}: {dump(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def _manifest(an, out, label_col, names, written, reasons, dropped, moved, split_source, splits, stratify, seed,
               format, drop, omitted, labelled) -> dict:
     from dqwidgets import __version__
@@ -484,12 +507,10 @@ def _manifest(an, out, label_col, names, written, reasons, dropped, moved, split
     changed = out[out["id"].isin(review.relabelled())] if labelled else out.iloc[:0]
     provenance = review.provenance()
     why = provenance.reindex(changed["id"])
-    relabelled = [{"id": _scalar(i), "from": _scalar(g), "to": _scalar(lab), "action": int(seq), "note": _scalar(note)}
-                  for i, g, lab, seq, note in zip(changed["id"], changed[f"given_{label_col}"], changed[label_col],
-                                                  why["label_action"], why["label_note"])]
+    relabelled = _records(id=changed["id"], **{"from": changed[f"given_{label_col}"]}, to=changed[label_col],
+                          action=why["label_action"], note=why["label_note"])
     why = provenance.reindex(reasons["dropped in review"])
-    journal_dropped = [{"id": _scalar(i), "action": int(seq), "note": _scalar(note)}
-                       for i, seq, note in zip(why.index, why["status_action"], why["status_note"])]
+    journal_dropped = _records(id=why.index, action=why["status_action"], note=why["status_note"])
     thresholds = getattr(an, "thresholds", {}) or {}
     return {
         "dqwidgets_version": __version__,

@@ -183,7 +183,7 @@ class Review:
     # ------------------------------------------------------------------ replay
     def _positions_of_stored(self, ids_json: str, seq: int) -> np.ndarray:
         ids = json.loads(ids_json)
-        pos = self._ids.get_indexer(ids)
+        pos = self._ids.get_indexer(_object_array(ids))
         if (pos < 0).any():
             missing = [i for i, p in zip(ids, pos) if p < 0][:5]
             raise ValueError(f"Review: the journal {self.path} (action {seq}) names ids that are not in this "
@@ -238,7 +238,7 @@ class Review:
         if isinstance(ids, pd.Series):
             ids = ids.to_numpy()
         if not isinstance(ids, (pd.Index, np.ndarray)):
-            ids = list(ids)
+            ids = _object_array(list(ids))
         if len(ids) == 0:
             raise ValueError(f"{where}: no ids given")
         pos = np.arange(len(self._ids)) if ids is self._ids else self._ids.get_indexer(ids)
