@@ -194,7 +194,7 @@ def graph_slices(
     return out
 
 
-def _describe(members: np.ndarray, attributes: dict, max_terms: int = 2, min_lift: float = 1.5) -> str:
+def _describe(members: np.ndarray, attributes: dict, shares: dict, max_terms: int = 2, min_lift: float = 1.5) -> str:
     """The attribute values most over-represented in a slice, e.g. ``brightness=high (92% vs 25%)``.
 
     A value is a candidate when its share inside the slice is at least ``min_lift`` times its
@@ -203,14 +203,11 @@ def _describe(members: np.ndarray, attributes: dict, max_terms: int = 2, min_lif
     """
     terms = []
     for name, (codes, names) in attributes.items():
-        codes = np.asarray(codes)
-        known = codes >= 0
-        n_known = int(known.sum())
-        inside = codes[members]
+        share_all = shares[name]
+        inside = np.asarray(codes)[members]
         inside = inside[inside >= 0]
-        if n_known == 0 or inside.size == 0:
+        if share_all is None or inside.size == 0:
             continue
-        share_all = np.bincount(codes[known], minlength=len(names)) / n_known
         share_in = np.bincount(inside, minlength=len(names)) / inside.size
         gap = np.where(share_in >= min_lift * share_all, share_in - share_all, -np.inf)
         best = int(np.argmax(gap))
@@ -256,8 +253,14 @@ def slice_table(
     dominant_label = np.empty(ids.size, dtype=object)
     dominant_share = np.full(ids.size, np.nan)
     description = np.empty(ids.size, dtype=object)
+    shares = {}  # share of each value in the whole data, per attribute (None: all missing)
+    for name, (codes, names) in attributes.items():
+        known = np.asarray(codes)[np.asarray(codes) >= 0]
+        shares[name] = np.bincount(known, minlength=len(names)) / known.size if known.size else None
+    order = np.argsort(slice_id, kind="stable")
+    bounds = np.searchsorted(slice_id[order], np.concatenate([ids, [ids[-1] + 1 if ids.size else 0]]))
     for row, s in enumerate(ids):
-        members = np.flatnonzero(slice_id == s)
+        members = order[bounds[row] : bounds[row + 1]]
         size[row] = members.size
         labels = label_codes[members]
         labelled = labels >= 0
@@ -270,7 +273,7 @@ def slice_table(
             if pred_codes is not None:
                 preds = np.asarray(pred_codes)[members][labelled]
                 error_rate[row] = float(np.mean(preds != labels[labelled]))
-        description[row] = _describe(members, attributes)
+        description[row] = _describe(members, attributes, shares)
     return {
         "slice_id": ids.astype(np.int64),
         "size": size,
