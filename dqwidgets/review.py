@@ -109,7 +109,11 @@ class Review:
         if labels is None:
             given = _object_array([None] * n)
         else:
-            labels = pd.Series(labels)
+            if not isinstance(labels, pd.Series):          # an array: one label per id, in the ids' order
+                values = list(labels)
+                if len(values) != n:
+                    raise ValueError(f"Review: {len(values)} labels for {n} ids")
+                labels = pd.Series(_object_array(values), index=self._ids)
             if not labels.index.equals(self._ids):
                 if len(labels) != n or not labels.index.isin(self._ids).all():
                     raise ValueError("Review: labels must be a Series indexed by the same ids as the dataset "

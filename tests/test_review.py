@@ -194,6 +194,14 @@ def test_storage_is_wal_with_full_sync(tmp_path, ids, given):
     assert con.execute("SELECT count(*) FROM actions").fetchone()[0] == 1
 
 
+def test_labels_may_be_a_series_in_another_order_or_an_array(tmp_path, ids, given):
+    shuffled = given.iloc[::-1]
+    assert Review(tmp_path / "a.sqlite", ids, shuffled, ["cat", "dog"]).labels().equals(given.rename("label"))
+    assert Review(tmp_path / "b.sqlite", ids, given.to_numpy(), ["cat", "dog"]).labels().tolist() == given.tolist()
+    with pytest.raises(ValueError, match="4 labels for 5 ids"):
+        Review(tmp_path / "c.sqlite", ids, given.to_numpy()[:4], ["cat", "dog"])
+
+
 def test_unlabelled_data_can_be_labelled(tmp_path, ids):
     review = Review(tmp_path / "j.sqlite", ids, None, [])
     assert review.labels().isna().all()
