@@ -79,7 +79,8 @@ def test_hostile_files_are_flagged_with_reasons(hostile_folder):
     assert "empty file" in reason["bad/empty.jpg"]
     assert "symlink loop" in reason["bad/loop_a.jpg"] and "symlink loop" in reason["bad/loop_b.jpg"]
     assert "file not found" in reason["bad/dangling.png"]
-    assert "not a regular file" in reason["bad/pipe.png"]
+    assert reason["bad/pipe.png"] == "not a regular file (a named pipe)"
+    assert reason["bad/loop_a.jpg"] == "symlink loop" and "/" not in reason["bad/truncated.jpg"]
     unreadable = set(emb.flags.index[emb.flags["is_unreadable"]])
     assert unreadable == {f"bad/{n}" for n in ("huge_50000.png", "bomb.png", "truncated.jpg", "garbage.png",
                                                 "empty.jpg", "loop_a.jpg", "loop_b.jpg", "dangling.png", "pipe.png")}

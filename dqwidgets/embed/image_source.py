@@ -32,7 +32,8 @@ MAX_FILE_BYTES = 256 * 2 ** 20
 
 
 class UnreadableImage(Exception):
-    """Raised with a short human reason ("symlink loop", "truncated image ...")."""
+    """Raised with a short reason ("symlink loop", "corrupt or truncated image (...)"); the reason names no
+    path (the sample id does), so equal problems group together in a summary."""
 
 
 def source_kind(value) -> str | None:
@@ -63,17 +64,25 @@ def check_regular_file(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> os.s
         st = os.stat(path)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise UnreadableImage(f"symlink loop: {path}") from None
+            raise UnreadableImage("symlink loop") from None
         if e.errno == errno.ENOENT:
-            raise UnreadableImage(f"file not found: {path}") from None
-        raise UnreadableImage(f"cannot stat {path}: {e.strerror}") from None
+            raise UnreadableImage("file not found") from None
+        raise UnreadableImage(f"cannot stat the file ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise UnreadableImage(f"not a regular file: {path}")
+        raise UnreadableImage(f"not a regular file ({_file_kind(st.st_mode)})")
     if st.st_size == 0:
-        raise UnreadableImage(f"empty file: {path}")
+        raise UnreadableImage("empty file")
     if st.st_size > max_file_bytes:
-        raise UnreadableImage(f"file too large ({st.st_size:,} bytes > {max_file_bytes:,}): {path}")
+        raise UnreadableImage(f"file too large ({st.st_size:,} bytes > {max_file_bytes:,})")
     return st
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def hash_source(value, root: Path | None) -> str:
@@ -130,7 +139,7 @@ def open_image(value, root: Path | None = None, draft_size: int | None = None,
     if kind == "path":
         path = resolve_path(value, root)
         check_regular_file(path)
-        return _decode(lambda: open(path, "rb"), str(path), draft_size, max_pixels)
+        return _decode(lambda: open(path, "rb"), "image file", draft_size, max_pixels)
     if kind == "bytes":
         data = bytes(value)
         if not data:
@@ -166,7 +175,7 @@ def _decode(open_fn, what, draft_size, max_pixels):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"image too large, decompression bomb refused: {e}") from None
     except Image.UnidentifiedImageError:
-        raise UnreadableImage(f"not an image PIL can identify: {what}") from None
+        raise UnreadableImage("not an image PIL can identify") from None
     except Exception as e:  # truncated files, bad chunks, zlib errors, oversized text chunks...
         raise UnreadableImage(f"corrupt or truncated image ({type(e).__name__}: {e})") from None
 
