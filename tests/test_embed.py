@@ -188,3 +188,17 @@ def test_transformers_and_sentence_transformers_by_name_load_a_local_folder():
     # same weights, same mean pooling: the same directions (sentence-transformers also normalises)
     unit = by_transformers / np.linalg.norm(by_transformers, axis=1, keepdims=True)
     assert np.allclose((unit * by_st).sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_workers_fit_in_small_shared_memory(monkeypatch):
+    import os
+
+    from dqwidgets.embed.pipeline import fit_shared_memory
+
+    class Stat:
+        f_bavail, f_frsize = 64 * 2 ** 20 // 4096, 4096            # a Docker default: 64 MB /dev/shm
+    monkeypatch.setattr(os, "statvfs", lambda path: Stat)
+    batch = 32 * 3 * 224 * 224
+    workers, prefetch = fit_shared_memory(8, 4, batch)
+    assert workers * prefetch * batch <= 32 * 2 ** 20 and workers >= 1
+    assert fit_shared_memory(8, 4, 256 * 3 * 224 * 224) == (0, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,22 @@ def default_workers(device: torch.device, n: int) -> int:
     return min(8, cpus) if device.type == "cuda" else max(1, min(4, cpus - 1))
 
 
+def fit_shared_memory(workers: int, prefetch: int, batch_bytes: int) -> tuple[int, int]:
+    """Worker batches travel through /dev/shm, which containers often cap at 64 MB: lower the number of
+    batches in flight (and at last the workers) so they fit in half of what is free."""
+    try:
+        st = os.statvfs("/dev/shm")
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        return workers, prefetch
+    while workers and workers * prefetch * batch_bytes > free // 2:
+        if prefetch > 1:
+            prefetch -= 1
+        else:
+            workers -= 1
+    return workers, prefetch
+
+
 def embed_images(values, root, embedder, device, cache_dir, progress=True, batch_size=None,
                  num_workers=None) -> MediaEmbedding:
     n = len(values)
@@ -102,9 +119,14 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
         start = time.perf_counter()
         batch_size = batch_size or (256 if device.type == "cuda" else 32)
         workers = default_workers(device, len(todo)) if num_workers is None else num_workers
+        wanted = workers
+        workers, prefetch = fit_shared_memory(workers, 4, batch_size * 3 * embedder.transform.size ** 2)
+        if wanted and not workers:
+            warnings.warn("too little free space in /dev/shm for DataLoader workers: images are decoded in the "
+                          "main process (slower). In Docker, run with e.g. --shm-size=2g", RuntimeWarning, stacklevel=3)
         loader = DataLoader(_DecodedImages(values, todo, root, embedder.transform), batch_size=batch_size,
                             num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
-                            prefetch_factor=4 if workers else None, persistent_workers=False)
+                            prefetch_factor=prefetch if workers else None, persistent_workers=False)
         with tqdm(total=len(todo), desc=f"embedding images ({embedder.name})", unit="img",
                   disable=not progress) as bar:
             for positions, batch, props, failed in loader:
