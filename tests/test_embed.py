@@ -202,3 +202,20 @@ def test_workers_fit_in_small_shared_memory(monkeypatch):
     workers, prefetch = fit_shared_memory(8, 4, batch)
     assert workers * prefetch * batch <= 32 * 2 ** 20 and workers >= 1
     assert fit_shared_memory(8, 4, 256 * 3 * 224 * 224) == (0, 1)
+
+
+def test_cache_skips_other_datasets_shards_without_reading_them(tmp_path):
+    def dataset(values):
+        return dq.Dataset.from_dataframe(pd.DataFrame({"img": [np.full((6, 6), v, np.uint8) for v in values]}),
+                                         image="img")
+    a, b, cache, model = dataset([1, 2, 3]), dataset([7, 8]), tmp_path / "cache", CountingEmbedder()
+    a.embed(embedder=model, cache_dir=cache, progress=False)
+    shard = next(cache.rglob("shard-*.bin"))
+    shard.write_bytes(shard.read_bytes()[:-4] + b"\0\0\0\0")          # damage a's stored properties
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b.embed(embedder=model, cache_dir=cache, progress=False)       # a's shard holds none of b: untouched
+    assert shard.exists() and model.seen == 5
+    with pytest.warns(RuntimeWarning, match="checksum"):
+        a.embed(embedder=model, cache_dir=cache, progress=False)
+    assert not shard.exists() and model.seen == 8

@@ -6,8 +6,9 @@ embeds something appends one shard. A shard is
     MAGIC | uint32 header length | JSON header | keys (n x 20-byte sha1) | features (n x dim float32)
     | properties (n x n_props float32)
 
-and the header holds the sha256 of everything after it. A shard whose magic, header, length or
-checksum does not match is never trusted: it is deleted with a warning and its samples are embedded
+and the header holds the sha256 of everything after it. A lookup reads only the keys of a shard
+that holds none of the wanted samples; a shard it uses is read whole and verified first: one whose
+magic, header, length or checksum does not match is never trusted: it is deleted with a warning and its samples are embedded
 again. Writes go to a temporary file renamed into place, so a crash never leaves half a shard.
 """
 
@@ -46,6 +47,8 @@ class EmbeddingCache:
         if not wanted or not self.folder.is_dir():
             return found, features, properties
         for shard in sorted(self.folder.glob("shard-*.bin")):
+            if not self._holds_any(shard, wanted):
+                continue                      # another dataset's shard: its payload is never read
             loaded = self._read(shard)
             if loaded is None:
                 continue
@@ -75,6 +78,19 @@ class EmbeddingCache:
             f.write(MAGIC + struct.pack("<I", len(header)) + header.encode() + payload)
         os.replace(tmp, path)
         return path
+
+    def _holds_any(self, path: Path, wanted: dict) -> bool:
+        """Read only the header and keys; True when unsure (then ``_read`` checks the whole shard)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(MAGIC) + 4)
+                if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 4:
+                    return True
+                header = json.loads(f.read(struct.unpack("<I", head[len(MAGIC):])[0]))
+                keys = f.read(int(header["n"]) * 20)
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+        return any(keys[i:i + 20] in wanted for i in range(0, len(keys), 20))
 
     def _read(self, path: Path):
         try:
