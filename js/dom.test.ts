@@ -1,7 +1,7 @@
 import { expect, it } from "vitest";
 import { formatCell } from "./arrow";
 import { el, option } from "./dom";
-import { categoricalColors, colourValues, scoreRamp } from "./map/palette";
+import { categoricalColors, paletteBytes, scoreRamp } from "./map/palette";
 
 const EVIL = "<img src=x onerror=alert(1)>";
 
@@ -23,9 +23,13 @@ it("cells format numbers, missing values and text", () => {
   expect(formatCell(EVIL)).toBe(EVIL);
 });
 
-it("colours: categories index a palette, scores become [0, 1]", () => {
+it("colours: categories index a palette, scores a 256-step ramp", () => {
   expect(categoricalColors(30)).toHaveLength(30);
   expect(scoreRamp(32)).toHaveLength(32);
-  expect(Array.from(colourValues(new Uint8Array([0, 255]), true))).toEqual([0, 1]);
-  expect(Array.from(colourValues(new Uint8Array([3, 7]), false))).toEqual([3, 7]);
+  const cat = paletteBytes(["#ff0000", "#00ff80"], false);
+  expect(Array.from(cat.subarray(0, 8))).toEqual([255, 0, 0, 255, 0, 255, 128, 255]);
+  expect(Array.from(cat.subarray(8, 12))).toEqual([255, 0, 0, 255]); // wraps around
+  const ramp = paletteBytes([], true);
+  expect(ramp).toHaveLength(1024);
+  expect(ramp[255 * 4]).toBeGreaterThan(ramp[255 * 4 + 2]); // score 1 is red
 });

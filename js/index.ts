@@ -5,7 +5,6 @@ import { MapView } from "./map/view";
 import { KernelChannel, bytesOf } from "./protocol";
 import { ReviewPanel } from "./review/panel";
 import { linkSelection, type WidgetModel } from "./selection/model";
-import { decodeSelection } from "./selection/encoding";
 import { SliceTableView } from "./table/view";
 import { ThresholdChart, type ScoreHistogram } from "./charts/view";
 import { Toolbar } from "./toolbar";
@@ -93,7 +92,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     for (const h of c.histograms as ScoreHistogram[]) charts.get(h.column)?.update(h);
     setCounts(c.counts_text);
   });
-  channel.on("visible", (c, b) => map.setVisible(c.all ? null : decodeSelection("bitmask", bytesOf(b[0]), map.n)));
+  channel.on("visible", (c, b) => map.setVisible(c.all ? null : bytesOf(b[0])));
   channel.on("counts", (c) => setCounts(c.counts_text));
   channel.on("recolour", () => void map.recolour(toolbar.colour.value));
   channel.on("error", (c) => {

@@ -54,16 +54,33 @@ def score_codes(values) -> np.ndarray:
 
 
 def category_codes(values: pd.Series) -> tuple[np.ndarray, list]:
-    """uint8 codes and category names; beyond 254 categories the rarest share the code "other"."""
-    text = values.astype(object).where(values.notna(), "(missing)").map(str)
-    counts = text.value_counts()
-    names = sorted(counts.index.tolist(), key=_natural_key)
-    if len(names) > MAX_CATEGORIES:
-        keep = set(counts.index[: MAX_CATEGORIES - 1])
-        names = sorted(keep, key=_natural_key) + ["other"]
-        text = text.where(text.isin(keep), "other")
-    lookup = {name: i for i, name in enumerate(names)}
-    return text.map(lookup).to_numpy(dtype=np.uint8), names
+    """uint8 codes and category names; beyond 254 categories the rarest share the code "other".
+
+    Vectorised: the values are factorised once and only the distinct values are turned into text,
+    so 1M samples cost tens of milliseconds, not a Python call per sample.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    # distinct values that print the same (1 and "1") share a name; missing values are "(missing)"
+    text = [str(u) for u in uniques] + ["(missing)"]
+    codes = np.where(codes < 0, len(uniques), codes)
+    names_all, name_of = np.unique(np.asarray(text, dtype=object), return_inverse=True)
+    counts = np.bincount(name_of[codes], minlength=len(names_all))
+    present = np.flatnonzero(counts)
+    if len(present) > MAX_CATEGORIES:
+        by_count = present[np.argsort(-counts[present], kind="stable")]
+        keep = by_count[: MAX_CATEGORIES - 1]
+        names = sorted((str(names_all[k]) for k in keep), key=_natural_key) + ["other"]
+    else:
+        keep = present
+        names = sorted((str(names_all[k]) for k in keep), key=_natural_key)
+    position = {name: i for i, name in enumerate(names)}
+    lookup = np.full(len(names_all), position.get("other", 0), dtype=np.uint8)
+    for k in keep:
+        lookup[k] = position[str(names_all[k])]
+    return lookup[name_of[codes]], names
 
 
 def _natural_key(s: str):
@@ -82,15 +99,18 @@ def flag_mask(samples: pd.DataFrame) -> np.ndarray:
     return mask
 
 
+ISSUE_ORDER = ("fine", "duplicate", "out of distribution", "label issue", "invalid", "dropped")
+
+
 def issue_categories(samples: pd.DataFrame, dropped_mask: np.ndarray | None = None) -> pd.Series:
     """One issue name per sample (invalid > label issue > OOD > duplicate > fine; dropped above all)."""
-    out = pd.Series("fine", index=samples.index, dtype=object)
-    for c in reversed(("is_invalid", "is_label_issue", "is_ood", "is_duplicate")):
+    codes = np.zeros(len(samples), dtype=np.int8)
+    for rank, c in enumerate(("is_duplicate", "is_ood", "is_label_issue", "is_invalid"), start=1):
         if c in samples.columns:
-            out[samples[c].fillna(False).to_numpy(dtype=bool)] = ISSUE_NAMES[c]
+            codes[samples[c].fillna(False).to_numpy(dtype=bool)] = rank
     if dropped_mask is not None:
-        out[dropped_mask] = "dropped"
-    return out
+        codes[np.asarray(dropped_mask, dtype=bool)] = len(ISSUE_ORDER) - 1
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(ISSUE_ORDER)), index=samples.index)
 
 
 def score_columns(samples: pd.DataFrame) -> list[str]:

@@ -17,6 +17,9 @@ export class GridView {
   private scroller = el("div", "dqx-grid-scroller");
   private spacer = el("div", "dqx-grid-spacer");
   private pages = new Map<number, Row[]>();
+  // after an in-place refresh (review, flags) the old pages stay on screen, and under the cursor,
+  // until the new ones arrive, so a key pressed right after an action still has its sample
+  private stale = new Map<number, Row[]>();
   private loading = new Set<number>();
   private thumbs = new LRU<number, string>(600, (url) => url.startsWith("blob:") && URL.revokeObjectURL(url));
   private thumbErrors = new Map<number, string>();
@@ -47,6 +50,7 @@ export class GridView {
   reset(content: { version: number; total: number; title: string; keep_scroll?: boolean }): void {
     this.version = content.version;
     this.total = content.total;
+    this.stale = content.keep_scroll ? new Map([...this.stale, ...this.pages]) : new Map();
     this.pages.clear();
     this.loading.clear();
     this.header.textContent = content.title;
@@ -61,7 +65,8 @@ export class GridView {
   }
 
   currentRow(): Row | null {
-    const page = this.pages.get(Math.floor(this.cursor / PAGE));
+    const p = Math.floor(this.cursor / PAGE);
+    const page = this.pages.get(p) ?? this.stale.get(p);
     return page ? page[this.cursor % PAGE] ?? null : null;
   }
 
@@ -82,6 +87,7 @@ export class GridView {
       const { content, buffers } = await this.channel.request("grid", { offset: p * PAGE, limit: PAGE, version });
       if (content.version !== this.version) return;
       this.pages.set(p, rowsFromIPC(buffers[0]).rows);
+      this.stale.delete(p);
     } finally {
       this.loading.delete(p);
     }
@@ -97,12 +103,12 @@ export class GridView {
     const needThumbs: number[] = [];
     for (let i = win.first; i < win.last; i++) {
       const p = Math.floor(i / PAGE);
-      const page = this.pages.get(p);
-      if (!page) {
+      const page = this.pages.get(p) ?? this.stale.get(p);
+      if (!this.pages.has(p)) {
         missing = true;
         void this.loadPage(p);
-        continue;
       }
+      if (!page) continue;
       const row = page[i % PAGE];
       if (!row) continue;
       const cell = this.cell(row, i);

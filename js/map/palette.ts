@@ -32,10 +32,16 @@ export function scoreRamp(steps = 32): string[] {
   return out;
 }
 
-/** uint8 colour codes from the kernel to the float values regl-scatterplot reads. */
-export function colourValues(codes: Uint8Array, continuous: boolean): Float32Array {
-  const out = new Float32Array(codes.length);
-  if (continuous) for (let i = 0; i < codes.length; i++) out[i] = codes[i] / 255;
-  else for (let i = 0; i < codes.length; i++) out[i] = codes[i];
+/** The 256-entry RGBA table the point layer indexes with each point's uint8 colour code. */
+export function paletteBytes(colours: string[], continuous: boolean): Uint8Array {
+  const table = continuous ? scoreRamp(256) : colours;
+  const out = new Uint8Array(256 * 4);
+  for (let i = 0; i < 256; i++) {
+    const c = table[i % table.length] ?? "#888888";
+    out[4 * i] = parseInt(c.slice(1, 3), 16);
+    out[4 * i + 1] = parseInt(c.slice(3, 5), 16);
+    out[4 * i + 2] = parseInt(c.slice(5, 7), 16);
+    out[4 * i + 3] = 255;
+  }
   return out;
 }

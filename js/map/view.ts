@@ -1,17 +1,18 @@
-// The map: every sample as a point (regl-scatterplot, one shared WebGL renderer per page).
-// Positions arrive once as float32 bytes; a colour change resends one uint8 column; flagged
-// samples are drawn bigger (the w channel).
-import createScatterplot, { createRenderer } from "regl-scatterplot";
+// The map: every sample as a point. Positions arrive once as float32 bytes and go to the GPU as
+// they are (points.ts, one draw call); a colour change resends one uint8 column; flagged samples
+// are drawn bigger. Frames are drawn on demand only (software GL pays for every frame).
+// Lasso, click, pan, zoom and hover: gestures.ts; which points a lasso holds: lasso.ts.
 import { el } from "../dom";
 import { bytesOf, float32Of, type KernelChannel } from "../protocol";
 import type { SelectionLink } from "../selection/model";
-import { categoricalColors, colourValues, scoreRamp } from "./palette";
+import { Camera } from "./camera";
+import { attachGestures, type SelectMode } from "./gestures";
+import { countBits, nearestPoint, pointsInPolygon } from "./lasso";
+import { categoricalColors, paletteBytes, scoreRamp } from "./palette";
+import { PointLayer } from "./points";
 
-let sharedRenderer: ReturnType<typeof createRenderer> | null = null;
-function renderer() {
-  if (!sharedRenderer) sharedRenderer = createRenderer();
-  return sharedRenderer;
-}
+const TRANSITION_MS = 700;
+const HOVER_RADIUS_PX = 6;
 
 export interface ColourInfo {
   column: string;
@@ -22,90 +23,79 @@ export interface ColourInfo {
 export class MapView {
   readonly root = el("div", "dqx-map");
   private canvas = el("canvas", "dqx-map-canvas");
+  private overlay = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  private lassoPath = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
   private tooltip = el("div", "dqx-tooltip");
   private legend = el("div", "dqx-legend");
   private notice = el("div", "dqx-notice");
-  private plot: any = null;
-  private x: Float32Array<ArrayBufferLike> = new Float32Array(0);
-  private y: Float32Array<ArrayBufferLike> = new Float32Array(0);
-  private z: Float32Array<ArrayBufferLike> = new Float32Array(0);
-  private w: Float32Array<ArrayBufferLike> = new Float32Array(0);
-  private zType: "categorical" | "continuous" = "categorical";
-  private drawing: Promise<void> = Promise.resolve();
-  private hoverReq = 0;
+  private layer: PointLayer | null = null;
+  private camera = new Camera();
+  private xy: Float32Array<ArrayBufferLike> = new Float32Array(0);
+  private hidden: Uint8Array | null = null; // one byte per point, 1 = filtered out
+  private selected: Uint8Array | null = null; // bitmask, null = nothing selected
+  private state = new Uint8Array(0);
+  private transitionStart = -1;
+  private frameQueued = false;
+  private hoverRow = -1;
+  private detach: () => void = () => {};
   n = 0;
 
   constructor(private channel: KernelChannel, private selection: SelectionLink,
               private onHover: (row: number | null, at: { x: number; y: number }) => void = () => {}) {
     this.root.dataset.ready = "false";
     this.tooltip.hidden = true;
-    this.root.append(this.canvas, this.legend, this.tooltip, this.notice);
+    this.overlay.classList.add("dqx-map-overlay");
+    this.lassoPath.classList.add("dqx-lasso");
+    this.overlay.append(this.lassoPath);
+    this.root.append(this.canvas, this.overlay, this.legend, this.tooltip, this.notice);
+    this.selection.onChange((fromHere) => {
+      if (!fromHere) this.showSelection(this.selection.count() ? this.selection.mask() : null);
+    });
+    this.detach = attachGestures(this.canvas, this.lassoPath, {
+      lasso: (polygon, mode) => this.lasso(polygon, mode),
+      click: (x, y, mode) => this.click(x, y, mode),
+      pan: (dx, dy) => {
+        this.camera.pan(dx, dy);
+        this.requestFrame();
+      },
+      zoom: (x, y, f) => {
+        this.camera.zoomAt(x, y, f);
+        this.requestFrame();
+      },
+      hover: (x, y) => this.hover(x, y),
+      leave: () => this.hover(-1e9, -1e9),
+      reset: () => {
+        this.camera.reset();
+        this.requestFrame();
+      },
+    });
+    new ResizeObserver(() => {
+      if (this.resize()) this.requestFrame();
+    }).observe(this.root);
   }
 
   get tooltipElement(): HTMLElement {
     return this.tooltip;
   }
 
-  /** Create the scatterplot once the element is in the page (it needs a size). */
-  private ensurePlot(): any {
-    if (this.plot) return this.plot;
-    const rect = this.root.getBoundingClientRect();
-    this.plot = createScatterplot({
-      renderer: renderer(),
-      canvas: this.canvas,
-      width: Math.max(100, Math.floor(rect.width)) as any,
-      height: Math.max(100, Math.floor(rect.height)) as any,
-      // software GL pays per covered pixel: big maps get small points and regl-scatterplot's
-      // performance mode (no anti-aliasing or blending)
-      pointSize: this.n > 200_000 ? [1, 3] : [3, 7],
-      sizeBy: "valueW",
-      pointSizeSelected: 2,
-      opacity: 0.8,
-      lassoOnLongPress: true,
-      lassoMinDelay: 5,
-      lassoMinDist: 2,
-      aspectRatio: 1,
-      performanceMode: this.n > 500_000,
-    } as any);
-    this.plot.subscribe("select", ({ points }: { points: number[] }) => {
-      this.root.dataset.selected = String(points.length);
-      this.selection.set(points);
-    });
-    this.plot.subscribe("deselect", () => {
-      this.root.dataset.selected = "0";
-      this.selection.set([]);
-    });
-    this.plot.subscribe("pointover", (row: number) => {
-      const [sx, sy] = this.plot.getScreenPosition(row) ?? [0, 0];
-      this.onHover(row, { x: sx, y: sy });
-    });
-    this.plot.subscribe("pointout", () => this.onHover(null, { x: 0, y: 0 }));
-    this.selection.onChange((rows, fromHere) => {
-      if (fromHere || !this.plot) return;
-      this.drawing = this.drawing.then(() => {
-        if (rows.length) this.plot.select(rows, { preventEvent: true });
-        else this.plot.deselect({ preventEvent: true });
-        this.root.dataset.selected = String(rows.length);
-      });
-    });
-    new ResizeObserver(() => {
-      const r = this.root.getBoundingClientRect();
-      if (r.width > 0 && r.height > 0) this.plot.set({ width: Math.floor(r.width), height: Math.floor(r.height) });
-    }).observe(this.root);
-    return this.plot;
-  }
-
   /** First draw: positions, colour and flags in one message from the kernel. */
   async load(colorBy: string): Promise<void> {
     const t0 = performance.now();
     const { content, buffers } = await this.channel.request("map", { color_by: colorBy, positions: true });
-    this.n = content.n;
-    this.setNotice(content.notice ?? "");
-    this.takePositions(buffers[0]);
-    this.takeColour(content.colour, buffers[1]);
-    this.w = colourValues(bytesOf(buffers[2]), false);
     this.root.dataset.bytes = String(buffers.reduce((s, b) => s + b.byteLength, 0));
-    await this.draw(false);
+    this.setNotice(content.notice ?? "");
+    try {
+      this.layer = new PointLayer();
+    } catch (e) {
+      this.setNotice(`the map cannot be drawn here: ${(e as Error).message}`);
+      this.root.dataset.ready = "true";
+      return;
+    }
+    this.takePositions(buffers[0], false);
+    this.takeColour(content.colour, buffers[1]);
+    this.layer.setFlags(bytesOf(buffers[2]));
+    this.resize();
+    this.drawFrame();
     this.root.dataset.firstDrawMs = String(Math.round(performance.now() - t0));
     this.root.dataset.ready = "true";
   }
@@ -114,52 +104,163 @@ export class MapView {
     this.root.dataset.ready = "false";
     const { content, buffers } = await this.channel.request("map", { color_by: colorBy, positions: false });
     this.takeColour(content.colour, buffers[0]);
-    await this.draw(false, true);
+    this.drawFrame();
     this.root.dataset.ready = "true";
   }
 
   /** New layout from the kernel (UMAP finished): points move to where they belong. */
   async move(content: any, buffers: DataView[]): Promise<void> {
     this.setNotice(content.notice ?? "");
-    this.takePositions(buffers[0]);
-    await this.draw(true, true);
+    this.takePositions(buffers[0], true);
     this.root.dataset.layout = content.layout_status ?? "";
   }
 
   async setFlags(flags: DataView): Promise<void> {
-    this.w = colourValues(bytesOf(flags), false);
-    await this.draw(false, true);
+    this.layer?.setFlags(bytesOf(flags));
+    this.requestFrame();
   }
 
-  /** Show only `rows` (null = all). */
-  setVisible(rows: number[] | null): void {
-    this.drawing = this.drawing.then(() => {
-      if (!this.plot) return;
-      if (rows === null) this.plot.unfilter({ preventEvent: true });
-      else this.plot.filter(rows, { preventEvent: true });
-      this.root.dataset.visible = String(rows === null ? this.n : rows.length);
-    });
+  /** Show only the points set in `visible` (a bitmask; null = all). */
+  setVisible(visible: Uint8Array | null): void {
+    if (visible === null) {
+      this.hidden = null;
+      this.root.dataset.visible = String(this.n);
+    } else {
+      const hidden = new Uint8Array(this.n);
+      let shown = 0;
+      for (let i = 0; i < this.n; i++) {
+        const on = (visible[i >> 3] >> (i & 7)) & 1;
+        hidden[i] = on ^ 1;
+        shown += on;
+      }
+      this.hidden = hidden;
+      this.root.dataset.visible = String(shown);
+    }
+    this.updateState();
   }
 
-  private takePositions(view: DataView): void {
+  private takePositions(view: DataView, animate: boolean): void {
     const xy = float32Of(view);
-    const n = xy.length >> 1;
-    this.x = new Float32Array(n);
-    this.y = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      this.x[i] = xy[2 * i];
-      this.y[i] = xy[2 * i + 1];
+    const from = animate && this.xy.length === xy.length ? this.xy : null;
+    this.xy = xy;
+    if (this.n !== xy.length >> 1) {
+      this.n = xy.length >> 1;
+      this.state = new Uint8Array(this.n);
+      this.hidden = null;
+      this.selected = null;
+    }
+    this.layer?.setPositions(xy, from);
+    if (from) {
+      this.transitionStart = performance.now();
+      this.requestFrame();
     }
   }
 
   private takeColour(info: ColourInfo, codes: DataView): void {
-    this.z = colourValues(bytesOf(codes), info.continuous);
-    this.zType = info.continuous ? "continuous" : "categorical";
     const colours = info.continuous ? scoreRamp(32) : categoricalColors(info.categories.length);
-    this.ensurePlot().set({ colorBy: "valueZ", pointColor: colours });
+    this.layer?.setColours(bytesOf(codes));
+    this.layer?.setPalette(paletteBytes(colours, info.continuous));
     this.renderLegend(info, colours);
   }
 
+  // ------------------------------------------------------------------ selection
+  private lasso(polygon: number[], mode: SelectMode): void {
+    const hit = pointsInPolygon(this.xy, polygon, this.camera.toScreen(), this.hidden);
+    this.select(hit.mask, hit.count, mode);
+  }
+
+  private click(x: number, y: number, mode: SelectMode): void {
+    const row = nearestPoint(this.xy, x, y, HOVER_RADIUS_PX, this.camera.toScreen(), this.hidden);
+    const mask = new Uint8Array((this.n + 7) >> 3);
+    if (row >= 0) mask[row >> 3] |= 1 << (row & 7);
+    this.select(mask, row >= 0 ? 1 : 0, row >= 0 ? mode : "replace");
+  }
+
+  /** Combine `mask` with the current selection, tell the kernel first, then redraw. */
+  private select(mask: Uint8Array, count: number, mode: SelectMode): void {
+    if (mode !== "replace" && this.selected) {
+      const cur = this.selected;
+      for (let b = 0; b < mask.length; b++) mask[b] = mode === "merge" ? cur[b] | mask[b] : cur[b] & ~mask[b];
+      count = countBits(mask);
+    } else if (mode === "remove") {
+      mask.fill(0);
+      count = 0;
+    }
+    this.selection.setMask(mask, count);
+    this.showSelection(count ? mask : null, count);
+  }
+
+  private showSelection(mask: Uint8Array | null, count = mask ? countBits(mask) : 0): void {
+    this.selected = mask;
+    this.root.dataset.selected = String(count);
+    this.updateState();
+  }
+
+  private updateState(): void {
+    const { state, selected, hidden } = this;
+    for (let i = 0; i < this.n; i++) {
+      state[i] = (selected ? (selected[i >> 3] >> (i & 7)) & 1 : 0) | (hidden && hidden[i] ? 2 : 0);
+    }
+    this.layer?.setState(state);
+    this.requestFrame();
+  }
+
+  // ------------------------------------------------------------------ hover
+  private hover(x: number, y: number): void {
+    const row = this.n ? nearestPoint(this.xy, x, y, HOVER_RADIUS_PX, this.camera.toScreen(), this.hidden) : -1;
+    if (row === this.hoverRow) return;
+    this.hoverRow = row;
+    if (row < 0) {
+      this.onHover(null, { x: 0, y: 0 });
+      return;
+    }
+    const t = this.camera.toScreen();
+    this.onHover(row, { x: this.xy[2 * row] * t.ax + t.bx, y: this.xy[2 * row + 1] * t.ay + t.by });
+  }
+
+  // ------------------------------------------------------------------ drawing
+  /** Match the canvases to the element's size; true when it changed. */
+  private resize(): boolean {
+    const r = this.root.getBoundingClientRect();
+    const w = Math.max(100, Math.floor(r.width));
+    const h = Math.max(100, Math.floor(r.height));
+    const dpr = window.devicePixelRatio || 1;
+    if (this.camera.width === w && this.camera.height === h && this.canvas.width === Math.round(w * dpr)) return false;
+    this.camera.resize(w, h);
+    this.canvas.width = Math.round(w * dpr);
+    this.canvas.height = Math.round(h * dpr);
+    return true;
+  }
+
+  private requestFrame(): void {
+    if (this.frameQueued || !this.layer) return;
+    this.frameQueued = true;
+    requestAnimationFrame(() => {
+      this.frameQueued = false;
+      this.drawFrame();
+    });
+  }
+
+  private drawFrame(): void {
+    if (!this.layer) return;
+    let t = 1;
+    if (this.transitionStart >= 0) {
+      const u = Math.min(1, (performance.now() - this.transitionStart) / TRANSITION_MS);
+      t = u < 0.5 ? 2 * u * u : 1 - 2 * (1 - u) * (1 - u);
+      if (u < 1) this.requestFrame();
+      else this.transitionStart = -1;
+    }
+    const dpr = window.devicePixelRatio || 1;
+    const big = this.n > 200_000;
+    const grow = Math.min(Math.max(Math.sqrt(this.camera.zoom), 1), 6);
+    const size = (big ? 2 : this.n > 20_000 ? 3 : 5) * grow * dpr;
+    this.layer.render(this.canvas.getContext("2d")!, this.canvas.width, this.canvas.height, {
+      ...this.camera.clip(), t, size, flagSize: size * (big ? 2 : 1.6), round: size >= 4,
+      anySelected: this.selected !== null,
+    });
+  }
+
+  // ------------------------------------------------------------------ legend and notices
   private renderLegend(info: ColourInfo, colours: string[]): void {
     this.legend.replaceChildren(el("div", "dqx-legend-title", info.column));
     if (info.continuous) {
@@ -183,19 +284,9 @@ export class MapView {
     this.notice.hidden = !text;
   }
 
-  private draw(transition: boolean, keepView = false): Promise<void> {
-    const plot = this.ensurePlot();
-    this.drawing = this.drawing.then(async () => {
-      const selected = plot.get("selectedPoints") as number[];
-      await plot.draw({ x: this.x, y: this.y, z: this.z, w: this.w },
-        { transition, transitionDuration: 700, preventFilterReset: keepView, zDataType: this.zType, wDataType: "categorical" });
-      if (keepView && selected?.length) plot.select(selected, { preventEvent: true });
-    });
-    return this.drawing;
-  }
-
   destroy(): void {
-    this.plot?.destroy();
-    this.plot = null;
+    this.detach();
+    this.layer?.destroy();
+    this.layer = null;
   }
 }

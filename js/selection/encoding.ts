@@ -28,6 +28,37 @@ export function encodeSelection(rows: ArrayLike<number>, n: number): EncodedSele
   return { encoding: "indices", data: new Uint8Array(out.buffer), count };
 }
 
+/** Encode a bitmask over `n` rows holding `count` rows: sent as it is, or as indices when smaller. */
+export function encodeMask(mask: Uint8Array, count: number, n: number): EncodedSelection {
+  if (count * 4 > Math.ceil(n / 8)) return { encoding: "bitmask", data: mask.subarray(0, Math.ceil(n / 8)), count };
+  const out = new Uint32Array(count);
+  let k = 0;
+  for (let b = 0; b < mask.length && k < count; b++) {
+    let v = mask[b];
+    while (v) {
+      const r = (b << 3) + 31 - Math.clz32(v & -v);
+      if (r < n) out[k++] = r;
+      v &= v - 1;
+    }
+  }
+  return { encoding: "indices", data: new Uint8Array(out.buffer, 0, k * 4), count: k };
+}
+
+/** A bitmask over `n` rows from either encoding (no per-row arrays). */
+export function maskOf(encoding: SelectionEncoding, bytes: Uint8Array | null, n: number): Uint8Array {
+  const mask = new Uint8Array(Math.ceil(n / 8));
+  if (!bytes || bytes.byteLength === 0) return mask;
+  if (encoding === "bitmask") {
+    mask.set(bytes.subarray(0, mask.length));
+    if (n & 7) mask[mask.length - 1] &= (1 << (n & 7)) - 1;
+    return mask;
+  }
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  const rows = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2);
+  for (let i = 0; i < rows.length; i++) if (rows[i] < n) mask[rows[i] >> 3] |= 1 << (rows[i] & 7);
+  return mask;
+}
+
 /** Row numbers (ascending) from either encoding. */
 export function decodeSelection(encoding: SelectionEncoding, bytes: Uint8Array | null, n: number): number[] {
   if (!bytes || bytes.byteLength === 0) return [];

@@ -1,6 +1,6 @@
 // The shared Selection model: a tiny anywidget model holding the selected rows. Views link to it in
 // the browser; Python observes it and `Explorer.selection` maps rows to dataset ids.
-import { asBytes, decodeSelection, encodeSelection } from "./encoding";
+import { asBytes, decodeSelection, encodeMask, encodeSelection, maskOf, type EncodedSelection } from "./encoding";
 
 export interface WidgetModel {
   get(name: string): any;
@@ -13,13 +13,12 @@ export interface WidgetModel {
 }
 
 export class SelectionLink {
-  private listeners: Array<(rows: number[], fromHere: boolean) => void> = [];
+  private listeners: Array<(fromHere: boolean) => void> = [];
   private writing = false;
 
   constructor(private model: WidgetModel) {
     model.on("change:data", () => {
-      const rows = this.rows();
-      for (const l of this.listeners) l(rows, this.writing);
+      for (const l of this.listeners) l(this.writing);
     });
   }
 
@@ -31,25 +30,42 @@ export class SelectionLink {
     return decodeSelection(this.model.get("encoding"), asBytes(this.model.get("data")), this.size);
   }
 
+  /** The selection as a bitmask over all rows. */
+  mask(): Uint8Array {
+    return maskOf(this.model.get("encoding"), asBytes(this.model.get("data")), this.size);
+  }
+
   count(): number {
     return this.model.get("count") as number;
   }
 
   /** Select `rows` (row numbers of an.samples) and tell the kernel. */
   set(rows: ArrayLike<number>): void {
-    const enc = encodeSelection(rows, this.size);
+    this.write(encodeSelection(rows, this.size));
+  }
+
+  /** Select the rows set in `mask` (`count` of them) and tell the kernel. */
+  setMask(mask: Uint8Array, count: number): void {
+    this.write(encodeMask(mask, count, this.size));
+  }
+
+  private write(enc: EncodedSelection): void {
     this.writing = true;
     try {
       this.model.set("encoding", enc.encoding);
       this.model.set("count", enc.count);
-      this.model.set("data", new DataView(enc.data.buffer, enc.data.byteOffset, enc.data.byteLength));
+      // the comm sends a view's whole underlying buffer: give it one of exactly these bytes
+      const own = enc.data.byteOffset === 0 && enc.data.byteLength === enc.data.buffer.byteLength;
+      const data = own ? enc.data : enc.data.slice();
+      this.model.set("data", new DataView(data.buffer, 0, data.byteLength));
       this.model.save_changes();
     } finally {
       this.writing = false;
     }
   }
 
-  onChange(cb: (rows: number[], fromHere: boolean) => void): void {
+  /** `cb(fromHere)` after every change; read `mask()` / `rows()` only when needed. */
+  onChange(cb: (fromHere: boolean) => void): void {
     this.listeners.push(cb);
   }
 }
