@@ -27,8 +27,9 @@ def resolve_device(device="auto") -> torch.device:
 
 
 # Below this many multiply-adds per operation, extra CPU threads cost more in synchronisation than they
-# save (measured: a 2400 x 32 probe fit takes 0.07 s on one thread, 5 s on two busy cores).
-SMALL_WORK = 4_000_000
+# save on a busy 2-core machine (measured: a 2400 x 32 probe fit takes 0.07 s on one thread, 5 s on
+# two; the 100k x 128 x 10-class probe 34 s on one thread, 62 s on two).
+SMALL_WORK = 200_000_000
 
 
 @contextmanager

@@ -28,15 +28,20 @@ def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 
 
 def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4,
-                           max_iter: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights (D x C) and bias (C) minimising mean cross-entropy + ``l2`` * ||W||^2 (L-BFGS)."""
+                           max_iter: int = 50, start: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights (D x C) and bias (C) minimising mean cross-entropy + ``l2`` * ||W||^2 (L-BFGS),
+    starting from ``start`` = (W, b) when given (e.g. another fold's solution), else from zero
+    weights and the log class priors as bias."""
     d = X.shape[1]
     W = torch.zeros((d, n_classes), dtype=X.dtype, device=X.device, requires_grad=True)
     b = torch.zeros(n_classes, dtype=X.dtype, device=X.device, requires_grad=True)
-    # class priors as the starting bias
     counts = torch.bincount(y, minlength=n_classes).to(X.dtype) + 1.0
     with torch.no_grad():
-        b.copy_(torch.log(counts / counts.sum()))
+        if start is not None:
+            W.copy_(start[0])
+            b.copy_(start[1])
+        else:
+            b.copy_(torch.log(counts / counts.sum()))
     opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
                             tolerance_grad=1e-4, tolerance_change=1e-6, line_search_fn="strong_wolfe")
 
@@ -50,10 +55,11 @@ def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2:
     return W.detach(), b.detach()
 
 
-def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: float = 1e-4,
+def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="auto", l2: float = 1e-4,
                       max_iter: int = 50, seed: int = 0, return_logits: bool = False):
     """N x C out-of-fold probabilities of a standardised softmax-regression probe.
 
+    ``folds``: 5 below 20k labelled samples, 3 above (each fold then still trains on 13k+).
     ``y`` holds class codes 0..C-1; rows with ``y < 0`` (unlabelled) get probabilities from a model
     fitted on all labelled rows. Each fold standardises with its own training statistics."""
     y = np.asarray(y, dtype=np.int64)
@@ -65,6 +71,8 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: f
     if len(present) < 2:
         raise ValueError("out_of_fold_probs: need at least two classes with labelled samples to fit a probe")
     counts = np.bincount(y[labelled], minlength=n_classes)
+    if folds is None:
+        folds = 5 if labelled.sum() < 20_000 else 3
     folds = int(max(2, min(folds, counts[counts > 0].min())))
     dev = resolve_device(device)
     Xt = torch.as_tensor(X, device=dev)
@@ -74,6 +82,7 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: f
     assign[labelled] = fold_ids(y[labelled], folds, seed)
     assign_t = torch.as_tensor(assign, device=dev)
     torch.manual_seed(seed)
+    start = None
     for f in range(folds):
         train = (assign_t != f) & (assign_t >= 0)
         test = assign_t == f
@@ -82,7 +91,8 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int = 5, device="auto", l2: f
         mean = Xt[train].mean(0)
         std = Xt[train].std(0).clamp_min(1e-6)
         with cpu_threads_for(int(train.sum()) * X.shape[1] * n_classes, dev):
-            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
+            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter, start)
+        start = (W, b)  # folds share most of their data: the next fit starts near its optimum
         logits[test] = ((Xt[test] - mean) / std) @ W + b
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     if return_logits:
