@@ -410,8 +410,9 @@ class Review:
         """Every action, oldest first: when, action, ids, old values, new value(s), note, and for undo/redo
         the action it reverted or re-applied (``target``)."""
         self.refresh()
-        rows = self._con.execute(
-            "SELECT seq, at, action, ids, old, new, target, note, session FROM actions ORDER BY seq").fetchall()
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT seq, at, action, ids, old, new, target, note, session FROM actions ORDER BY seq").fetchall()
         frame = pd.DataFrame(rows, columns=["seq", "when", "action", "ids", "old", "new", "target", "note",
                                             "session"])
         frame["when"] = pd.to_datetime(frame["when"], unit="s", utc=True)
@@ -425,7 +426,8 @@ class Review:
     def provenance(self) -> pd.DataFrame:
         """For every sample, the action (seq and note) that set its current label and status (0 = as given)."""
         self.refresh()
-        rows = self._con.execute("SELECT seq, action, field, ids, target, note FROM actions ORDER BY seq").fetchall()
+        with self._lock:
+            rows = self._con.execute("SELECT seq, action, field, ids, target, note FROM actions ORDER BY seq").fetchall()
         n = len(self._ids)
         source = {"label": np.zeros(n, np.int64), "status": np.zeros(n, np.int64)}
         before: dict[int, np.ndarray] = {}

@@ -177,3 +177,17 @@ def test_split_by_fraction_is_within_one_sample_per_stratum():
     for label in np.unique(strata):
         counts = np.bincount(assignment[strata == label], minlength=3)
         assert (abs(counts - (strata == label).sum() * np.array(fractions)) < 1).all()
+
+
+def test_hostile_split_names_stay_inside_and_unstratified_splits_keep_sizes(analysis, tmp_path):
+    view = with_fresh_journal(analysis, tmp_path)
+    out = export_analysis(view, tmp_path / "clean", splits={"../../up": .5, "/abs": .25, "ok": .25},
+                          stratify=False)
+    files = sorted(p.name for p in out.iterdir())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"].values()) | {"manifest.json"} == set(files)
+    assert all("/" not in name and not name.startswith(".") for name in files)
+    assert not (tmp_path / "up.parquet").exists() and not any(tmp_path.parent.glob("up*"))
+    sizes = {name: len(pd.read_parquet(out / f)) for name, f in manifest["files"].items()}
+    total = sum(sizes.values())
+    assert all(abs(sizes[name] - total * f) <= 1 for name, f in {"../../up": .5, "/abs": .25, "ok": .25}.items())
