@@ -94,7 +94,7 @@ def _check_arguments(an, path, format, drop, splits):
     for flag in drop:
         if flag not in samples.columns:
             raise ValueError(f"export: drop flag {flag!r} is not a column of an.samples; flags there: {flags}")
-        if samples[flag].dtype != bool:
+        if not pd.api.types.is_bool_dtype(samples[flag]):
             raise ValueError(f"export: drop flag {flag!r} must be a boolean column (is_*), "
                              f"it has dtype {samples[flag].dtype}")
     if splits is not None:
@@ -130,7 +130,7 @@ def _drop_reasons(an, drop, labelled) -> dict[str, pd.Index]:
     ok = review.marked_ok()
     corrected = review.relabelled() if labelled else pd.Index([])
     for flag in drop:
-        flagged = samples.index[samples[flag].to_numpy()]
+        flagged = samples.index[samples[flag].fillna(False).to_numpy(dtype=bool)]
         exempt = ok.union(corrected) if flag == "is_label_issue" else ok
         reasons[flag] = flagged.difference(exempt, sort=False)
     return reasons
