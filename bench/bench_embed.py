@@ -33,6 +33,7 @@ from PIL import Image
 import dqwidgets as dq
 from dqwidgets.compute.device import resolve_device
 from dqwidgets.embed import resolve_embedder
+from dqwidgets.embed.pipeline import DecodedImages
 from dqwidgets.examples import load_fashion_mnist, load_rotten_tomatoes
 
 RESULTS = Path(__file__).parent / "results"
@@ -69,7 +70,18 @@ def bench_images(folder: Path, dev, batch_size):
     wall = time.perf_counter() - start
     return {"n": len(ds), "wall_s": round(wall, 2), "images_per_s": round(len(ds) / wall, 1),
             "model_load_and_warmup_s": round(load_s, 2), "embedder": emb.embedder,
-            "unreadable": int(emb.flags["is_unreadable"].sum())}
+            "unreadable": int(emb.flags["is_unreadable"].sum()),
+            "decode_images_per_s_one_process": decode_rate(ds, embedder)}
+
+
+def decode_rate(ds, embedder) -> float:
+    """What one DataLoader worker sustains: open + measure + resize to 224, without the model."""
+    items = DecodedImages(ds.frame[ds.image].tolist(), np.arange(len(ds)), ds.root, embedder.transform)
+    items[0]                                  # PIL loads its format plugins on first use
+    start = time.perf_counter()
+    for i in range(len(items)):
+        items[i]
+    return round(len(items) / (time.perf_counter() - start), 1)
 
 
 def bench_texts(n: int, dev, batch_size):
@@ -142,7 +154,8 @@ def markdown(stored: dict) -> str:
                          f"{r['load_average_1m_at_start']} / {r.get('load_average_1m_at_end')} | {r['cpus']} CPUs |")
         im, tx = r["images"], r["texts"]
         lines.append(f"| {r['device']} | EfficientNet-Lite0, PNG folder, 224x224 | {im['n']} | "
-                     f"{im['images_per_s']} images/s | model load + warm-up {im['model_load_and_warmup_s']} s |")
+                     f"{im['images_per_s']} images/s | model load + warm-up {im['model_load_and_warmup_s']} s; "
+                     f"decoding alone {im.get('decode_images_per_s_one_process', '?')} images/s per process |")
         lines.append(f"| {r['device']} | all-MiniLM-L6-v2, Rotten Tomatoes | {tx['n']} | "
                      f"{tx['texts_per_s']} texts/s | mean {tx['mean_chars']} chars |")
         if "second_run" in r:

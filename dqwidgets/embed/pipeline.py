@@ -50,7 +50,7 @@ def hash_images(values, root: Path | None) -> tuple[list, list]:
     return [h for h, _ in out], [r for _, r in out]
 
 
-class _DecodedImages(torch.utils.data.Dataset):
+class DecodedImages(torch.utils.data.Dataset):
     """Worker-side: decode one image safely, measure its properties, resize it for the model."""
 
     def __init__(self, values, positions, root, transform):
@@ -124,7 +124,7 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
         if wanted and not workers:
             warnings.warn("too little free space in /dev/shm for DataLoader workers: images are decoded in the "
                           "main process (slower). In Docker, run with e.g. --shm-size=2g", RuntimeWarning, stacklevel=3)
-        loader = DataLoader(_DecodedImages(values, todo, root, embedder.transform), batch_size=batch_size,
+        loader = DataLoader(DecodedImages(values, todo, root, embedder.transform), batch_size=batch_size,
                             num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
                             prefetch_factor=prefetch if workers else None, persistent_workers=False)
         with tqdm(total=len(todo), desc=f"embedding images ({embedder.name})", unit="img",

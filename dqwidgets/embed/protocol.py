@@ -55,7 +55,8 @@ class ResizeCrop:
             img = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=3.0)
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
         img = img.crop((left, top, left + self.size, top + self.size))
-        return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        # numpy transposes a small array in ~0.3 ms; torch's threaded strided copy took 5-16 ms on a busy CPU
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)))
 
 
 class TorchImageEmbedder:
