@@ -32,7 +32,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   const notices = el("div", "dqx-notices");
   for (const n of cfg.notices as string[]) notices.append(el("div", "dqx-notice-line", n));
   const tooltip = { req: 0 };
-  const map = new MapView(channel, selection, (row, at) => void hover(row, at));
+  const map = new MapView(channel, selection, (row, at) => void hover(row, at), model.get("map_renderer") ?? "auto");
   const grid = new GridView(channel, (row) => review.show(row));
   grid.configure(cfg.modality, cfg.scores);
   const review = new ReviewPanel(channel, cfg.classes, cfg.can_relabel, (a) => {

@@ -41,6 +41,8 @@ class Explorer(anywidget.AnyWidget):
     color_by = traitlets.Unicode("issue").tag(sync=True)
     grid_score = traitlets.Unicode("").tag(sync=True)
     filters = traitlets.Dict({"issue": "", "split": "", "label": ""}).tag(sync=True)
+    # "auto": WebGL2 on a GPU, a CPU rasteriser where WebGL is software (SwiftShader, llvmpipe) or missing
+    map_renderer = traitlets.Enum(("auto", "webgl", "cpu"), "auto").tag(sync=True)
 
     def __init__(self, an, color_by: str = "issue", **kwargs):
         samples = getattr(an, "samples", None)

@@ -218,3 +218,20 @@ export class PointLayer {
     this.n = 0;
   }
 }
+
+/** The WebGL2 renderer's name ("" when the browser offers no WebGL2). */
+export function glRendererName(): string {
+  let r: SharedRenderer;
+  try {
+    r = renderer();
+  } catch {
+    return "";
+  }
+  const info = r.gl.getExtension("WEBGL_debug_renderer_info");
+  return String(r.gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : r.gl.RENDERER) ?? "unknown");
+}
+
+/** True for CPU implementations of WebGL, which pay ~2 us of setup per point. */
+export function isSoftwareGL(name: string): boolean {
+  return /swiftshader|llvmpipe|softpipe|software|basic render/i.test(name);
+}
