@@ -98,5 +98,7 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path):
         an.export(tmp_path / "out", format="imagefolder", drop=())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "wd"]     # no half export, no temporary folder
     an.review.drop(ds.ids[50])
+    an.review.relabel(ds.ids[:2], "twins", new_label=True)       # a/img0.png and b/img0.png, one folder
     out = an.export(tmp_path / "out", format="imagefolder", drop=())
     assert json.loads((out / "manifest.json").read_text())["counts"]["exported"] == N - 1
+    assert sorted(p.name for p in (out / "all" / "twins").iterdir()) == ["img0-2.png", "img0.png"]
