@@ -52,6 +52,19 @@ def test_nndescent_graph_has_high_recall_on_clustered_data():
     assert abs(np.median(approx.distances) - np.median(exact.distances)) < 0.05 * np.median(exact.distances) + 1e-3
 
 
+def test_ivf_graph_finds_most_true_neighbours_without_self():
+    rng = np.random.default_rng(0)
+    X = (rng.normal(0, 4, (20, 16))[rng.integers(0, 20, 4000)] + rng.normal(size=(4000, 16))).astype(np.float32)
+    exact = knn_graph(X, 10, device="cpu", method="exact")
+    approx = knn_graph(X, 10, device="cpu", method="ivf")
+    assert approx.method == "ivf" and approx.indices.shape == (4000, 10)
+    assert not (approx.indices == np.arange(4000)[:, None]).any()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact.indices, approx.indices)])
+    assert recall > 0.8
+    assert (np.diff(approx.distances, axis=1) >= -1e-6).all()  # nearest first
+    assert (approx.distances >= exact.distances - 1e-5).all()  # never nearer than the true neighbours
+
+
 def test_drop_self_removes_own_index_or_last_column():
     idx = np.array([[0, 5, 6], [3, 4, 1]])  # row 1 did not return itself (an exact duplicate took its place)
     dist = np.array([[0.0, 0.1, 0.2], [0.0, 0.3, 0.4]], dtype=np.float32)

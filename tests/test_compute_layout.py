@@ -14,4 +14,4 @@ def test_pca_layout_separates_the_widest_direction():
 
 def test_umap_epochs_follow_umap_defaults_and_shrink_for_large_n():
     assert umap_epochs(5000) == 500 and umap_epochs(30_000) == 200
-    assert 80 <= umap_epochs(1_000_000) < umap_epochs(100_000) < 200
+    assert 60 <= umap_epochs(1_000_000) < umap_epochs(100_000) < 200

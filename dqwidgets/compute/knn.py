@@ -1,9 +1,16 @@
 """The one k-nearest-neighbour graph every score and the layout reuse.
 
-Exact search is a chunked matrix product + ``topk`` in torch (never N x N in memory); for large N
-on a CPU an approximate graph from NN-descent (Dong, Moses & Li, "Efficient k-nearest neighbor
-graph construction for generic similarity measures", WWW 2011; the ``pynndescent`` package) is
-faster at a recall above 0.95.
+Exact search is a chunked matrix product + ``topk`` in torch (never N x N in memory). For large N
+on a CPU two approximate graphs are available:
+
+- ``"ivf"`` (the default there): an inverted-file index (Jegou, Douze & Schmid, "Product
+  quantization for nearest neighbor search", TPAMI 2011, section 4; the IVF-Flat of faiss): spherical
+  k-means cells, and each cell's members searched exactly among the members of the ``nprobe`` cells
+  nearest to it. Plain torch, so nothing is compiled at first use.
+- ``"nndescent"``: NN-descent (Dong, Moses & Li, "Efficient k-nearest neighbor graph construction
+  for generic similarity measures", WWW 2011; the ``pynndescent`` package umap-learn brings). Its
+  numba kernels compile on first use in a process (about 100 s on 2 cores), which is why it is not the
+  default (measured: bench/results/bench_analyze.md).
 """
 
 from __future__ import annotations
@@ -85,8 +92,9 @@ def knn_graph(X, k: int = 15, metric: str = "cosine", device="auto", method: str
               seed: int = 0) -> KnnGraph:
     """The k nearest neighbours of every row of ``X`` (N x D) among the other rows.
 
-    ``method``: ``"exact"`` (chunked torch matmul + topk), ``"nndescent"`` (pynndescent), or
-    ``"auto"``: exact on a GPU or when N <= ``EXACT_CPU_MAX_N``, NN-descent otherwise."""
+    ``method``: ``"exact"`` (chunked torch matmul + topk), ``"ivf"`` (inverted file, torch),
+    ``"nndescent"`` (pynndescent), or ``"auto"``: exact on a GPU or when N <= ``EXACT_CPU_MAX_N``,
+    IVF otherwise."""
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float32) if not torch.is_tensor(X) else X)
     _check(X_t, k, metric)
     n = X_t.shape[0]
@@ -94,14 +102,61 @@ def knn_graph(X, k: int = 15, metric: str = "cosine", device="auto", method: str
         raise ValueError(f"knn_graph: {n} samples but k={k} neighbours asked; use k < N (k={max(1, n - 1)} at most)")
     dev = resolve_device(device)
     if method == "auto":
-        method = "exact" if dev.type == "cuda" or n <= EXACT_CPU_MAX_N else "nndescent"
+        method = "exact" if dev.type == "cuda" or n <= EXACT_CPU_MAX_N else "ivf"
     if method == "exact":
         P = _prepare(X_t.to(dev), metric)
         idx, dist = _search(P, P, k, metric, self_offset=0)
         return KnnGraph(idx.cpu().numpy(), dist.cpu().numpy(), metric, "exact")
+    if method == "ivf":
+        idx, dist = _ivf(_prepare(X_t.to(dev), metric), k, metric, seed)
+        return KnnGraph(idx.cpu().numpy(), dist.cpu().numpy(), metric, "ivf")
     if method == "nndescent":
         return _nndescent(X_t.cpu().numpy(), k, metric, seed)
-    raise ValueError(f"knn_graph: method must be 'auto', 'exact' or 'nndescent', got {method!r}")
+    raise ValueError(f"knn_graph: method must be 'auto', 'exact', 'ivf' or 'nndescent', got {method!r}")
+
+
+def _kmeans(P: torch.Tensor, n_cells: int, seed: int, iters: int = 8) -> torch.Tensor:
+    """Centroids of (spherical, for unit rows) k-means on a sample of the prepared rows."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    sample = P[torch.randperm(len(P), generator=g)[: min(len(P), 48 * n_cells)].to(P.device)]
+    C = sample[:n_cells].clone()
+    for _ in range(iters):
+        assign = (sample @ C.T).argmax(1)
+        sums = torch.zeros_like(C).index_add_(0, assign, sample)
+        counts = torch.bincount(assign, minlength=n_cells)
+        C = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None].to(sums.dtype), C)
+        C = torch.nn.functional.normalize(C, dim=1)
+    return C
+
+
+def _ivf(P: torch.Tensor, k: int, metric: str, seed: int, nprobe: int = 12):
+    n = len(P)
+    n_cells = int(max(8, min(4096, 2 * n ** 0.5)))
+    C = _kmeans(P if metric == "cosine" else torch.nn.functional.normalize(P, dim=1), n_cells, seed)
+    assign = torch.empty(n, dtype=torch.int64, device=P.device)
+    for s in range(0, n, 65536):
+        assign[s:s + 65536] = (P[s:s + 65536] @ C.T).argmax(1)
+    order = torch.argsort(assign)
+    counts = torch.bincount(assign, minlength=n_cells)
+    starts = torch.cumsum(counts, 0) - counts
+    near = torch.topk(C @ C.T, min(nprobe, n_cells), dim=1).indices  # each cell's nearest cells, itself first
+    out_i = torch.empty((n, k), dtype=torch.int64, device=P.device)
+    out_d = torch.empty((n, k), dtype=torch.float32, device=P.device)
+    starts_l, counts_l = starts.tolist(), counts.tolist()
+    for c in range(n_cells):
+        if counts_l[c] == 0:
+            continue
+        members = order[starts_l[c]:starts_l[c] + counts_l[c]]
+        cand = torch.cat([order[starts_l[j]:starts_l[j] + counts_l[j]] for j in near[c].tolist()])
+        kk = min(k, len(cand) - 1)
+        # members come first in cand, so member i is candidate i: _search excludes it
+        idx, dist = _search(P[members], P[cand], kk, metric, self_offset=0)
+        idx = cand[idx]
+        if kk < k:  # a tiny neighbourhood: pad with the farthest found
+            idx = torch.cat([idx, idx[:, -1:].expand(-1, k - kk)], 1)
+            dist = torch.cat([dist, dist[:, -1:].expand(-1, k - kk)], 1)
+        out_i[members], out_d[members] = idx, dist
+    return out_i, out_d
 
 
 def _nndescent(X: np.ndarray, k: int, metric: str, seed: int) -> KnnGraph:

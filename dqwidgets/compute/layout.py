@@ -43,7 +43,7 @@ def umap_epochs(n: int) -> int:
         return 500
     if n <= 50_000:
         return 200
-    return int(max(80, 200 * (50_000 / n) ** 0.5))
+    return int(max(60, 200 * 50_000 / n))
 
 
 def umap_layout(graph: KnnGraph, init: np.ndarray | None = None, n_neighbors: int | None = None,
