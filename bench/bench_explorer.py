@@ -48,6 +48,30 @@ ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--use-angle=swiftshader"
         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 SIZES = [int(s) for s in os.environ.get("DQ_BENCH_SIZES", "100000,1000000").split(",")]
 _results: list[dict] = []
+# The test server (solara on uvicorn) compresses every websocket message (permessage-deflate);
+# Jupyter Server (tornado) does not by default. Deflating 10 MB of float32 positions costs
+# ~1.4 s of CPU here and saves ~20 %, so by default the bench measures without it, as in
+# JupyterLab / Notebook 7; --ws-deflate measures with it.
+WS_DEFLATE = os.environ.get("DQ_BENCH_WS_DEFLATE", "0") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def websocket_deflate():
+    """Before the test server starts: websocket compression off unless --ws-deflate."""
+    if WS_DEFLATE:
+        yield True
+        return
+    import uvicorn.config
+
+    original = uvicorn.config.Config.__init__
+
+    def no_deflate(self, *args, **kwargs):
+        kwargs.setdefault("ws_per_message_deflate", False)
+        original(self, *args, **kwargs)
+
+    uvicorn.config.Config.__init__ = no_deflate
+    yield False
+    uvicorn.config.Config.__init__ = original
 
 
 class TiledAnalysis:
@@ -166,7 +190,7 @@ def test_explorer_speed(solara_test, page_session, base, n):
         "linked_views_after_python_s": round(t_grid - t_sel, 3), "selected": selected,
         "browser_lasso_hit_and_send_ms": lasso_ms, "browser_upload_and_first_frame_s": upload_and_frame_ms / 1000,
         "python_selection_to_map_s": round(t_py_map - t_py, 3), "python_selection_to_grid_s": round(t_py_grid - t_py, 3),
-        "load_1min": load_1min, "renderer": renderer,
+        "load_1min": load_1min, "renderer": renderer, "websocket_deflate": WS_DEFLATE,
         "map_bytes": map_bytes, "map_mb": round(map_bytes / 1e6, 2),
     })
     print(_results[-1], flush=True)
@@ -197,7 +221,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--no-growth", action="store_true", help="skip the notebook-growth measurement")
+    ap.add_argument("--ws-deflate", action="store_true",
+                    help="keep the test server's websocket compression on (Jupyter Server has it off)")
     args = ap.parse_args()
+    os.environ["DQ_BENCH_WS_DEFLATE"] = "1" if args.ws_deflate else "0"
     os.environ["DQ_BENCH_SIZES"] = args.sizes  # read by the parametrisation when pytest imports this file
     rc = pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider", "-o", "testpaths=bench"])
     runs = [r for m in list(sys.modules.values()) if getattr(m, "__file__", None) == __file__

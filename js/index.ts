@@ -26,6 +26,8 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   root.tabIndex = 0;
   host.append(root);
   const channel = new KernelChannel(model);
+  // the map's columns are the biggest message: ask for them first, while the rest is set up
+  const mapData = MapView.request(channel, model.get("color_by") ?? "issue");
   const selection = await linkSelection(model);
   const { content: cfg } = await channel.request("init");
 
@@ -105,7 +107,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     review.key(e);
   });
 
-  await map.load(cfg.color_by);
+  await map.load(mapData);
   grid.reset(cfg.grid);
   await table.load();
   root.dataset.ready = "true";

@@ -15,17 +15,28 @@ import traitlets
 ENCODINGS = ("indices", "bitmask")
 
 
+def row_mask(rows, n: int) -> np.ndarray:
+    """Boolean mask over ``n`` rows with ``rows`` set (O(n), no sort: 1M rows in milliseconds)."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        bad = rows.min() if rows.min() < 0 else rows.max()
+        raise ValueError(f"selection: row {bad} is outside 0..{n - 1}")
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
+def encode_mask(mask: np.ndarray) -> tuple[str, bytes]:
+    """(encoding, bytes) for a boolean row mask: whichever of indices and bitmask is smaller."""
+    count = int(np.count_nonzero(mask))
+    if count * 4 > (mask.size + 7) // 8:
+        return "bitmask", np.packbits(mask, bitorder="little").tobytes()
+    return "indices", np.flatnonzero(mask).astype("<u4").tobytes()
+
+
 def encode_rows(rows, n: int) -> tuple[str, bytes]:
     """(encoding, bytes) for row numbers ``rows`` out of ``n``: whichever encoding is smaller."""
-    rows = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
-    if rows.size and (rows[0] < 0 or rows[-1] >= n):
-        bad = rows[0] if rows[0] < 0 else rows[-1]
-        raise ValueError(f"selection: row {bad} is outside 0..{n - 1}")
-    if rows.size * 4 > (n + 7) // 8:
-        mask = np.zeros(n, dtype=bool)
-        mask[rows] = True
-        return "bitmask", np.packbits(mask, bitorder="little").tobytes()
-    return "indices", rows.astype("<u4").tobytes()
+    return encode_mask(row_mask(rows, n))
 
 
 def decode_rows(encoding: str, data: bytes, n: int) -> np.ndarray:
@@ -35,8 +46,7 @@ def decode_rows(encoding: str, data: bytes, n: int) -> np.ndarray:
         if len(data) % 4:
             raise ValueError(f"selection: {len(data)} bytes is not a whole number of uint32 rows")
         rows = np.frombuffer(data, dtype="<u4").astype(np.int64)
-        rows = np.unique(rows)
-        return rows[rows < n]
+        return np.flatnonzero(row_mask(rows[rows < n], n))
     if encoding == "bitmask":
         bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[:n]
         return np.flatnonzero(bits).astype(np.int64)
@@ -59,8 +69,9 @@ class Selection(anywidget.AnyWidget):
 
     @rows.setter
     def rows(self, rows) -> None:
-        encoding, data = encode_rows(rows, self.n)
-        count = int(np.unique(np.asarray(rows, dtype=np.int64)).size) if len(np.atleast_1d(rows)) else 0
+        mask = row_mask(rows, self.n)
+        encoding, data = encode_mask(mask)
+        count = int(np.count_nonzero(mask))
         with self.hold_sync():
             self.encoding = encoding
             self.count = count

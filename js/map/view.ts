@@ -79,10 +79,15 @@ export class MapView {
     return this.tooltip;
   }
 
-  /** First draw: positions, colour and flags in one message from the kernel. */
-  async load(colorBy: string): Promise<void> {
-    const t0 = performance.now();
-    const { content, buffers } = await this.channel.request("map", { color_by: colorBy, positions: true });
+  /** Ask the kernel for positions, colour and flags (one message); start it early, it is the big one. */
+  static request(channel: KernelChannel, colorBy: string): { sent: number; reply: Promise<{ content: any; buffers: DataView[] }> } {
+    return { sent: performance.now(), reply: channel.request("map", { color_by: colorBy, positions: true }) };
+  }
+
+  /** First draw from the reply to `MapView.request`. */
+  async load(pending: ReturnType<typeof MapView.request>): Promise<void> {
+    const t0 = pending.sent;
+    const { content, buffers } = await pending.reply;
     this.root.dataset.bytes = String(buffers.reduce((s, b) => s + b.byteLength, 0));
     const t1 = performance.now();
     this.setNotice(content.notice ?? "");
