@@ -149,7 +149,7 @@ def test_progress_bar_silenced(capsys, tmp_path):
     assert "embedding images (counting)" in capsys.readouterr().err
 
 
-def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path):
+def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path, monkeypatch):
     for i in range(8):
         (tmp_path / "c").mkdir(exist_ok=True)
         Image.new("RGB", (20, 20), (10 * i, 0, 0)).save(tmp_path / "c" / f"{i}.png")
@@ -160,6 +160,14 @@ def test_worker_processes_decode_and_flag_like_the_main_process(tmp_path):
     assert np.array_equal(inline.features, workers.features)
     pd.testing.assert_frame_equal(inline.flags, workers.flags)
     assert workers.flags["is_unreadable"].sum() == 1 and workers.valid.sum() == 8
+    from dqwidgets.embed import pipeline
+    monkeypatch.setattr(pipeline, "LOADER_BATCH", 2)          # small worker batches gathered into model batches
+    counting = CountingEmbedder()
+    sizes = []
+    embed_batch = counting.embed_batch
+    counting.embed_batch = lambda batch, device: sizes.append(len(batch)) or embed_batch(batch, device)
+    gathered = ds.embed(embedder=counting, cache_dir=False, progress=False, num_workers=2, batch_size=5)
+    assert np.array_equal(gathered.features, inline.features) and sizes[0] >= 5 and sum(sizes) == 8
 
 
 def test_efficientnet_folding_and_native_padding_keep_the_features():

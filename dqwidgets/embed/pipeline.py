@@ -27,6 +27,9 @@ from dqwidgets.embed.properties import (IMAGE_PROPERTIES, PROPERTIES_VERSION, PR
 from dqwidgets.embed.protocol import cache_key
 
 
+LOADER_BATCH = 32       # images per worker batch: what crosses shared memory at once
+
+
 @dataclass
 class MediaEmbedding:
     features: np.ndarray        # N x D float32, zeros where reasons[i] != ""
@@ -101,6 +104,34 @@ def fit_shared_memory(workers: int, prefetch: int, batch_bytes: int) -> tuple[in
     return workers, prefetch
 
 
+def _model_batches(loader, embedder, device, model_batch, reasons, bar):
+    """Gather the loader's small worker batches into model batches of ``model_batch`` images; yield
+    ``(positions, features, properties)``; record the reason of every sample that failed to decode."""
+    pending, n_pending = [], 0
+
+    def run():
+        positions = [p for ps, _, _ in pending for p in ps]
+        batch = pending[0][1] if len(pending) == 1 else torch.cat([b for _, b, _ in pending])
+        if device.type == "cuda" and not batch.is_pinned():
+            batch = batch.pin_memory()
+        props = np.concatenate([pr for _, _, pr in pending])
+        pending.clear()
+        return positions, embedder.embed_batch(batch, device).cpu().numpy().astype(np.float32, copy=False), props
+
+    for positions, batch, props, failed in loader:
+        for pos, why in failed:
+            reasons[pos] = why
+        if batch is not None:
+            pending.append((positions, batch, props))
+            n_pending += len(positions)
+        bar.update(len(positions) + len(failed))
+        if n_pending >= model_batch:
+            yield run()
+            n_pending = 0
+    if pending:
+        yield run()
+
+
 def embed_images(values, root, embedder, device, cache_dir, progress=True, batch_size=None,
                  num_workers=None) -> MediaEmbedding:
     n = len(values)
@@ -117,29 +148,25 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
     new_rows = []
     if len(todo):
         start = time.perf_counter()
-        batch_size = batch_size or (256 if device.type == "cuda" else 32)
+        model_batch = batch_size or (256 if device.type == "cuda" else 32)
+        loader_batch = min(model_batch, LOADER_BATCH)
         workers = default_workers(device, len(todo)) if num_workers is None else num_workers
         wanted = workers
-        workers, prefetch = fit_shared_memory(workers, 4, batch_size * 3 * embedder.transform.size ** 2)
+        workers, prefetch = fit_shared_memory(workers, 4, loader_batch * 3 * embedder.transform.size ** 2)
         if wanted and not workers:
             warnings.warn("too little free space in /dev/shm for DataLoader workers: images are decoded in the "
                           "main process (slower). In Docker, run with e.g. --shm-size=2g", RuntimeWarning, stacklevel=3)
-        loader = DataLoader(DecodedImages(values, todo, root, embedder.transform), batch_size=batch_size,
+        loader = DataLoader(DecodedImages(values, todo, root, embedder.transform), batch_size=loader_batch,
                             num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
                             prefetch_factor=prefetch if workers else None, persistent_workers=False)
         with tqdm(total=len(todo), desc=f"embedding images ({embedder.name})", unit="img",
                   disable=not progress) as bar:
-            for positions, batch, props, failed in loader:
-                for pos, why in failed:
-                    reasons[pos] = why
-                if batch is not None:
-                    out = embedder.embed_batch(batch, device).cpu().numpy().astype(np.float32, copy=False)
-                    if features is None:
-                        features = np.zeros((n, out.shape[1]), dtype=np.float32)
-                    features[positions] = out
-                    properties[positions] = props
-                    new_rows.extend(positions)
-                bar.update(len(positions) + len(failed))
+            for positions, out, props in _model_batches(loader, embedder, device, model_batch, reasons, bar):
+                if features is None:
+                    features = np.zeros((n, out.shape[1]), dtype=np.float32)
+                features[positions] = out
+                properties[positions] = props
+                new_rows.extend(positions)
         seconds = time.perf_counter() - start
     if features is None:
         features = np.zeros((n, embedder.dimension or 0), dtype=np.float32)
