@@ -72,7 +72,8 @@ class Selection(anywidget.AnyWidget):
         mask = row_mask(rows, self.n)
         encoding, data = encode_mask(mask)
         count = int(np.count_nonzero(mask))
-        with self.hold_sync():
-            self.encoding = encoding
-            self.count = count
-            self.data = data
+        # one message per trait, `data` last: the browser acts on `data` and finds the other two
+        # already there; and the data goes out before observers (the Explorer's grid) run
+        self.encoding = encoding
+        self.count = count
+        self.data = data
