@@ -23,7 +23,7 @@ from; a real 1M-sample analysis does not fit this 2-core machine's time budget.
     .venv/bin/python bench/bench_explorer.py                # 100k and 1M
     .venv/bin/python bench/bench_explorer.py --sizes 100000
 
-Writes bench/results/bench_explorer.json and bench/results/bench_explorer.md.
+Writes bench/results/bench_explorer.json and .md (with --ws-deflate: bench_explorer.ws_deflate.json and .md).
 """
 
 from __future__ import annotations
@@ -237,7 +237,9 @@ def main() -> int:
     out = {"machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_version()}", "browser": CHROMIUM,
            "gl": "swiftshader (software)", "bundle_bytes": bundle.stat().st_size, "runs": runs, **growth}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_explorer.json").write_text(json.dumps(out, indent=1))
+    stem = "bench_explorer.ws_deflate" if args.ws_deflate else "bench_explorer"
+    out["websocket_deflate"] = bool(args.ws_deflate)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = ["| points | first draw (s) | lasso → Python (s) | selected | Python → grid (s) | lasso → grid (s) "
              "| Python selection → map / grid (s) | map MB | load (1 min) |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['points']:,} | {r['first_draw_s']} | {r['lasso_to_python_s']} | {r['selected']:,} "
@@ -247,7 +249,8 @@ def main() -> int:
     lines += ["", f"bundle: {out['bundle_bytes']:,} bytes; notebook growth per Explorer: "
               f"{growth['growth_per_explorer_bytes']} bytes", f"targets at 1M: first draw <= 3 s, lasso -> Python <= 1.5 s, "
               "linked views <= 0.5 s, map <= 12 MB, growth < 1 MB"]
-    (RESULTS / "bench_explorer.md").write_text("\n".join(lines) + "\n")
+    lines.insert(0, f"websocket compression (permessage-deflate): {'on' if args.ws_deflate else 'off, as in Jupyter Server'}\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return int(rc)
 

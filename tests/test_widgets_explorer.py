@@ -144,6 +144,9 @@ def test_unlabelled_data_without_layout_still_opens_and_says_why(tmp_path):
 def test_bad_input_is_a_clear_error(an):
     with pytest.raises(ValueError, match="Analysis that dq.analyze returns"):
         Explorer(pd.DataFrame())
+    with pytest.raises(ValueError, match="map_renderer must be one of"):
+        Explorer(an, map_renderer="gpu")
+    assert Explorer(an, map_renderer="cpu").map_renderer == "cpu"
     with pytest.raises(ValueError, match="cannot colour by 'nope'"):
         Explorer(an, color_by="nope")
 

@@ -44,14 +44,18 @@ class Explorer(anywidget.AnyWidget):
     # "auto": WebGL2 on a GPU, a CPU rasteriser where WebGL is software (SwiftShader, llvmpipe) or missing
     map_renderer = traitlets.Enum(("auto", "webgl", "cpu"), "auto").tag(sync=True)
 
-    def __init__(self, an, color_by: str = "issue", **kwargs):
+    def __init__(self, an, color_by: str = "issue", map_renderer: str = "auto", **kwargs):
         samples = getattr(an, "samples", None)
         if not isinstance(samples, pd.DataFrame):
             raise ValueError("Explorer(an): an must be the Analysis that dq.analyze returns (it has no samples frame)")
+        renderers = type(self).map_renderer.values
+        if map_renderer not in renderers:
+            raise ValueError(f"Explorer: map_renderer must be one of {list(renderers)} "
+                             f"(\"auto\" picks WebGL2 on a GPU, the CPU rasteriser otherwise), not {map_renderer!r}")
         self._an = an
         n = len(samples)
         super().__init__(_esm=_bundle().read_text(encoding="utf-8"), selection_model=Selection(n=n),
-                         grid_score=grid.default_score(samples) or "", **kwargs)
+                         grid_score=grid.default_score(samples) or "", map_renderer=map_renderer, **kwargs)
         options = map_columns.colour_options(samples, self._labels() is not None)
         if color_by not in options:
             raise ValueError(f"Explorer: cannot colour by {color_by!r}; choose one of {options}")

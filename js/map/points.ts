@@ -61,6 +61,14 @@ export interface FrameSettings {
   anySelected: boolean;
 }
 
+/** `bytes` as exactly `n` bytes (cut, or padded with zeros), one per point. */
+export function fitLength(bytes: Uint8Array, n: number): Uint8Array {
+  if (bytes.length === n) return bytes;
+  const out = new Uint8Array(n);
+  out.set(bytes.subarray(0, n));
+  return out;
+}
+
 class SharedRenderer {
   readonly canvas = document.createElement("canvas");
   readonly gl: WebGL2RenderingContext;
@@ -149,16 +157,16 @@ export class PointLayer {
   }
 
   setColours(codes: Uint8Array): void {
-    this.upload(this.colour, this.sized(codes));
+    this.upload(this.colour, fitLength(codes, this.n));
   }
 
   setFlags(flags: Uint8Array): void {
-    this.upload(this.flag, this.sized(flags));
+    this.upload(this.flag, fitLength(flags, this.n));
   }
 
   /** Per point: bit 0 selected, bit 1 hidden. */
   setState(state: Uint8Array): void {
-    this.upload(this.state, this.sized(state));
+    this.upload(this.state, fitLength(state, this.n));
   }
 
   /** 256 RGBA colours; a point's colour code indexes it. */
@@ -169,13 +177,6 @@ export class PointLayer {
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 256, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, rgba);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
-  }
-
-  private sized(bytes: Uint8Array): Uint8Array {
-    if (bytes.length === this.n) return bytes;
-    const out = new Uint8Array(this.n);
-    out.set(bytes.subarray(0, this.n));
-    return out;
   }
 
   /** Draw into the shared context at `width` x `height` device pixels and copy onto `target`. */

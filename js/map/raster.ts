@@ -3,7 +3,7 @@
 // writes each point's pixels into an RGBA buffer, shown with putImageData. Software GL spends
 // ~2 s setting up 1M point primitives; this pass takes tens of milliseconds. Same inputs and the
 // same picture as points.ts: selected points, then flagged ones, on top.
-import type { FrameSettings } from "./points";
+import { fitLength, type FrameSettings } from "./points";
 
 const WHITE = 0xffffffff;
 
@@ -47,15 +47,15 @@ export class RasterLayer {
   }
 
   setColours(codes: Uint8Array): void {
-    this.colour = this.sized(codes);
+    this.colour = fitLength(codes, this.n);
   }
 
   setFlags(flags: Uint8Array): void {
-    this.flag = this.sized(flags);
+    this.flag = fitLength(flags, this.n);
   }
 
   setState(state: Uint8Array): void {
-    this.state = this.sized(state);
+    this.state = fitLength(state, this.n);
   }
 
   setPalette(rgba: Uint8Array): void {
@@ -63,13 +63,6 @@ export class RasterLayer {
     bytes.set(rgba.subarray(0, 1024));
     const faded = new Uint8Array(this.faded.buffer);
     for (let i = 0; i < 1024; i++) faded[i] = (i & 3) === 3 ? 255 : Math.round(rgba[i] + (255 - rgba[i]) * 0.75);
-  }
-
-  private sized(bytes: Uint8Array): Uint8Array {
-    if (bytes.length === this.n) return bytes;
-    const out = new Uint8Array(this.n);
-    out.set(bytes.subarray(0, this.n));
-    return out;
   }
 
   render(target: CanvasRenderingContext2D, width: number, height: number, f: FrameSettings): void {

@@ -72,6 +72,23 @@ def test_lasso_gives_python_selection_and_fills_grid(solara_test, page_session, 
     page.locator(".dqx").screenshot(path=str(SCREENSHOT))
 
 
+def test_lasso_on_the_webgl_layer_and_a_click_on_a_point(solara_test, page_session, an):
+    """The GPU path (forced here: CI's WebGL is software, where the CPU layer is chosen) selects the same way."""
+    page = page_session
+    explorer = _show(page, an, map_renderer="webgl")
+    mapel = page.locator(".dqx-map")
+    assert mapel.get_attribute("data-renderer").startswith("webgl")
+    box = page.locator(".dqx-map canvas").bounding_box()
+    _lasso(page, box, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)])
+    page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
+    assert 0 < len(explorer.selection) == int(mapel.get_attribute("data-selected"))
+    # a click on the background clears the selection, in the browser and in Python
+    page.mouse.click(box["x"] + 3, box["y"] + 3)
+    page.locator(".dqx-map[data-selected='0']").wait_for()
+    page.locator(".dqx-grid-header", has_text="worst").wait_for()
+    assert len(explorer.selection) == 0
+
+
 def test_python_selection_selects_in_browser(solara_test, page_session, an):
     page = page_session
     explorer = _show(page, an)
