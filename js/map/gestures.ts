@@ -62,7 +62,11 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
     const p = at(e);
     start = last = p;
     mode = modeOf(e);
-    target.setPointerCapture?.(e.pointerId);
+    try {
+      target.setPointerCapture(e.pointerId); // keep getting moves when the lasso leaves the map
+    } catch {
+      // synthetic or already released pointers cannot be captured; the gesture still works inside
+    }
     if (e.shiftKey) {
       startLasso(p);
       return;

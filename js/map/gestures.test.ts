@@ -1,0 +1,59 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { attachGestures, type GestureHandlers } from "./gestures";
+
+function setup() {
+  const target = document.createElement("div");
+  target.style.cssText = "position:fixed;left:0;top:0;width:200px;height:200px";
+  document.body.append(target);
+  const overlay = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+  const calls: Array<[string, ...unknown[]]> = [];
+  const h: GestureHandlers = {
+    lasso: (p, m) => calls.push(["lasso", p.length / 2, m]),
+    click: (x, y, m) => calls.push(["click", x, y, m]),
+    pan: (dx, dy) => calls.push(["pan", dx, dy]),
+    zoom: (x, y, f) => calls.push(["zoom", x, y, f]),
+    hover: () => {},
+    leave: () => {},
+    reset: () => calls.push(["reset"]),
+  };
+  const detach = attachGestures(target, overlay, h);
+  const fire = (type: string, x: number, y: number, init: PointerEventInit = {}) =>
+    target.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: y, button: 0, bubbles: true, pointerId: 1, ...init }));
+  return { target, calls, fire, detach };
+}
+
+describe("map gestures", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    document.body.replaceChildren();
+  });
+
+  it("shift-drag draws a lasso; ctrl adds to the selection", () => {
+    const { calls, fire } = setup();
+    fire("pointerdown", 20, 20, { shiftKey: true, ctrlKey: true });
+    for (const [x, y] of [[100, 20], [100, 100], [20, 100]]) fire("pointermove", x, y, { shiftKey: true });
+    fire("pointerup", 20, 100, { shiftKey: true });
+    expect(calls).toEqual([["lasso", 4, "merge"]]);
+  });
+
+  it("a plain drag pans, a click without moving picks", () => {
+    const { calls, fire } = setup();
+    fire("pointerdown", 50, 50);
+    fire("pointermove", 60, 55);
+    fire("pointermove", 70, 60);
+    fire("pointerup", 70, 60);
+    fire("pointerdown", 30, 40);
+    fire("pointerup", 31, 40);
+    expect(calls).toEqual([["pan", 10, 5], ["pan", 10, 5], ["click", 31, 40, "replace"]]);
+  });
+
+  it("press and hold, then drag, draws a lasso too", () => {
+    vi.useFakeTimers();
+    const { calls, fire } = setup();
+    fire("pointerdown", 20, 20);
+    vi.advanceTimersByTime(500);
+    for (const [x, y] of [[100, 20], [100, 100], [20, 100]]) fire("pointermove", x, y);
+    fire("pointerup", 20, 100);
+    expect(calls).toEqual([["lasso", 4, "replace"]]);
+  });
+});
