@@ -5,13 +5,16 @@
 import { el } from "../dom";
 import { bytesOf, float32Of, type KernelChannel } from "../protocol";
 import type { SelectionLink } from "../selection/model";
-import { Camera } from "./camera";
+import { Camera, type ScreenTransform } from "./camera";
 import { attachGestures, type SelectMode } from "./gestures";
 import { countBits, nearestPoint, pointsInPolygon } from "./lasso";
 import { categoricalColors, paletteBytes, scoreRamp } from "./palette";
 import { createLayer, type Layer, type RendererChoice } from "./layer";
 
 const TRANSITION_MS = 700;
+// above this many points, pan and zoom move the last frame at once and redraw when the hand rests
+const PREVIEW_MIN_POINTS = 200_000;
+const SETTLE_MS = 120;
 const HOVER_RADIUS_PX = 6;
 
 export interface ColourInfo {
@@ -37,6 +40,9 @@ export class MapView {
   private transitionStart = -1;
   private frameQueued = false;
   private hoverRow = -1;
+  private lastFrame = document.createElement("canvas");
+  private lastFrameAt: ScreenTransform | null = null;
+  private settle = -1;
   private detach: () => void = () => {};
   n = 0;
 
@@ -57,11 +63,11 @@ export class MapView {
       click: (x, y, mode) => this.click(x, y, mode),
       pan: (dx, dy) => {
         this.camera.pan(dx, dy);
-        this.requestFrame();
+        this.viewMoved();
       },
       zoom: (x, y, f) => {
         this.camera.zoomAt(x, y, f);
-        this.requestFrame();
+        this.viewMoved();
       },
       hover: (x, y) => this.hover(x, y),
       leave: () => this.hover(-1e9, -1e9),
@@ -246,6 +252,27 @@ export class MapView {
     return true;
   }
 
+  /** Pan or zoom: big maps first show the last frame moved (instant), then redraw once it rests. */
+  private viewMoved(): void {
+    const shot = this.lastFrameAt;
+    if (this.n < PREVIEW_MIN_POINTS || !shot || this.transitionStart >= 0) {
+      this.requestFrame();
+      return;
+    }
+    const t = this.camera.toScreen();
+    const k = t.ax / shot.ax;
+    const dpr = window.devicePixelRatio || 1;
+    const ctx = this.canvas.getContext("2d")!;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.setTransform(k, 0, 0, k, (t.bx - shot.bx * k) * dpr, (t.by - shot.by * k) * dpr);
+    ctx.drawImage(this.lastFrame, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    clearTimeout(this.settle);
+    this.settle = window.setTimeout(() => this.requestFrame(), SETTLE_MS);
+  }
+
   private requestFrame(): void {
     if (this.frameQueued || !this.layer) return;
     this.frameQueued = true;
@@ -272,6 +299,14 @@ export class MapView {
       ...this.camera.clip(), t, size, flagSize: size * (big ? 2 : 1.6), round: size >= 4,
       anySelected: this.selected !== null,
     });
+    if (this.n >= PREVIEW_MIN_POINTS) {
+      if (this.lastFrame.width !== this.canvas.width || this.lastFrame.height !== this.canvas.height) {
+        this.lastFrame.width = this.canvas.width;
+        this.lastFrame.height = this.canvas.height;
+      }
+      this.lastFrame.getContext("2d")!.drawImage(this.canvas, 0, 0);
+      this.lastFrameAt = this.camera.toScreen();
+    }
   }
 
   // ------------------------------------------------------------------ legend and notices
