@@ -46,6 +46,44 @@ def umap_epochs(n: int) -> int:
     return int(max(60, 200 * 50_000 / n))
 
 
+_NUMBA_OPTIONS = ("parallel", "fastmath", "nogil", "boundscheck", "error_model")
+
+
+def _with_disk_cache(module, name: str) -> None:
+    """Recompile ``module.name`` (a numba function) with numba's on-disk cache, same options."""
+    import numba
+
+    fn = getattr(module, name, None)
+    if fn is None or not hasattr(fn, "py_func") or fn.targetoptions.get("cache"):
+        return
+    opts = {k: v for k, v in fn.targetoptions.items() if k in _NUMBA_OPTIONS}
+    setattr(module, name, numba.njit(fn.py_func, locals=dict(getattr(fn, "locals", {}) or {}), cache=True, **opts))
+
+
+def _cache_umap_kernels():
+    """umap-learn compiles its graph and SGD kernels without numba's disk cache, i.e. again in every
+    process (20-40 s on 2 cores). Compiling the same functions with ``cache=True`` lets every later
+    process load them from disk; the computation itself is umap-learn's, unchanged."""
+    import umap.layouts as layouts
+    import umap.umap_ as umap_
+
+    if getattr(layouts, "_dqwidgets_cached", False):
+        return
+    try:
+        fn = layouts._optimize_layout_euclidean_single_epoch
+        import numba
+
+        layouts._nb_optimize_layout_euclidean_single_epoch_parallel = numba.njit(
+            fn, fastmath=True, parallel=True, cache=True)
+        layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(fn, fastmath=True, parallel=False,
+                                                                        cache=True)
+        for name in ("smooth_knn_dist", "compute_membership_strengths"):
+            _with_disk_cache(umap_, name)
+    except Exception:  # another umap-learn layout: keep its own kernels
+        return
+    layouts._dqwidgets_cached = True
+
+
 def umap_layout(graph: KnnGraph, init: np.ndarray | None = None, n_neighbors: int | None = None,
                 min_dist: float = 0.1, n_epochs: int | None = None, seed: int = 0,
                 features=None, prefer_gpu: bool = False) -> np.ndarray:
@@ -56,6 +94,8 @@ def umap_layout(graph: KnnGraph, init: np.ndarray | None = None, n_neighbors: in
         if gpu is not None:
             return gpu
     from umap.umap_ import find_ab_params, fuzzy_simplicial_set, simplicial_set_embedding
+
+    _cache_umap_kernels()
 
     k = graph.k if n_neighbors is None else min(n_neighbors - 1, graph.k)
     idx = np.hstack([np.arange(n, dtype=np.int64)[:, None], graph.indices[:, :k]]).astype(np.int32)
