@@ -230,6 +230,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     cols: dict[str, np.ndarray] = {}
     thresholds: dict[str, float] = {}
     correct_v = None
+    n_issues = None
     if probs_v is not None and (codes_v >= 0).any():
         lab = find_label_issues(probs_v, graph.indices if reference is None else None, codes_v)
         cols["label_issue_score"] = _scatter(lab["label_issue_score"], pos, n, np.nan, np.float32)
@@ -239,6 +240,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
         flagged = lab["label_issue_score"][lab["is_label_issue"]]
         thresholds["label_issue_score"] = float(flagged.min()) if len(flagged) else 1.0
         correct_v = probs_v.argmax(1) == codes_v
+        n_issues = dict(zip(inp.classes, np.round(lab["n_issues_per_class"]).astype(int).tolist()))
     else:
         cols["label_issue_score"] = np.full(n, np.nan, np.float32)
         cols["is_label_issue"] = np.zeros(n, bool)
@@ -285,7 +287,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     info = {"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
             "typical_nn_distance": typical, "content_hashes": inp.content_hashes,
             "ood_calibration": calibration, "drift": drift, "embedder": inp.embedder,
-            "n_issues_per_class": None, "reference": reference is not None,
+            "n_issues_per_class": n_issues, "reference": reference is not None,
             "label_codes": inp.label_codes, "split_codes": inp.split_codes, "split_names": inp.split_names}
     an = Analysis(ds, samples, slices, spurious, inp.features, inp.valid, graph,
                   _scatter_rows(probs_v, pos, n), list(inp.classes), thresholds, workdir, info)
