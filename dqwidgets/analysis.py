@@ -152,13 +152,28 @@ class Analysis:
                 from dqwidgets.review import Review
             except ImportError as err:
                 raise ImportError(f"Analysis.review needs dqwidgets.review, which could not be imported: {err}") from err
-            path = self.workdir / self.dataset.fingerprint / "journal.sqlite"
+            path = self.journal_path
             path.parent.mkdir(parents=True, exist_ok=True)
-            labels = self.samples["label"] if "label" in self.samples else None
+            labels = self.samples["given_label"] if "given_label" in self.samples else None
             self._review = Review(path, self.samples.index, labels, list(self.classes))
-            if hasattr(self._review, "observe"):
-                self._review.observe(lambda row: self._notify("review"))
+            self._apply_review()
+            self._review.observe(self._on_review)
         return self._review
+
+    @property
+    def journal_path(self) -> Path:
+        return self.workdir / self.dataset.fingerprint / "journal.sqlite"
+
+    def _on_review(self, row) -> None:
+        self._apply_review()
+        self._notify("review")
+
+    def _apply_review(self) -> None:
+        """Show the journal's state in ``samples``: ``current_label`` (given label with relabels applied)
+        and ``review_status`` ("dropped", "ok" or None). The given ``label`` column never changes."""
+        if "given_label" in self.samples:
+            self.samples["current_label"] = self._review.labels().to_numpy()
+        self.samples["review_status"] = self._review.status().to_numpy()
 
     def export(self, path, **kw):
         """Write cleaned splits; see :func:`dqwidgets.export.export_analysis`."""
@@ -292,6 +307,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     an = Analysis(ds, samples, slices, spurious, inp.features, inp.valid, graph,
                   _scatter_rows(probs_v, pos, n), list(inp.classes), thresholds, workdir, info)
     bar.close()
+    if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
+        an.review
     if layout == "umap":
         an._start_layout(background=not wait_layout, seed=seed, prefer_gpu=dev.type == "cuda")
     else:

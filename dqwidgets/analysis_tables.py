@@ -85,6 +85,19 @@ def summary_table(an) -> pd.DataFrame:
     groups = int(s.loc[s["duplicate_group"] >= 0, "duplicate_group"].nunique())
     flag_row("duplicate", "is_duplicate", "duplicate_score", f"{groups} groups")
     flag_row("invalid", "is_invalid", None, _reasons(s))
+    for column in ("is_unreadable", "is_empty", "is_unlabeled"):
+        if column in s and s[column].any():
+            flag_row(column[3:], column, None, "left out of the graph")
+    if "review_status" in s:
+        relabelled = 0
+        if "current_label" in s:
+            cur, given = s["current_label"], s["given_label"]
+            relabelled = int((~((cur == given) | (cur.isna() & given.isna()))).sum())
+        dropped = int((s["review_status"] == "dropped").sum())
+        ok = int((s["review_status"] == "ok").sum())
+        rows.append({"issue": "reviewed", "count": relabelled + dropped + ok,
+                     "share": (relabelled + dropped + ok) / n if n else 0.0,
+                     "detail": f"{relabelled} relabelled, {dropped} dropped, {ok} marked ok (review journal)"})
     split_codes = an.info.get("split_codes")
     if split_codes is not None:
         crossing = cross_split_groups(s["duplicate_group"].to_numpy(), split_codes)
@@ -99,6 +112,7 @@ def summary_table(an) -> pd.DataFrame:
         rows.append({"issue": "non_iid_order", "statistic": drift["order"][0], "p_value": drift["order"][1],
                      "detail": "kNN test of neighbours along the row order (small p = rows are not shuffled)"})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out["count"] = out["count"].astype("Int64")  # NaN for the test rows, which count nothing
     return out.set_index("issue", drop=False)
 
 
