@@ -133,8 +133,10 @@ def colour_column(samples: pd.DataFrame, column: str, current_labels: pd.Series 
                   dropped_mask: np.ndarray | None) -> Colour:
     """The colour column ``column`` (an option from :func:`colour_options`) for every sample."""
     if column == "issue":
-        codes, names = category_codes(issue_categories(samples, dropped_mask))
-        return Colour(column, False, names, codes)
+        # every issue keeps its palette slot (its position in ISSUE_ORDER), so the first drop or a
+        # threshold move never recolours the other issues
+        codes = issue_categories(samples, dropped_mask).cat.codes.to_numpy().astype(np.uint8)
+        return Colour(column, False, list(ISSUE_ORDER), codes)
     if column == "label" and current_labels is not None:
         codes, names = category_codes(current_labels.reindex(samples.index))
         return Colour(column, False, names, codes)
