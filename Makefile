@@ -45,7 +45,7 @@ js: $(BUNDLE)
 
 demo: setup
 	@if [ -n "$$HEADLESS" ]; then \
-	  $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 notebooks/01-images-fashion-mnist.ipynb && echo "demo notebook executed: notebooks/01-images-fashion-mnist.ipynb"; \
+	  $(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=3600 --output-dir notebooks/executed notebooks/01-images-fashion-mnist.ipynb && echo "demo notebook executed: notebooks/executed/01-images-fashion-mnist.ipynb"; \
 	else \
 	  $(PY) -m jupyter lab notebooks/01-images-fashion-mnist.ipynb; \
 	fi
