@@ -133,6 +133,9 @@ def _drop_reasons(an, drop, labelled) -> dict[str, pd.Index]:
         flagged = samples.index[samples[flag].fillna(False).to_numpy(dtype=bool)]
         exempt = ok.union(corrected) if flag == "is_label_issue" else ok
         reasons[flag] = flagged.difference(exempt, sort=False)
+    if "is_unreadable" in samples and "is_unreadable" not in drop:
+        # a file that cannot be decoded is never part of a clean dataset, whatever the flags chosen
+        reasons["is_unreadable"] = samples.index[samples["is_unreadable"].fillna(False).to_numpy(dtype=bool)]
     return reasons
 
 

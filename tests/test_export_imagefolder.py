@@ -102,3 +102,24 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path):
     out = an.export(tmp_path / "out", format="imagefolder", drop=())
     assert json.loads((out / "manifest.json").read_text())["counts"]["exported"] == N - 1
     assert sorted(p.name for p in (out / "all" / "twins").iterdir()) == ["img0-2.png", "img0.png"]
+
+
+def test_unreadable_images_are_left_out_of_every_export_and_named_in_the_manifest(tmp_path):
+    images, y, _ = load_fashion_mnist("test", n=60, seed=4)
+    root = tmp_path / "data"
+    for i, (im, lab) in enumerate(zip(images, y)):
+        (root / f"c{lab % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(root / f"c{lab % 2}" / f"{i}.png")
+    (root / "c0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (root / "c1" / "loop.png").symlink_to("loop.png")
+    ds = dq.Dataset.from_image_folder(root)
+    an = dq.analyze(ds, embedder=lambda batch: batch.mean(dim=(2, 3)), workdir=tmp_path / "wd", layout="pca",
+                    progress=False)
+    bad = set(an.samples.index[an.samples["is_unreadable"]])
+    assert bad == {"c0/broken.jpg", "c1/loop.png"}
+    for fmt in ("imagefolder", "parquet"):
+        out = an.export(tmp_path / fmt, format=fmt, drop=(), overwrite=True)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["counts"]["exported"] == len(an.samples) - 2
+        assert "is_unreadable" in json.dumps(manifest)
+    assert not list((tmp_path / "imagefolder").rglob("broken.jpg"))
