@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { attachGestures, type GestureHandlers } from "./gestures";
 
-function setup() {
+function setup(shape: "lasso" | "box" = "lasso") {
   const target = document.createElement("div");
   target.style.cssText = "position:fixed;left:0;top:0;width:200px;height:200px";
   document.body.append(target);
@@ -15,6 +15,7 @@ function setup() {
     hover: () => {},
     leave: () => {},
     reset: () => calls.push(["reset"]),
+    shape: () => shape,
   };
   const detach = attachGestures(target, overlay, h);
   const fire = (type: string, x: number, y: number, init: PointerEventInit = {}) =>
@@ -34,6 +35,20 @@ describe("map gestures", () => {
     for (const [x, y] of [[100, 20], [100, 100], [20, 100]]) fire("pointermove", x, y, { shiftKey: true });
     fire("pointerup", 20, 100, { shiftKey: true });
     expect(calls).toEqual([["lasso", 4, "merge"]]);
+  });
+
+  it("with the box tool a shift-drag selects the rectangle between press and release", () => {
+    const polygons: number[][] = [];
+    const { target, fire } = setup("box");
+    const overlay = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+    attachGestures(target, overlay, {
+      lasso: (p) => polygons.push(p), click: () => {}, pan: () => {}, zoom: () => {}, hover: () => {},
+      leave: () => {}, reset: () => {}, shape: () => "box",
+    });
+    fire("pointerdown", 20, 30, { shiftKey: true });
+    for (const [x, y] of [[60, 90], [40, 50], [120, 110]]) fire("pointermove", x, y, { shiftKey: true });
+    fire("pointerup", 120, 110, { shiftKey: true });
+    expect(polygons).toEqual([[20, 30, 120, 30, 120, 110, 20, 110]]);
   });
 
   it("a plain drag pans, a click without moving picks", () => {

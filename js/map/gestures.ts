@@ -1,8 +1,10 @@
-// Mouse and touch on the map: shift-drag (or press and hold, then drag) draws a lasso; a plain
+// Mouse and touch on the map: shift-drag (or press and hold, then drag) draws a lasso, or a box
+// when the box tool is chosen (handlers.shape); a plain
 // drag pans; the wheel zooms about the cursor; a click picks the point under it; a double click
 // resets the view. Ctrl/cmd adds to the selection, alt removes from it.
 
 export type SelectMode = "replace" | "merge" | "remove";
+export type SelectShape = "lasso" | "box";
 
 export interface GestureHandlers {
   lasso(polygon: number[], mode: SelectMode): void;
@@ -12,6 +14,8 @@ export interface GestureHandlers {
   hover(x: number, y: number): void;
   leave(): void;
   reset(): void;
+  /** The selection tool in use (default: lasso). */
+  shape?(): SelectShape;
 }
 
 const LONG_PRESS_MS = 450;
@@ -30,6 +34,7 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
   let start = { x: 0, y: 0 };
   let last = { x: 0, y: 0 };
   let path: number[] = [];
+  let anchor = { x: 0, y: 0 };
   let mode: SelectMode = "replace";
   let timer = -1;
   let hoverQueued = false;
@@ -46,6 +51,7 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
   };
   const startLasso = (p: { x: number; y: number }) => {
     state = "lasso";
+    anchor = p;
     path = [p.x, p.y];
     target.classList.add("dqx-lassoing");
   };
@@ -93,6 +99,9 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
     }
     if (state === "pan") {
       h.pan(p.x - last.x, p.y - last.y);
+    } else if (state === "lasso" && h.shape?.() === "box") {
+      path = [anchor.x, anchor.y, p.x, anchor.y, p.x, p.y, anchor.x, p.y];
+      drawPath();
     } else if (state === "lasso") {
       const n = path.length;
       if (Math.hypot(p.x - path[n - 2], p.y - path[n - 1]) >= LASSO_STEP_PX) {

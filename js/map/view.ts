@@ -6,7 +6,7 @@ import { el } from "../dom";
 import { bytesOf, float32Of, type KernelChannel } from "../protocol";
 import type { SelectionLink } from "../selection/model";
 import { Camera, type ScreenTransform } from "./camera";
-import { attachGestures, type SelectMode } from "./gestures";
+import { attachGestures, type SelectMode, type SelectShape } from "./gestures";
 import { countBits, nearestPoint, pointsInPolygon } from "./lasso";
 import { categoricalColors, paletteBytes, scoreRamp } from "./palette";
 import { createLayer, type Layer, type RendererChoice } from "./layer";
@@ -31,6 +31,8 @@ export class MapView {
   private tooltip = el("div", "dqx-tooltip");
   private legend = el("div", "dqx-legend");
   private notice = el("div", "dqx-notice");
+  private tools = el("div", "dqx-map-tools");
+  private shape: SelectShape = "lasso";
   private layer: Layer | null = null;
   private camera = new Camera();
   private xy: Float32Array<ArrayBufferLike> = new Float32Array(0);
@@ -54,7 +56,20 @@ export class MapView {
     this.overlay.classList.add("dqx-map-overlay");
     this.lassoPath.classList.add("dqx-lasso");
     this.overlay.append(this.lassoPath);
-    this.root.append(this.canvas, this.overlay, this.legend, this.tooltip, this.notice);
+    for (const shape of ["lasso", "box"] as SelectShape[]) {
+      const b = el("button", "dqx-tool", shape) as HTMLButtonElement;
+      b.dataset.tool = shape;
+      b.title = `shift-drag (or press and hold) selects with a ${shape}`;
+      b.setAttribute("aria-pressed", String(shape === this.shape));
+      b.addEventListener("click", () => {
+        this.shape = shape;
+        for (const other of Array.from(this.tools.children)) {
+          other.setAttribute("aria-pressed", String((other as HTMLElement).dataset.tool === shape));
+        }
+      });
+      this.tools.append(b);
+    }
+    this.root.append(this.canvas, this.overlay, this.legend, this.tools, this.tooltip, this.notice);
     this.selection.onChange((fromHere) => {
       if (!fromHere) this.showSelection(this.selection.count() ? this.selection.mask() : null);
     });
@@ -71,6 +86,7 @@ export class MapView {
       },
       hover: (x, y) => this.hover(x, y),
       leave: () => this.hover(-1e9, -1e9),
+      shape: () => this.shape,
       reset: () => {
         this.camera.reset();
         this.requestFrame();

@@ -72,6 +72,32 @@ def test_lasso_gives_python_selection_and_fills_grid(solara_test, page_session, 
     page.locator(".dqx").screenshot(path=str(SCREENSHOT))
 
 
+def test_box_select_picks_the_same_samples_as_a_rectangular_lasso(solara_test, page_session, an):
+    page = page_session
+    explorer = _show(page, an)
+    box = page.locator(".dqx-map canvas").bounding_box()
+    corners = [(0.25, 0.3), (0.75, 0.3), (0.75, 0.8), (0.25, 0.8)]
+    _lasso(page, box, corners)
+    page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
+    by_lasso = set(explorer.selection)
+    assert 0 < len(by_lasso) < len(an.samples)
+    page.mouse.click(box["x"] + 3, box["y"] + 3)                      # clear
+    page.locator(".dqx-map[data-selected='0']").wait_for()
+    page.locator(".dqx-tool[data-tool=box]").click()
+    assert page.locator(".dqx-tool[data-tool=box]").get_attribute("aria-pressed") == "true"
+    (x0, y0), (x1, y1) = corners[0], corners[2]
+    page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"], steps=5)
+    page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.locator(f".dqx-map[data-selected='{len(by_lasso)}']").wait_for()
+    page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
+    assert set(explorer.selection) == by_lasso
+
+
 def test_lasso_on_the_webgl_layer_and_a_click_on_a_point(solara_test, page_session, an):
     """The GPU path (forced here: CI's WebGL is software, where the CPU layer is chosen) selects the same way."""
     page = page_session
