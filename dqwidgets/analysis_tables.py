@@ -88,13 +88,9 @@ def summary_table(an) -> pd.DataFrame:
     for column in ("is_unreadable", "is_empty", "is_unlabeled"):
         if column in s and s[column].any():
             flag_row(column[3:], column, None, "left out of the graph")
-    if "review_status" in s:
-        relabelled = 0
-        if "current_label" in s:
-            cur, given = s["current_label"], s["given_label"]
-            relabelled = int((~((cur == given) | (cur.isna() & given.isna()))).sum())
-        dropped = int((s["review_status"] == "dropped").sum())
-        ok = int((s["review_status"] == "ok").sum())
+    review = an._review  # only once the journal is open (it was, or a review action was taken)
+    if review is not None:
+        relabelled, dropped, ok = len(review.relabelled()), len(review.dropped()), len(review.marked_ok())
         rows.append({"issue": "reviewed", "count": relabelled + dropped + ok,
                      "share": (relabelled + dropped + ok) / n if n else 0.0,
                      "detail": f"{relabelled} relabelled, {dropped} dropped, {ok} marked ok (review journal)"})
