@@ -170,6 +170,20 @@ class Dataset:
                    root=base if image else None)
 
     @classmethod
+    def from_parquet(cls, paths, image: str | None = None, text: str | None = None, features: str | None = None,
+                     label: str | None = None, split: str | None = None, id: str | None = None,
+                     root=None) -> "Dataset":
+        """Parquet files: one file, a folder of them or a glob (``"shards/*.parquet"``), local or on any
+        filesystem pyarrow opens (``s3://``, ``gs://``, ...). ``features``: a list<float> column of
+        embeddings (left in the files until an engine reads it); ``image``: paths (relative to ``root``,
+        default the folder of the first file; may be URIs) or encoded bytes; ``text``: strings. Other
+        columns are metadata. See ``dqwidgets.engine.parquet``."""
+        from dqwidgets.engine.parquet import read_parquet_dataset
+
+        return read_parquet_dataset(cls, paths, image=image, text=text, features=features, label=label,
+                                    split=split, id=id, root=root)
+
+    @classmethod
     def from_hf(cls, hf_dataset, image: str | None = None, text: str | None = None, label: str | None = None,
                 split: str | None = None, id: str | None = None) -> "Dataset":
         """A Hugging Face ``datasets.Dataset`` or ``DatasetDict`` (its keys become the split column), or

@@ -31,6 +31,23 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   const selection = await linkSelection(model);
   const { content: cfg } = await channel.request("init");
 
+  // kernel-side errors: a dismissible banner per error (and console.error, in protocol.ts)
+  const banners = el("div", "dqx-banners");
+  banners.setAttribute("role", "alert");
+  channel.onError((message) => {
+    const banner = el("div", "dqx-banner");
+    const close = el("button", "dqx-banner-close", "×") as HTMLButtonElement;
+    close.title = "dismiss";
+    close.setAttribute("aria-label", "dismiss this error");
+    close.addEventListener("click", () => {
+      banner.remove();
+      root.dataset.errors = String(banners.children.length);
+    });
+    banner.append(el("span", "dqx-banner-text", `Error in the kernel: ${message}`), close);
+    banners.append(banner);
+    while (banners.children.length > 5) banners.firstElementChild!.remove();
+    root.dataset.errors = String(banners.children.length);
+  });
   const notices = el("div", "dqx-notices");
   for (const n of cfg.notices as string[]) notices.append(el("div", "dqx-notice-line", n));
   const tooltip = { req: 0 };
@@ -39,7 +56,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   grid.configure(cfg.modality, cfg.scores);
   const review = new ReviewPanel(channel, cfg.classes, cfg.can_relabel, (a) => {
     if (a.action !== "undo") grid.moveCursor(1);
-  });
+  }, () => ({ grid: grid.shown(), selection: selection.encoded() }));
   const table = new SliceTableView(channel);
   const charts = new Map<string, ThresholdChart>();
   const chartBox = el("div", "dqx-charts");
@@ -63,7 +80,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   top.append(map.root, side);
   const bottom = el("div", "dqx-bottom");
   bottom.append(grid.root, review.root);
-  root.append(toolbar.root, notices, top, bottom);
+  root.append(toolbar.root, banners, notices, top, bottom);
 
   async function hover(row: number | null, at: { x: number; y: number }) {
     const tip = map.tooltipElement;
@@ -87,7 +104,10 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     tip.hidden = false;
   }
 
-  channel.on("grid_reset", (c) => grid.reset(c));
+  channel.on("grid_reset", (c) => {
+    grid.reset(c);
+    review.scopeShows(c.total, selection.count());
+  });
   channel.on("positions", (c, b) => void map.move(c, b));
   channel.on("flags", (c, b) => {
     void map.setFlags(b[0]);
@@ -97,11 +117,6 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   channel.on("visible", (c, b) => map.setVisible(c.all ? null : bytesOf(b[0])));
   channel.on("counts", (c) => setCounts(c.counts_text));
   channel.on("recolour", () => void map.recolour(toolbar.colour.value));
-  channel.on("error", (c) => {
-    const line = el("div", "dqx-notice-line dqx-error", c.message);
-    notices.append(line);
-    setTimeout(() => line.remove(), 8000);
-  });
   root.addEventListener("keydown", (e) => {
     if ((e.target as HTMLElement)?.tagName === "SELECT" || (e.target as HTMLElement)?.tagName === "INPUT") return;
     review.key(e);
@@ -109,6 +124,7 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
 
   await map.load(mapData);
   grid.reset(cfg.grid);
+  review.scopeShows(cfg.grid.total, selection.count());
   await table.load();
   root.dataset.ready = "true";
   return () => {

@@ -10,13 +10,17 @@ export class KernelChannel {
   private next = 1;
   private pending = new Map<number, (msg: { content: any; buffers: Buffers }) => void>();
   private handlers = new Map<string, Push[]>();
+  private errorListeners: Array<(message: string, detail: string) => void> = [];
   private onMsg = (content: any, buffers: Buffers) => {
     if (content && typeof content.req === "number" && this.pending.has(content.req)) {
       const resolve = this.pending.get(content.req)!;
       this.pending.delete(content.req);
+      // an unexpected failure (not a refusal worded for the user) is also shown in the banner
+      if (content.error && content.unexpected) this.reportError(content.error, "");
       resolve({ content, buffers: buffers ?? [] });
       return;
     }
+    if (content?.kind === "error") this.reportError(String(content.message), String(content.detail ?? ""));
     for (const h of this.handlers.get(content?.kind) ?? []) h(content, buffers ?? []);
   };
 
@@ -41,6 +45,16 @@ export class KernelChannel {
     const list = this.handlers.get(kind) ?? [];
     list.push(handler);
     this.handlers.set(kind, list);
+  }
+
+  /** `cb(message, detail)` for every error the kernel reports (the Explorer's banner). */
+  onError(cb: (message: string, detail: string) => void): void {
+    this.errorListeners.push(cb);
+  }
+
+  reportError(message: string, detail = ""): void {
+    console.error(`dqwidgets Explorer (kernel): ${message}`, detail);
+    for (const l of this.errorListeners) l(message, detail);
   }
 
   close(): void {

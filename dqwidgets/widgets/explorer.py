@@ -9,6 +9,7 @@ grows by the bundle and a few traits per Explorer, not by the data.
 from __future__ import annotations
 
 import logging
+import traceback
 from pathlib import Path
 
 import anywidget
@@ -17,9 +18,10 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from dqwidgets.issues import ISSUES
 from dqwidgets.widgets import charts, grid, map as map_columns, review_panel, table
 from dqwidgets.widgets.arrow_pages import frame_to_ipc
-from dqwidgets.widgets.selection import Selection, encode_rows
+from dqwidgets.widgets.selection import Selection, buffer_bytes, decode_rows, encode_rows
 
 BUNDLE = Path(__file__).parent / "static" / "explorer.js"
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Explorer(anywidget.AnyWidget):
         self._visible: np.ndarray | None = None
         self.on_msg(self._on_message)
         self.selection_model.observe(lambda _: self._selection_changed(), names="data")
+        self.selection_model.on_error(self._report_error)
         if hasattr(an, "observe"):
             an.observe(self._analysis_event)
         self._recompute_grid()
@@ -150,9 +153,9 @@ class Explorer(anywidget.AnyWidget):
     def counts_text(self) -> str:
         samples = self._an.samples
         parts = [f"{len(samples):,} samples"]
-        for col, name in (("is_label_issue", "label issues"), ("is_ood", "OOD"), ("is_duplicate", "duplicates")):
-            if col in samples.columns:
-                parts.append(f"{int(samples[col].fillna(False).astype(bool).sum()):,} {name}")
+        for issue in ISSUES:
+            if issue.count_text and issue.flag_column in samples.columns:
+                parts.append(f"{int(samples[issue.flag_column].sum()):,} {issue.count_text}")
         parts.append(f"{self.selection_model.count:,} selected")
         dropped = len(self._dropped())
         if dropped:
@@ -215,8 +218,27 @@ class Explorer(anywidget.AnyWidget):
                 if self.color_by in ("issue", "label") or event == "flags":
                     self.send({"kind": "recolour"})
                 self._push_grid(keep_scroll=True)
-        except Exception:  # a failing push must not break the analysis that notified us
-            log.exception("Explorer: could not update the views after %r", event)
+        except Exception as e:  # a failing push must not break the analysis that notified us
+            self._report_error(e)
+
+    # ------------------------------------------------------------------ errors the user must see
+    def _report_error(self, error: BaseException) -> None:
+        """Show a kernel-side failure in the Explorer (a banner, and console.error in the browser)."""
+        message = _first_line(error)
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        try:
+            self.send({"kind": "error", "message": message, "detail": detail[-4000:]})
+        except Exception:  # no front end to tell: the log below is all there is
+            log.exception("Explorer: could not show an error in the browser")
+        log.error("Explorer: %s", message, exc_info=error)
+
+    def _handle_msg(self, msg):
+        # ipykernel only logs an exception raised while handling a comm message (the server's log,
+        # which the user never sees): every failure here goes to the Explorer's banner instead
+        try:
+            super()._handle_msg(msg)
+        except Exception as e:
+            self._report_error(e)
 
     def _positions(self) -> tuple[np.ndarray, str]:
         samples = self._an.samples
@@ -232,19 +254,19 @@ class Explorer(anywidget.AnyWidget):
             handler = getattr(self, f"_msg_{kind}", None)
             if handler is None:
                 raise ValueError(f"Explorer: unknown message {kind!r}")
-            reply = handler(content)
+            reply = handler(content, [buffer_bytes(b) for b in (buffers or [])])
             if req is not None:
                 body, bufs = reply if isinstance(reply, tuple) else (reply or {}, [])
                 self.send({"kind": kind, "req": req, **body}, bufs)
         except Exception as e:
             log.debug("Explorer message %r failed", kind, exc_info=True)
-            message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
-            if req is not None:
-                self.send({"kind": kind, "req": req, "error": message})
+            if req is not None:  # the view that asked shows it (and the banner, for unexpected errors)
+                self.send({"kind": kind, "req": req, "error": _first_line(e),
+                           "unexpected": not isinstance(e, ValueError)})
             else:
-                self.send({"kind": "error", "message": message})
+                self._report_error(e)
 
-    def _msg_init(self, _content):
+    def _msg_init(self, _content, _buffers=()):
         samples = self._an.samples
         labels = self._labels()
         return {
@@ -266,7 +288,7 @@ class Explorer(anywidget.AnyWidget):
     def _colour(self):
         return map_columns.colour_column(self._an.samples, self.color_by, self._labels(), self._dropped_mask())
 
-    def _msg_map(self, content):
+    def _msg_map(self, content, _buffers=()):
         if content.get("color_by"):
             self.color_by = content["color_by"]
         colour = self._colour()
@@ -277,20 +299,20 @@ class Explorer(anywidget.AnyWidget):
                     [xy.tobytes(), colour.codes.tobytes(), flags.tobytes()])
         return {"colour": colour.info()}, [colour.codes.tobytes()]
 
-    def _msg_color_by(self, content):
+    def _msg_color_by(self, content, _buffers=()):
         options = map_columns.colour_options(self._an.samples, self._labels() is not None)
         if content.get("value") not in options:
             raise ValueError(f"Explorer: cannot colour by {content.get('value')!r}; choose one of {options}")
         self.color_by = content["value"]
 
-    def _msg_grid(self, content):
+    def _msg_grid(self, content, _buffers=()):
         offset, limit = int(content.get("offset", 0)), int(content.get("limit", 100))
         rows = self._grid_rows[offset: offset + limit]
         frame = grid.page_frame(self._an, rows, self._labels(), self._dropped(),
                                 map_columns.flag_mask(self._an.samples))
         return {"version": self._grid_version, "offset": offset}, [frame_to_ipc(frame)]
 
-    def _msg_thumbs(self, content):
+    def _msg_thumbs(self, content, _buffers=()):
         rows = [int(r) for r in content.get("rows", [])]
         ids = review_panel.ids_of_rows(self._an, rows)
         blobs, errors = grid.thumbnails(self._an.dataset, ids, int(content.get("size", 96)))
@@ -299,7 +321,7 @@ class Explorer(anywidget.AnyWidget):
         return ({"rows": [rows[k] for k in ok], "mime": mime, "errors": {str(rows[k]): e for k, e in errors.items()}},
                 [blobs[k] for k in ok])
 
-    def _msg_hover(self, content):
+    def _msg_hover(self, content, _buffers=()):
         row = int(content["row"])
         sample_id = review_panel.ids_of_rows(self._an, [row])[0]
         samples = self._an.samples
@@ -321,34 +343,71 @@ class Explorer(anywidget.AnyWidget):
             lines.append(f"no image: {errors[0]}")
         return {"lines": lines}, []
 
-    def _msg_table(self, content):
+    def _msg_table(self, content, _buffers=()):
         page, sort = table.table_page(self._an, content.get("table", "slices"), content.get("sort", ""),
                                       bool(content.get("descending", True)), int(content.get("offset", 0)),
                                       int(content.get("limit", 500)))
         empty = "no slices found" if content.get("table") == "slices" else "no spurious correlations found"
         return {"sort": sort, "empty": empty}, [frame_to_ipc(page)]
 
-    def _msg_select_table_row(self, content):
+    def _msg_select_table_row(self, content, _buffers=()):
         self.selection_model.rows = table.rows_of_table_row(self._an, content.get("table", "slices"), int(content["key"]))
 
-    def _msg_threshold(self, content):
+    def _msg_threshold(self, content, _buffers=()):
         column, value = content["column"], float(content["value"])
         if not hasattr(self._an, "set_threshold"):
             raise ValueError("Explorer: this analysis cannot change thresholds (no set_threshold)")
         self._an.set_threshold(column, value)
 
-    def _msg_filters(self, content):
+    def _msg_filters(self, content, _buffers=()):
         self.filters = {k: str(content.get(k, "") or "") for k in ("issue", "split", "label")}
 
-    def _msg_review(self, content):
+    def _msg_review(self, content, buffers=()):
+        """One review action. "all" acts on what the grid shows: the selection (narrowed by the
+        filters) or, with no selection, the filtered samples. The browser says what it shows (its
+        selection's bytes and the grid's version); if that is not what the kernel holds, nothing
+        is changed and the user is told why."""
         action = content.get("action")
-        if content.get("scope") == "all" and action != "undo":
+        scope = content.get("scope", "sample")
+        if action == "undo":
+            ids = []
+        elif scope == "all":
+            self._check_browser_matches(content, buffers)
             ids = review_panel.ids_of_rows(self._an, self._grid_rows)
-        else:
+        elif scope == "sample":
             ids = review_panel.ids_of_rows(self._an, content.get("rows", []))
+        else:
+            raise ValueError(f"Explorer: unknown review scope {scope!r}; expected 'sample' or 'all'")
         message = review_panel.apply_review(self._an, action, ids, content.get("label"))
         history = self._an.review.history()
-        self.send({"kind": "review_done", "message": message, "count": int(len(history))})
+        return {"message": message, "count": int(len(history)), "n": len(ids)}
 
+    def _check_browser_matches(self, content, buffers) -> None:
+        """Refuse a bulk action unless the browser shows the selection and grid the kernel holds."""
+        shown = content.get("shown") or {}
+        if "selection_count" not in shown or "grid_version" not in shown:
+            raise ValueError("Explorer: a bulk action must say what the browser shows; nothing was changed")
+        n = self.selection_model.n
+        theirs = decode_rows(str(shown.get("encoding", "indices")), buffers[0] if buffers else b"", n)
+        ours = self.selection_model.rows
+        if int(shown["selection_count"]) != theirs.size or not np.array_equal(theirs, ours):
+            raise ValueError(f"Explorer: refused: the map shows {theirs.size:,} selected samples but the kernel "
+                             f"holds {ours.size:,}; nothing was changed. Select again and repeat the action.")
+        if int(shown["grid_version"]) != self._grid_version or int(shown.get("grid_total", -1)) != len(self._grid_rows):
+            raise ValueError(f"Explorer: refused: the grid on screen is out of date (it shows "
+                             f"{int(shown.get('grid_total', -1)):,} samples, the kernel {len(self._grid_rows):,}); "
+                             "nothing was changed. Wait for the grid to refresh and repeat the action.")
+        if not ours.size and self._visible is None:
+            raise ValueError("Explorer: 'all' acts on the selection: select samples first (lasso, box or a "
+                             "slice row), or narrow the grid with a filter; nothing was changed")
+
+
+def _first_line(error: BaseException) -> str:
+    """What the banner shows: the error's first line (ValueErrors here are written for the user)."""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(error, ValueError) and first:
+        return first
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 __all__ = ["Explorer", "Selection", "encode_rows"]

@@ -8,11 +8,45 @@ selection of all 1M points is 125 kB, well under the ~10 MB cap on messages from
 
 from __future__ import annotations
 
+import logging
+
 import anywidget
 import numpy as np
 import traitlets
 
+log = logging.getLogger(__name__)
+
 ENCODINGS = ("indices", "bitmask")
+
+
+def buffer_bytes(value) -> bytes:
+    """``bytes`` from whatever carries a binary buffer here: ipykernel hands the widget ``memoryview``
+    objects, solara and tests ``bytes``, and some front ends ``bytearray``."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (memoryview, bytearray)):
+        return bytes(value)
+    if isinstance(value, np.ndarray):
+        return value.tobytes()
+    raise TypeError(f"expected a binary buffer (bytes, bytearray or memoryview), not {type(value).__name__}")
+
+
+class BinaryTrait(traitlets.Bytes):
+    """A ``Bytes`` trait that takes what ipykernel delivers (``memoryview``) and ``bytearray`` too.
+
+    Widget state arriving from the browser carries its binary values as buffers, and ipykernel
+    hands those over as ``memoryview``: a plain ``traitlets.Bytes`` rejects them, so a selection
+    made in JupyterLab never reached Python.
+    """
+
+    info_text = "bytes, a bytearray or a memoryview"
+
+    def validate(self, obj, value):
+        if isinstance(value, (memoryview, bytearray)):
+            value = bytes(value)
+        return super().validate(obj, value)
 
 
 def row_mask(rows, n: int) -> np.ndarray:
@@ -41,7 +75,7 @@ def encode_rows(rows, n: int) -> tuple[str, bytes]:
 
 def decode_rows(encoding: str, data: bytes, n: int) -> np.ndarray:
     """Row numbers (int64, ascending) from the bytes the browser sent."""
-    data = bytes(data or b"")
+    data = buffer_bytes(data)
     if encoding == "indices":
         if len(data) % 4:
             raise ValueError(f"selection: {len(data)} bytes is not a whole number of uint32 rows")
@@ -61,7 +95,26 @@ class Selection(anywidget.AnyWidget):
     n = traitlets.Int(0).tag(sync=True)
     encoding = traitlets.Unicode("indices").tag(sync=True)
     count = traitlets.Int(0).tag(sync=True)
-    data = traitlets.Bytes(b"").tag(sync=True)
+    data = BinaryTrait(b"").tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._error_listeners: list = []
+
+    def on_error(self, callback) -> None:
+        """``callback(exception)`` when a message from the browser fails here (the Explorer shows it)."""
+        self._error_listeners.append(callback)
+
+    def _handle_msg(self, msg):
+        # ipykernel would only log a failing comm message to the server's log; the user must see it
+        try:
+            super()._handle_msg(msg)
+        except Exception as e:
+            log.exception("Selection: a message from the browser failed")
+            if not self._error_listeners:
+                raise
+            for callback in list(self._error_listeners):
+                callback(e)
 
     @property
     def rows(self) -> np.ndarray:

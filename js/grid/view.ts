@@ -64,6 +64,11 @@ export class GridView {
     this.queueRender();
   }
 
+  /** Which content the grid shows (the kernel refuses a bulk action made on an outdated grid). */
+  shown(): { version: number; total: number } {
+    return { version: this.version, total: this.total };
+  }
+
   currentRow(): Row | null {
     const p = Math.floor(this.cursor / PAGE);
     const page = this.pages.get(p) ?? this.stale.get(p);

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { attachGestures, type GestureHandlers } from "./gestures";
+import type { Tool } from "./tools";
 
-function setup(shape: "lasso" | "box" = "lasso") {
+function setup(tool: Tool = "pan") {
   const target = document.createElement("div");
   target.style.cssText = "position:fixed;left:0;top:0;width:200px;height:200px";
   document.body.append(target);
@@ -15,7 +16,7 @@ function setup(shape: "lasso" | "box" = "lasso") {
     hover: () => {},
     leave: () => {},
     reset: () => calls.push(["reset"]),
-    shape: () => shape,
+    tool: () => tool,
   };
   const detach = attachGestures(target, overlay, h);
   const fire = (type: string, x: number, y: number, init: PointerEventInit = {}) =>
@@ -43,12 +44,42 @@ describe("map gestures", () => {
     const overlay = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
     attachGestures(target, overlay, {
       lasso: (p) => polygons.push(p), click: () => {}, pan: () => {}, zoom: () => {}, hover: () => {},
-      leave: () => {}, reset: () => {}, shape: () => "box",
+      leave: () => {}, reset: () => {}, tool: () => "box",
     });
     fire("pointerdown", 20, 30, { shiftKey: true });
     for (const [x, y] of [[60, 90], [40, 50], [120, 110]]) fire("pointermove", x, y, { shiftKey: true });
     fire("pointerup", 120, 110, { shiftKey: true });
     expect(polygons).toEqual([[20, 30, 120, 30, 120, 110, 20, 110]]);
+  });
+
+  it("with the lasso tool a plain drag draws a lasso, even one that ends where it started", () => {
+    const { calls, fire } = setup("lasso");
+    fire("pointerdown", 20, 20);
+    for (const [x, y] of [[100, 20], [100, 100], [20, 100], [21, 21]]) fire("pointermove", x, y);
+    fire("pointerup", 21, 21);
+    expect(calls).toEqual([["lasso", 5, "replace"]]);
+  });
+
+  it("with the box tool a plain drag selects a rectangle; alt removes", () => {
+    const polygons: Array<[number[], string]> = [];
+    const { target, fire } = setup("box");
+    const overlay = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+    attachGestures(target, overlay, {
+      lasso: (p, m) => polygons.push([p, m]), click: () => {}, pan: () => {}, zoom: () => {}, hover: () => {},
+      leave: () => {}, reset: () => {}, tool: () => "box",
+    });
+    fire("pointerdown", 10, 20, { altKey: true });
+    fire("pointermove", 50, 60);
+    fire("pointerup", 50, 60);
+    expect(polygons).toEqual([[[10, 20, 50, 20, 50, 60, 10, 60], "remove"]]);
+  });
+
+  it("with a selection tool a click without moving still picks the point", () => {
+    const { calls, fire } = setup("lasso");
+    fire("pointerdown", 30, 40);
+    fire("pointermove", 32, 41);
+    fire("pointerup", 32, 41);
+    expect(calls).toEqual([["click", 32, 41, "replace"]]);
   });
 
   it("a plain drag pans, a click without moving picks", () => {

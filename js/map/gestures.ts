@@ -1,7 +1,8 @@
-// Mouse and touch on the map: shift-drag (or press and hold, then drag) draws a lasso, or a box
-// when the box tool is chosen (handlers.shape); a plain
-// drag pans; the wheel zooms about the cursor; a click picks the point under it; a double click
-// resets the view. Ctrl/cmd adds to the selection, alt removes from it.
+// Mouse and touch on the map. What a drag does depends on the tool (tools.ts): with "pan" a plain
+// drag pans, with "lasso" or "box" it selects; shift-drag selects in every mode, and press and
+// hold (then drag) starts a lasso when panning. The wheel zooms about the cursor; a click picks
+// the point under it; a double click resets the view. Ctrl/cmd adds to the selection, alt removes.
+import { dragAction, type Tool } from "./tools";
 
 export type SelectMode = "replace" | "merge" | "remove";
 export type SelectShape = "lasso" | "box";
@@ -14,8 +15,8 @@ export interface GestureHandlers {
   hover(x: number, y: number): void;
   leave(): void;
   reset(): void;
-  /** The selection tool in use (default: lasso). */
-  shape?(): SelectShape;
+  /** The tool in use (default: pan). */
+  tool?(): Tool;
 }
 
 const LONG_PRESS_MS = 450;
@@ -36,6 +37,8 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
   let path: number[] = [];
   let anchor = { x: 0, y: 0 };
   let mode: SelectMode = "replace";
+  let shape: SelectShape = "lasso";
+  let travelled = false; // the pointer went further than DRAG_PX from the press at some point
   let timer = -1;
   let hoverQueued = false;
   let hoverAt = { x: 0, y: 0 };
@@ -49,8 +52,9 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
     for (let i = 0; i < path.length; i += 2) pts.push(`${path[i]},${path[i + 1]}`);
     overlay.setAttribute("points", pts.join(" "));
   };
-  const startLasso = (p: { x: number; y: number }) => {
+  const startLasso = (p: { x: number; y: number }, as: SelectShape = "lasso") => {
     state = "lasso";
+    shape = as;
     anchor = p;
     path = [p.x, p.y];
     target.classList.add("dqx-lassoing");
@@ -67,14 +71,16 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
     if (e.button !== 0) return;
     const p = at(e);
     start = last = p;
+    travelled = false;
     mode = modeOf(e);
     try {
       target.setPointerCapture(e.pointerId); // keep getting moves when the lasso leaves the map
     } catch {
       // synthetic or already released pointers cannot be captured; the gesture still works inside
     }
-    if (e.shiftKey) {
-      startLasso(p);
+    const action = dragAction(h.tool?.() ?? "pan", e.shiftKey);
+    if (action !== "pan") {
+      startLasso(p, action);
       return;
     }
     state = "pending";
@@ -93,13 +99,14 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
       }
       return;
     }
-    if (state === "pending" && Math.hypot(p.x - start.x, p.y - start.y) > DRAG_PX) {
+    if (Math.hypot(p.x - start.x, p.y - start.y) > DRAG_PX) travelled = true;
+    if (state === "pending" && travelled) {
       clearTimeout(timer);
       state = "pan";
     }
     if (state === "pan") {
       h.pan(p.x - last.x, p.y - last.y);
-    } else if (state === "lasso" && h.shape?.() === "box") {
+    } else if (state === "lasso" && shape === "box") {
       path = [anchor.x, anchor.y, p.x, anchor.y, p.x, p.y, anchor.x, p.y];
       drawPath();
     } else if (state === "lasso") {
@@ -115,10 +122,10 @@ export function attachGestures(target: HTMLElement, overlay: SVGPolygonElement, 
     const p = at(e);
     const was = state;
     const polygon = path;
-    const moved = Math.hypot(p.x - start.x, p.y - start.y) > DRAG_PX;
+    const moved = travelled || Math.hypot(p.x - start.x, p.y - start.y) > DRAG_PX;
     stop();
-    if (was === "lasso" && polygon.length >= 6) h.lasso(polygon, mode);
-    else if ((was === "pending" || was === "lasso") && !moved) h.click(p.x, p.y, mode);
+    if ((was === "pending" || was === "lasso") && !moved) h.click(p.x, p.y, mode);
+    else if (was === "lasso" && polygon.length >= 6) h.lasso(polygon, mode);
   };
   const wheel = (e: WheelEvent) => {
     e.preventDefault();

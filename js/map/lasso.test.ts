@@ -26,25 +26,68 @@ describe("map lasso", () => {
     camera.reset();
   });
 
-  it("selects exactly the points inside a polygon, edges included, hidden ones left out", () => {
-    // a 100 x 100 grid of points over [-0.99, 0.99]^2, and a triangle with slanted edges
+  // An L-shaped lasso (screen px): the square 50..150 x 12.5..87.5 without its lower-left quarter.
+  // Its edges are axis-aligned so that points can lie exactly on them. The rule is the
+  // rasteriser's: a point on a left or top edge is inside, on a right or bottom edge outside.
+  const L = [50, 12.5, 150, 12.5, 150, 87.5, 100, 87.5, 100, 50, 50, 50];
+  const placed: Array<[number, number, boolean, string]> = [
+    [75, 25, true, "inside, upper arm"],
+    [125, 75, true, "inside, lower arm"],
+    [75, 75, false, "in the notch"],
+    [25, 25, false, "left of the lasso"],
+    [150, 50, false, "on the right edge"],
+    [50, 37.5, true, "on the left edge"],
+    [112.5, 12.5, true, "on the top edge"],
+    [125, 87.5, false, "on the bottom edge"],
+    [50, 12.5, true, "on the top-left vertex"],
+    [150, 87.5, false, "on the bottom-right vertex"],
+    [100, 50, true, "on the inner corner"],
+    [75, 50, false, "on the notch's top edge"],
+    [100, 62.5, true, "on the inner left edge"],
+    [137.5, 37.5, false, "inside but hidden by a filter"],
+  ];
+  // data coordinates of those screen positions (exact in float32): x = (sx - 100) / 50, y = (50 - sy) / 50
+  const xy = new Float32Array(placed.flatMap(([sx, sy]) => [(sx - 100) / 50, (50 - sy) / 50]));
+
+  it("the crossing-number test puts hand-placed points inside, outside and on edges and vertices", () => {
+    expect(placed.slice(0, 13).map(([x, y]) => insidePolygon(x, y, L))).toEqual(
+      [true, true, false, false, false, true, true, false, true, false, true, false, true]);
+  });
+
+  it("a lasso selects exactly the points inside it, edges by the same rule, hidden ones left out", () => {
+    const hidden = new Uint8Array(placed.length);
+    hidden[13] = 1;
+    const hit = pointsInPolygon(xy, L, t, hidden);
+    expect(rowsOf(hit.mask, placed.length)).toEqual([0, 1, 5, 6, 8, 10, 12]);
+    expect(hit.count).toBe(7);
+    expect(pointsInPolygon(xy, L, t).count).toBe(8); // the hidden one counts when nothing is hidden
+  });
+
+  it("a slanted lasso over 10,000 points agrees with a half-plane test written independently", () => {
     const n = 10_000;
-    const xy = new Float32Array(2 * n);
+    const grid = new Float32Array(2 * n);
     for (let i = 0; i < n; i++) {
-      xy[2 * i] = -0.99 + (1.98 * (i % 100)) / 99;
-      xy[2 * i + 1] = -0.99 + (1.98 * Math.floor(i / 100)) / 99;
+      grid[2 * i] = -0.99 + (1.98 * (i % 100)) / 99;
+      grid[2 * i + 1] = -0.99 + (1.98 * Math.floor(i / 100)) / 99;
     }
-    const polygon = [60.3, 90.1, 140.7, 88.9, 101.2, 10.4];
-    const hidden = new Uint8Array(n);
-    hidden[5050] = 1;
-    const hit = pointsInPolygon(xy, polygon, t, hidden);
-    const expected: number[] = [];
+    const tri = [60.3, 90.1, 140.7, 88.9, 101.2, 10.4];
+    const side = (ax: number, ay: number, bx: number, by: number, px: number, py: number) =>
+      (bx - ax) * (py - ay) - (by - ay) * (px - ax);
+    const hit = pointsInPolygon(grid, tri, t);
+    let inside = 0, checked = 0;
     for (let i = 0; i < n; i++) {
-      if (!hidden[i] && insidePolygon(xy[2 * i] * t.ax + t.bx, xy[2 * i + 1] * t.ay + t.by, polygon)) expected.push(i);
+      const px = grid[2 * i] * t.ax + t.bx, py = grid[2 * i + 1] * t.ay + t.by;
+      const s = [side(tri[0], tri[1], tri[2], tri[3], px, py), side(tri[2], tri[3], tri[4], tri[5], px, py),
+                 side(tri[4], tri[5], tri[0], tri[1], px, py)];
+      if (s.some((v) => Math.abs(v) < 1e-6)) continue; // exactly on an edge: covered above
+      const expected = s.every((v) => v > 0) || s.every((v) => v < 0);
+      expect([i, ((hit.mask[i >> 3] >> (i & 7)) & 1) === 1]).toEqual([i, expected]);
+      inside += expected ? 1 : 0;
+      checked++;
     }
-    expect(expected.length).toBeGreaterThan(1000);
-    expect(hit.count).toBe(expected.length);
-    expect(rowsOf(hit.mask, n)).toEqual(expected);
+    expect(checked).toBe(n);
+    expect(inside).toBe(hit.count);
+    expect(inside).toBeGreaterThan(1000);
   });
 
   it("a degenerate lasso selects nothing; a click finds the nearest visible point", () => {

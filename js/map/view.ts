@@ -6,10 +6,11 @@ import { el } from "../dom";
 import { bytesOf, float32Of, type KernelChannel } from "../protocol";
 import type { SelectionLink } from "../selection/model";
 import { Camera, type ScreenTransform } from "./camera";
-import { attachGestures, type SelectMode, type SelectShape } from "./gestures";
+import { attachGestures, type SelectMode } from "./gestures";
 import { countBits, nearestPoint, pointsInPolygon } from "./lasso";
 import { categoricalColors, paletteBytes, scoreRamp } from "./palette";
 import { createLayer, type Layer, type RendererChoice } from "./layer";
+import { TOOLS, toolAfterClick, toolTitle, type Tool } from "./tools";
 
 const TRANSITION_MS = 700;
 // above this many points, pan and zoom move the last frame at once and redraw when the hand rests
@@ -25,6 +26,8 @@ export interface ColourInfo {
 
 export class MapView {
   readonly root = el("div", "dqx-map");
+  // the plot area: the legend sits above it, outside, so it never covers points
+  private plot = el("div", "dqx-map-plot");
   private canvas = el("canvas", "dqx-map-canvas");
   private overlay = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   private lassoPath = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
@@ -32,7 +35,7 @@ export class MapView {
   private legend = el("div", "dqx-legend");
   private notice = el("div", "dqx-notice");
   private tools = el("div", "dqx-map-tools");
-  private shape: SelectShape = "lasso";
+  private tool: Tool = "pan";
   private layer: Layer | null = null;
   private camera = new Camera();
   private xy: Float32Array<ArrayBufferLike> = new Float32Array(0);
@@ -56,20 +59,16 @@ export class MapView {
     this.overlay.classList.add("dqx-map-overlay");
     this.lassoPath.classList.add("dqx-lasso");
     this.overlay.append(this.lassoPath);
-    for (const shape of ["lasso", "box"] as SelectShape[]) {
-      const b = el("button", "dqx-tool", shape) as HTMLButtonElement;
-      b.dataset.tool = shape;
-      b.title = `shift-drag (or press and hold) selects with a ${shape}`;
-      b.setAttribute("aria-pressed", String(shape === this.shape));
-      b.addEventListener("click", () => {
-        this.shape = shape;
-        for (const other of Array.from(this.tools.children)) {
-          other.setAttribute("aria-pressed", String((other as HTMLElement).dataset.tool === shape));
-        }
-      });
+    for (const tool of TOOLS) {
+      const b = el("button", "dqx-tool", tool) as HTMLButtonElement;
+      b.dataset.tool = tool;
+      b.title = toolTitle(tool);
+      b.addEventListener("click", () => this.setTool(toolAfterClick(this.tool, tool)));
       this.tools.append(b);
     }
-    this.root.append(this.canvas, this.overlay, this.legend, this.tools, this.tooltip, this.notice);
+    this.setTool("pan");
+    this.plot.append(this.canvas, this.overlay, this.tools, this.tooltip, this.notice);
+    this.root.append(this.legend, this.plot);
     this.selection.onChange((fromHere) => {
       if (!fromHere) this.showSelection(this.selection.count() ? this.selection.mask() : null);
     });
@@ -86,7 +85,7 @@ export class MapView {
       },
       hover: (x, y) => this.hover(x, y),
       leave: () => this.hover(-1e9, -1e9),
-      shape: () => this.shape,
+      tool: () => this.tool,
       reset: () => {
         this.camera.reset();
         this.requestFrame();
@@ -94,7 +93,16 @@ export class MapView {
     });
     new ResizeObserver(() => {
       if (this.resize()) this.requestFrame();
-    }).observe(this.root);
+    }).observe(this.plot);
+  }
+
+  /** Choose the map tool (pan, lasso or box); the buttons show which is active. */
+  setTool(tool: Tool): void {
+    this.tool = tool;
+    this.root.dataset.tool = tool;
+    for (const b of Array.from(this.tools.children) as HTMLElement[]) {
+      b.setAttribute("aria-pressed", String(b.dataset.tool === tool));
+    }
   }
 
   get tooltipElement(): HTMLElement {
@@ -257,7 +265,7 @@ export class MapView {
   // ------------------------------------------------------------------ drawing
   /** Match the canvases to the element's size; true when it changed. */
   private resize(): boolean {
-    const r = this.root.getBoundingClientRect();
+    const r = this.plot.getBoundingClientRect();
     const w = Math.max(100, Math.floor(r.width));
     const h = Math.max(100, Math.floor(r.height));
     const dpr = window.devicePixelRatio || 1;

@@ -4,6 +4,7 @@ import { actionForKey } from "./keys";
 const classes = ["cat", "dog", "<img src=x onerror=alert(1)>"];
 
 it("digits relabel to the class with that number", () => {
+  expect(actionForKey("0", classes)).toEqual({ action: "relabel", label: "cat" });
   expect(actionForKey("1", classes)).toEqual({ action: "relabel", label: "dog" });
   expect(actionForKey("2", classes)).toEqual({ action: "relabel", label: classes[2] });
   expect(actionForKey("7", classes)).toBeNull();

@@ -1,10 +1,19 @@
 // The review panel: relabel (dropdown or digit keys), drop (d), mark as fine (o), undo (z).
 // Each action goes to the kernel at once (an.review); the kernel answers with what it did.
+// "apply to: all" acts on what the grid shows (the selection, narrowed by the filters): the
+// action carries this browser's selection bytes and the grid's version, and the kernel refuses
+// it, changing nothing, when they are not what it holds.
 import type { Row } from "../arrow";
 import { formatCell } from "../arrow";
 import { el, labelled, option } from "../dom";
 import type { KernelChannel } from "../protocol";
+import type { EncodedSelection } from "../selection/encoding";
 import { actionForKey, type ReviewAction } from "./keys";
+
+export interface Shown {
+  grid: { version: number; total: number };
+  selection: EncodedSelection;
+}
 
 export class ReviewPanel {
   readonly root = el("div", "dqx-review");
@@ -15,10 +24,11 @@ export class ReviewPanel {
   private row: Row | null = null;
 
   constructor(private channel: KernelChannel, private classes: string[], private canRelabel: boolean,
-              private afterAction: (a: NonNullable<ReviewAction>) => void) {
+              private afterAction: (a: NonNullable<ReviewAction>) => void,
+              private shown: () => Shown) {
     this.root.dataset.actions = "0";
     classes.forEach((c, i) => this.labelSelect.append(option(c, i < 10 ? `${i}: ${c}` : c)));
-    this.scope.append(option("sample", "this sample"), option("all", "all shown in the grid"));
+    this.scope.append(option("sample", "this sample"), option("all", "all in the grid"));
     const relabel = el("button", "dqx-btn", "relabel");
     relabel.addEventListener("click", () => this.act({ action: "relabel", label: this.labelSelect.value }));
     const drop = el("button", "dqx-btn", "drop (d)");
@@ -35,11 +45,13 @@ export class ReviewPanel {
     const bar = el("div", "dqx-review-bar");
     bar.append(labelled("label", this.labelSelect), relabel, drop, ok, undo, labelled("apply to", this.scope));
     this.root.append(this.current, bar, this.status);
-    channel.on("review_done", (c) => {
-      this.status.textContent = c.message;
-      this.root.dataset.actions = String(c.count);
-      this.root.dataset.ready = "true";
-    });
+  }
+
+  /** The "all" option says how many samples it stands for, and whether they are a selection. */
+  scopeShows(gridTotal: number, selected: number): void {
+    const all = this.scope.querySelector("option[value=all]") as HTMLOptionElement;
+    all.textContent = selected ? `all ${gridTotal.toLocaleString()} selected in the grid`
+      : `all ${gridTotal.toLocaleString()} in the grid (needs a selection or a filter)`;
   }
 
   show(row: Row | null): void {
@@ -71,8 +83,26 @@ export class ReviewPanel {
       return;
     }
     this.root.dataset.ready = "false";
-    this.channel.tell("review", {
-      ...a, scope, rows: this.row && scope === "sample" ? [this.row.row] : [],
+    const body: Record<string, unknown> = { ...a, scope, rows: this.row && scope === "sample" ? [this.row.row] : [] };
+    const buffers: ArrayBuffer[] = [];
+    if (scope === "all" && a.action !== "undo") {
+      const { grid, selection } = this.shown();
+      body.shown = { encoding: selection.encoding, selection_count: selection.count,
+                     grid_version: grid.version, grid_total: grid.total };
+      buffers.push(selection.data.slice().buffer);
+    }
+    this.channel.request("review", body, buffers).then(({ content }) => {
+      this.status.classList.remove("dqx-refused");
+      this.status.textContent = content.message;
+      this.root.dataset.actions = String(content.count);
+      this.root.dataset.ready = "true";
+    }, (e: Error) => {
+      // a refusal (browser and kernel disagree) or a review error: said here and in the banner
+      this.status.classList.add("dqx-refused");
+      this.status.textContent = e.message;
+      this.root.dataset.refused = String(Number(this.root.dataset.refused ?? 0) + 1);
+      this.root.dataset.ready = "true";
+      this.channel.reportError(e.message);
     });
     this.afterAction(a);
   }

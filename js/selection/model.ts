@@ -39,6 +39,12 @@ export class SelectionLink {
     return this.model.get("count") as number;
   }
 
+  /** The selection as this browser holds it: encoding, count and bytes (sent with bulk actions). */
+  encoded(): EncodedSelection {
+    const bytes = asBytes(this.model.get("data")) ?? new Uint8Array(0);
+    return { encoding: this.model.get("encoding"), count: this.count(), data: bytes };
+  }
+
   /** Select `rows` (row numbers of an.samples) and tell the kernel. */
   set(rows: ArrayLike<number>): void {
     this.write(encodeSelection(rows, this.size));
