@@ -2,6 +2,7 @@
 
 from dqwidgets.dataset import Dataset
 from dqwidgets.analysis import Analysis, analyze
+from dqwidgets.training import TrainingRecorder
 
 __version__ = "0.1.0"
 
@@ -14,4 +15,4 @@ def __getattr__(name):  # the widget stack (anywidget, plotly) loads only when a
     raise AttributeError(f"module 'dqwidgets' has no attribute {name!r}")
 
 
-__all__ = ["Analysis", "Dataset", "Explorer", "analyze", "__version__"]
+__all__ = ["Analysis", "Dataset", "Explorer", "TrainingRecorder", "analyze", "__version__"]
