@@ -1,7 +1,8 @@
 """analyze(): from a Dataset to every score, the slices, the spurious associations and a map.
 
 The steps are plain functions in ``dqwidgets.compute``; this module validates the input, runs them
-in order on one kNN graph, and wraps the results in pandas frames (see docs/internals.md).
+in order on one kNN graph over the valid samples, spreads their results to every sample once, and
+flags each issue type of ``dqwidgets.issues`` by its one rule (see docs/internals.md).
 """
 
 from __future__ import annotations
@@ -9,48 +10,61 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dqwidgets.analysis_input import AnalysisInput, prepare_input
-from dqwidgets.analysis_tables import (compute_drift, compute_slices, compute_spurious,
-                                       summary_table)
+from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame, summary_table
 from dqwidgets.compute.device import resolve_device
-from dqwidgets.compute.duplicates import (DEFAULT_THRESHOLD, cross_split_groups, duplicate_groups,
-                                          near_duplicate_score, typical_nn_distance)
+from dqwidgets.compute.duplicates import near_duplicate_score, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
 from dqwidgets.compute.label import find_label_issues
 from dqwidgets.compute.layout import pca_layout, umap_layout
-from dqwidgets.compute.ood import (RobustScale, combine_ood, energy, fit_class_gaussians, knn_distance,
-                                   max_softmax_uncertainty, z_to_score)
+from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, energy, fit_class_gaussians,
+                                   knn_distance, max_softmax_uncertainty, z_to_score)
 from dqwidgets.compute.probe import fit_softmax_regression, out_of_fold_probs
+from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
+from dqwidgets.review import Review
 
 EVENTS = ("layout", "flags", "review")
-OOD_THRESHOLD = 0.5
 LAYOUTS = ("umap", "pca")
+
+
+@dataclass
+class Calibration:
+    """What an analysis fitted that a later one scores against (``analyze(..., reference=an)``)."""
+
+    typical_nn_distance: float  # median nearest-neighbour distance (euclidean scale), for duplicates
+    ood_scales: dict[str, RobustScale] = field(default_factory=dict)  # component -> robust z scale
+    gaussians: ClassGaussians | None = None  # class Gaussians of the Mahalanobis OOD score
 
 
 class Analysis:
     """The result of :func:`analyze`. ``samples``, ``slices`` and ``spurious`` are pandas frames;
     ``review`` is the journal of fixes; ``export`` writes cleaned splits."""
 
-    def __init__(self, dataset, samples: pd.DataFrame, slices: pd.DataFrame, spurious: pd.DataFrame,
-                 features: np.ndarray, valid: np.ndarray, graph: KnnGraph, pred_probs: np.ndarray | None,
-                 classes: list, thresholds: dict, workdir: Path, info: dict):
+    def __init__(self, dataset, samples: pd.DataFrame, *, slices: pd.DataFrame, spurious: pd.DataFrame,
+                 drift: dict, features: np.ndarray, valid: np.ndarray, graph: KnnGraph,
+                 pred_probs: np.ndarray | None, classes: list, context: IssueContext, calibration: Calibration,
+                 workdir: Path, info: dict):
         self.dataset = dataset
         self.samples = samples
         self.slices = slices
         self.spurious = spurious
+        self.drift = drift  # {"order": (statistic, p), "split": (statistic, p)} (split when there are splits)
         self.features = features
         self.valid = valid
         self.graph = graph  # over the valid samples; positions in np.flatnonzero(valid)
         self.pred_probs = pred_probs
         self.classes = classes
-        self.thresholds = dict(thresholds)
+        self.context = context  # what the flag rules read (dqwidgets.issues)
+        self.calibration = calibration
+        self.thresholds: dict[str, float] = {}  # score column -> threshold, one per flagged issue type
         self.workdir = workdir
-        self.info = info  # timings, drift tests, calibration for reference mode, graph method
+        self.info = info  # diagnostics: step seconds, graph method, device, k, embedder
         self.layout_status = "provisional"
         self.layout_error: BaseException | None = None
         self._observers: list = []
@@ -77,29 +91,18 @@ class Analysis:
 
     # ------------------------------------------------------------------ thresholds
     def set_threshold(self, column: str, value: float):
-        """Set the flag threshold of a score column and recompute its ``is_*`` flag column."""
+        """Set the flag threshold of a score column and recompute that issue's flag columns by its
+        rule in :mod:`dqwidgets.issues` (the same rule ``analyze`` used)."""
         if column not in self.thresholds:
             raise ValueError(f"Analysis.set_threshold: no threshold for {column!r}; "
                              f"choose one of {sorted(self.thresholds)}")
-        value = float(value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"Analysis.set_threshold: {column} scores lie in [0, 1]; got {value}")
-        self.thresholds[column] = value
-        s = self.samples
-        if column == "label_issue_score":
-            s["is_label_issue"] = (s[column] >= value).fillna(False).astype(bool).to_numpy()
-        elif column == "ood_score":
-            s["is_ood"] = (s[column] >= value).fillna(False).astype(bool).to_numpy()
-        elif column == "duplicate_score":
-            group, is_dup = self._duplicates(value)
-            s["duplicate_group"], s["is_duplicate"] = group, is_dup
+        self._flag(BY_SCORE[column], _threshold_value(f"Analysis.set_threshold: {column}", value))
         self._notify("flags")
 
-    def _duplicates(self, threshold: float):
-        pos = np.flatnonzero(self.valid)
-        edge = near_duplicate_score(self.graph.distances, self.graph.metric, self.info["typical_nn_distance"])
-        return duplicate_groups(self.graph.indices, edge, threshold, self.info.get("content_hashes"),
-                                n_total=len(self.valid), node_ids=pos)
+    def _flag(self, issue: IssueType, threshold: float) -> None:
+        self.thresholds[issue.score_column] = threshold
+        for column, values in issue.flags(self.samples, threshold, self.context).items():
+            self.samples[column] = values
 
     # ------------------------------------------------------------------ layout
     def wait_layout(self, timeout: float | None = None) -> "Analysis":
@@ -122,10 +125,7 @@ class Analysis:
                 init = self.samples[["x", "y"]].to_numpy(np.float32)[pos]
                 xy = umap_layout(self.graph, init=init, seed=seed, features=self.features[pos],
                                  prefer_gpu=prefer_gpu)
-                x = np.full(len(self.valid), np.nan, dtype=np.float32)
-                y = x.copy()
-                x[pos], y[pos] = xy[:, 0], xy[:, 1]
-                self.samples["x"], self.samples["y"] = x, y
+                self.samples[["x", "y"]] = _spread(xy.astype(np.float32), pos, len(self.valid))
                 self.layout_status = "final"
                 self.info["seconds"]["layout_umap"] = time.perf_counter() - t0
             except BaseException as err:  # kept, re-raised by wait_layout
@@ -145,13 +145,9 @@ class Analysis:
 
     # ------------------------------------------------------------------ review / export
     @property
-    def review(self):
+    def review(self) -> Review:
         """The review journal (``<workdir>/<fingerprint>/journal.sqlite``), opened on first use."""
         if self._review is None:
-            try:
-                from dqwidgets.review import Review
-            except ImportError as err:
-                raise ImportError(f"Analysis.review needs dqwidgets.review, which could not be imported: {err}") from err
             path = self.journal_path
             path.parent.mkdir(parents=True, exist_ok=True)
             labels = self.samples["given_label"] if "given_label" in self.samples else None
@@ -189,123 +185,72 @@ class Analysis:
 
     def __repr__(self) -> str:
         s = self.samples
-        flags = ", ".join(f"{c[3:]}={int(s[c].sum())}" for c in ("is_label_issue", "is_ood", "is_duplicate",
-                                                                   "is_invalid") if c in s)
+        flags = ", ".join(f"{i.name}={int(s[i.flag_column].sum())}" for i in ISSUES if i.flag_column in s)
         return f"<dq.Analysis: {len(s)} samples, {len(self.classes)} classes, {len(self.slices)} slices; {flags}>"
 
 
 # ---------------------------------------------------------------------------------------------
 def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k: int = 15, workdir=None,
             reference: Analysis | None = None, layout: str = "umap", wait_layout: bool = True,
-            progress: bool = True, seed: int = 0) -> Analysis:
+            progress: bool = True, seed: int = 0, thresholds: dict | None = None) -> Analysis:
     """Score every sample of ``ds`` for label issues, out-of-distribution, duplicates; find slices,
     spurious associations and drift; lay the samples out in 2-D.
 
     ``reference``: an earlier :class:`Analysis`; the new samples are then scored as out of
     distribution against it, and their label issues come from a probe fitted on it.
-    ``wait_layout=False`` returns with the PCA layout while UMAP runs in a background thread
-    (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
+    ``thresholds``: {score column: threshold} instead of the defaults (the same flags as
+    ``set_threshold`` afterwards). ``wait_layout=False`` returns with the PCA layout while UMAP runs
+    in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
     from tqdm.auto import tqdm
 
     if layout not in LAYOUTS:
         raise ValueError(f"analyze: layout must be one of {LAYOUTS}, got {layout!r}")
     if reference is not None and not isinstance(reference, Analysis):
         raise ValueError("analyze: reference must be the Analysis returned by an earlier dq.analyze() call")
+    chosen = _check_thresholds(thresholds)
     dev = resolve_device(device)
     workdir = Path(workdir) if workdir is not None else Path.cwd() / ".dqwidgets"
     seconds: dict[str, float] = {}
     bar = tqdm(total=8, desc="dqwidgets", disable=not progress, leave=False)
 
-    def step(name):
+    def step(name, run, *args, **kw):
         bar.set_postfix_str(name)
-        return time.perf_counter()
-
-    def done(name, t0):
+        t0 = time.perf_counter()
+        out = run(*args, **kw)
         seconds[name] = time.perf_counter() - t0
         bar.update(1)
+        return out
 
-    t0 = step("embed")
-    inp = prepare_input(ds, embedder=embedder, pred_probs=pred_probs, logits=logits, device=dev, k=k,
-                        workdir=workdir, progress=progress, reference=reference)
-    done("embed" if ds.features is None else "validate", t0)
-    n, pos = inp.n, np.flatnonzero(inp.valid)
-    Xv = inp.features[pos]
+    inp = step("embed" if ds.features is None else "validate", prepare_input, ds, embedder, pred_probs, logits,
+               dev, k, workdir, progress, reference)
+    pos = np.flatnonzero(inp.valid)
+    v = _ValidRows(inp, pos)
+    graph = step("knn", knn_graph, v.features, k, device=dev, seed=seed)
+    probs, lg = step("probe", _probabilities, inp, v, dev, seed, reference)
+    label = step("label", _label_step, v, probs, graph, reference)
+    ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference)
+    typical = reference.calibration.typical_nn_distance if reference is not None \
+        else typical_nn_distance(graph.distances, graph.metric)
+    edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric, typical)
+    slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
+    xy = step("layout_pca", pca_layout, v.features, seed)
 
-    t0 = step("kNN graph")
-    graph = knn_graph(Xv, k, device=dev, seed=seed)
-    done("knn", t0)
-
-    t0 = step("probe")
-    codes_v = inp.label_codes[pos]
-    labelled = inp.label_codes >= 0
-    probs_v, logits_v = _probabilities(inp, pos, codes_v, dev, seed, reference)
-    done("probe", t0)
-
-    t0 = step("label issues")
-    cols: dict[str, np.ndarray] = {}
-    thresholds: dict[str, float] = {}
-    correct_v = None
-    n_issues = None
-    if probs_v is not None and (codes_v >= 0).any():
-        lab = find_label_issues(probs_v, graph.indices if reference is None else None, codes_v)
-        cols["label_issue_score"] = _scatter(lab["label_issue_score"], pos, n, np.nan, np.float32)
-        cols["is_label_issue"] = _scatter(lab["is_label_issue"], pos, n, False, bool)
-        sugg = np.asarray(inp.classes, dtype=object)[lab["suggested_label"]]
-        cols["suggested_label"] = _scatter(sugg, pos, n, None, object)
-        flagged = lab["label_issue_score"][lab["is_label_issue"]]
-        thresholds["label_issue_score"] = float(flagged.min()) if len(flagged) else 1.0
-        correct_v = probs_v.argmax(1) == codes_v
-        n_issues = dict(zip(inp.classes, np.round(lab["n_issues_per_class"]).astype(int).tolist()))
-    else:
-        cols["label_issue_score"] = np.full(n, np.nan, np.float32)
-        cols["is_label_issue"] = np.zeros(n, bool)
-        cols["suggested_label"] = np.full(n, None, object)
-    done("label", t0)
-
-    t0 = step("out-of-distribution")
-    ood_cols, calibration = _ood(inp, pos, Xv, graph, codes_v, probs_v, logits_v, correct_v, dev, k, reference)
-    for name, v in ood_cols.items():
-        cols[name] = _scatter(v, pos, n, np.nan if v.dtype.kind == "f" else False, v.dtype)
-    cols["is_ood"] = cols["ood_score"] >= OOD_THRESHOLD
-    thresholds["ood_score"] = OOD_THRESHOLD
-    done("ood", t0)
-
-    t0 = step("duplicates")
-    typical = (reference.info["typical_nn_distance"] if reference is not None
-               else typical_nn_distance(graph.distances, graph.metric))
-    edge = near_duplicate_score(graph.distances, graph.metric, typical)
-    group, is_dup = duplicate_groups(graph.indices, edge, DEFAULT_THRESHOLD, inp.content_hashes, n, pos)
-    cols["duplicate_score"] = _scatter(edge[:, 0], pos, n, np.nan, np.float32)
-    if inp.content_hashes is not None:  # an exact byte copy is a duplicate whatever its embedding
-        same = (group >= 0) & is_dup
-        cols["duplicate_score"] = np.where(same & np.isnan(cols["duplicate_score"]), 1.0, cols["duplicate_score"])
-    cols["duplicate_group"], cols["is_duplicate"] = group, is_dup
-    thresholds["duplicate_score"] = DEFAULT_THRESHOLD
-    done("duplicates", t0)
-
-    t0 = step("slices")
-    attributes = inp.attributes
-    slice_v, slices = compute_slices(graph.indices, codes_v, probs_v, inp.classes,
-                                     {a: (c[pos], nm) for a, (c, nm) in attributes.items()}, seed)
-    cols["slice_id"] = _scatter(slice_v, pos, n, -1, np.int64)
-    spurious = compute_spurious({a: (c[pos], nm) for a, (c, nm) in attributes.items()}, codes_v, inp.classes,
-                                correct_v)
-    drift = compute_drift(graph.indices, inp.split_codes[pos] if inp.split_codes is not None else None, seed)
-    done("slices", t0)
-
-    t0 = step("layout")
-    xy = np.full((n, 2), np.nan, np.float32)
-    xy[pos] = pca_layout(Xv, seed)
-    done("layout_pca", t0)
-
-    samples = _samples_frame(ds, inp, cols, xy)
-    info = {"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
-            "typical_nn_distance": typical, "content_hashes": inp.content_hashes,
-            "ood_calibration": calibration, "drift": drift, "embedder": inp.embedder,
-            "n_issues_per_class": n_issues, "reference": reference is not None,
-            "label_codes": inp.label_codes, "split_codes": inp.split_codes, "split_names": inp.split_names}
-    an = Analysis(ds, samples, slices, spurious, inp.features, inp.valid, graph,
-                  _scatter_rows(probs_v, pos, n), list(inp.classes), thresholds, workdir, info)
+    columns = {"label_issue_score": label.score, **ood, "duplicate_score": edges[:, 0], "slice_id": slice_id}
+    columns = {c: _spread(x, pos, inp.n) for c, x in columns.items()}
+    suggested = _spread(label.suggested, pos, inp.n)
+    columns["suggested_label"] = np.asarray(list(inp.classes) + [None], dtype=object)[suggested]
+    samples = _samples_frame(inp, columns, _spread(xy, pos, inp.n))
+    context = IssueContext(n=inp.n, valid_pos=pos, graph=graph, label_codes=inp.label_codes,
+                           suggested_codes=suggested, label_issue_count=label.count, duplicate_edges=edges,
+                           content_hashes=inp.content_hashes, split_codes=inp.split_codes)
+    an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
+                  valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
+                  classes=list(inp.classes), context=context,
+                  calibration=Calibration(typical, scales, gaussians), workdir=workdir,
+                  info={"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
+                        "embedder": inp.embedder, "n_issues_per_class": label.n_issues_per_class,
+                        "reference": reference is not None})
+    _flag_all(an, chosen)
     bar.close()
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
         an.review
@@ -316,93 +261,153 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     return an
 
 
-# ---------------------------------------------------------------------------------------------
-def _scatter(values: np.ndarray, pos: np.ndarray, n: int, fill, dtype) -> np.ndarray:
-    """Full-length column from values over the valid positions."""
-    out = np.full(n, fill, dtype=dtype)
-    out[pos] = values
-    return out
+# --------------------------------------------------------------------------------------------- thresholds
+def _threshold_value(where: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: a threshold is a number in [0, 1]; got {value!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where} scores lie in [0, 1]; got {value}")
+    return value
 
 
-def _scatter_rows(values: np.ndarray | None, pos: np.ndarray, n: int):
-    if values is None:
-        return None
-    out = np.full((n, values.shape[1]), np.nan, dtype=np.float32)
-    out[pos] = values
-    return out
+def _check_thresholds(thresholds) -> dict[str, float]:
+    if thresholds is None:
+        return {}
+    if not isinstance(thresholds, dict):
+        raise ValueError(f"analyze: thresholds must be a dict {{score column: threshold}}, e.g. "
+                         f"{{'ood_score': 0.6}}; got {type(thresholds).__name__}")
+    unknown = [c for c in thresholds if c not in BY_SCORE]
+    if unknown:
+        raise ValueError(f"analyze: no issue type scores {unknown}; thresholds can be set for {sorted(BY_SCORE)}")
+    return {c: _threshold_value(f"analyze: thresholds[{c!r}]", t) for c, t in thresholds.items()}
 
 
-def _probabilities(inp: AnalysisInput, pos, codes_v, dev, seed, reference):
+def _flag_all(an: Analysis, chosen: dict[str, float]) -> None:
+    """Flag every issue type whose score exists, at the chosen or the default threshold."""
+    for issue in ISSUES:
+        if issue.score_column is None:
+            continue
+        scores = an.samples[issue.score_column].to_numpy(dtype=np.float64)
+        if not np.isfinite(scores).any():  # e.g. label issues of unlabelled data: no threshold to set
+            if issue.score_column in chosen:
+                raise ValueError(f"analyze: thresholds[{issue.score_column!r}] was given, but this data has no "
+                                 f"{issue.display} scores (e.g. no labels); leave it out")
+            an.samples[issue.flag_column] = np.zeros(len(scores), dtype=bool)
+            continue
+        threshold = chosen.get(issue.score_column)
+        if threshold is None:
+            threshold = float(issue.default_threshold(scores, an.context))
+        an._flag(issue, threshold)
+
+
+# --------------------------------------------------------------------------------------------- steps
+class _ValidRows:
+    """The valid samples' slice of the input: what every step works on."""
+
+    def __init__(self, inp: AnalysisInput, pos: np.ndarray):
+        self.features = inp.features[pos]
+        self.codes = inp.label_codes[pos]
+        self.pred_probs = inp.pred_probs[pos] if inp.pred_probs is not None else None
+        self.logits = inp.logits[pos] if inp.logits is not None else None
+        self.split_codes = inp.split_codes[pos] if inp.split_codes is not None else None
+        self.attributes = {a: (c[pos], names) for a, (c, names) in inp.attributes.items()}
+        self.n_classes = len(inp.classes)
+
+
+@dataclass
+class _LabelResult:
+    score: np.ndarray  # label_issue_score (NaN = unlabelled)
+    suggested: np.ndarray  # int64 class codes of the most likely class, -1 = none
+    count: int  # how many confident learning flags
+    correct: np.ndarray | None  # the probe's argmax equals the given label
+    n_issues_per_class: dict | None
+
+
+def _probabilities(inp: AnalysisInput, v: _ValidRows, dev, seed, reference):
     """(probs, logits) over the valid samples: the user's, a probe fitted on the reference, or an
     out-of-fold probe; (None, None) without labels."""
-    if inp.pred_probs is not None:
-        return inp.pred_probs[pos], (inp.logits[pos] if inp.logits is not None else None)
+    if v.pred_probs is not None:
+        return v.pred_probs, v.logits
     if reference is not None:
         import torch
 
-        ref = reference
-        rpos = np.flatnonzero(ref.valid)
-        rcodes = ref.info["label_codes"][rpos]
+        rpos = np.flatnonzero(reference.valid)
+        rcodes = reference.context.label_codes[rpos]
         keep = rcodes >= 0
         if keep.sum() == 0 or len(np.unique(rcodes[keep])) < 2:
             return None, None
-        Xr = torch.as_tensor(ref.features[rpos][keep], device=dev)
+        Xr = torch.as_tensor(reference.features[rpos][keep], device=dev)
         mean, std = Xr.mean(0), Xr.std(0).clamp_min(1e-6)
-        W, b = fit_softmax_regression((Xr - mean) / std, torch.as_tensor(rcodes[keep], device=dev),
-                                      len(inp.classes))
-        lg = ((torch.as_tensor(inp.features[pos], device=dev) - mean) / std) @ W + b
+        W, b = fit_softmax_regression((Xr - mean) / std, torch.as_tensor(rcodes[keep], device=dev), v.n_classes)
+        lg = ((torch.as_tensor(v.features, device=dev) - mean) / std) @ W + b
         return torch.softmax(lg, 1).cpu().numpy(), None
-    if (codes_v >= 0).sum() == 0:
+    if (v.codes >= 0).sum() == 0:
         return None, None
-    probs, _ = out_of_fold_probs(inp.features[pos], codes_v, len(inp.classes), device=dev, seed=seed,
-                                 return_logits=True)
+    probs, _ = out_of_fold_probs(v.features, v.codes, v.n_classes, device=dev, seed=seed, return_logits=True)
     return probs, None
 
 
-def _ood(inp, pos, Xv, graph, codes_v, probs_v, logits_v, correct_v, dev, k, reference):
-    """Component and combined OOD scores over the valid samples, and the calibration kept for
-    scoring later batches against this analysis."""
-    z: dict[str, np.ndarray] = {}
-    out: dict[str, np.ndarray] = {}
+def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResult:
+    n = len(v.codes)
+    if probs is None or not (v.codes >= 0).any():
+        return _LabelResult(np.full(n, np.nan, np.float32), np.full(n, -1, np.int64), 0, None, None)
+    lab = find_label_issues(probs, graph.indices if reference is None else None, v.codes)
+    return _LabelResult(lab["label_issue_score"], np.asarray(lab["suggested_label"], dtype=np.int64),
+                        int(np.sum(lab["is_label_issue"])), probs.argmax(1) == v.codes,
+                        np.round(lab["n_issues_per_class"]).astype(int).tolist())
+
+
+def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference):
+    """Component and combined OOD scores over the valid samples, the robust scales and the class
+    Gaussians (fitted here, or the reference's)."""
+    X = v.features
     if reference is not None:
-        cal = reference.info["ood_calibration"]
-        rpos = np.flatnonzero(reference.valid)
-        q = knn_query(Xv, reference.features[rpos], k, graph.metric, dev)
-        raw_knn = knn_distance(q.distances)
-        gauss = cal.get("gaussians")
+        cal = reference.calibration
+        scales, gauss = cal.ood_scales, cal.gaussians
+        q = knn_query(X, reference.features[np.flatnonzero(reference.valid)], k, graph.metric, dev)
+        raw = {"knn": knn_distance(q.distances)}
     else:
-        raw_knn = knn_distance(graph.distances)
-        cal = {"knn": RobustScale.fit(raw_knn, log=True)}
-        gauss = None
-        fit_codes = codes_v if correct_v is None else np.where(correct_v, codes_v, -1)
-        if (fit_codes >= 0).sum() > Xv.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
-            gauss = fit_class_gaussians(Xv, fit_codes, len(inp.classes), device=dev)
-            cal["gaussians"] = gauss
-    z["knn"] = cal["knn"].z(raw_knn)
+        raw = {"knn": knn_distance(graph.distances)}
+        scales, gauss = {}, None
+        fit_codes = v.codes if label.correct is None else np.where(label.correct, v.codes, -1)
+        if (fit_codes >= 0).sum() > X.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
+            gauss = fit_class_gaussians(X, fit_codes, v.n_classes, device=dev)
     if gauss is not None:
-        raw_m = gauss.distance(Xv)
-        if reference is None:
-            cal["mahalanobis"] = RobustScale.fit(raw_m, log=True)
-        z["mahalanobis"] = cal["mahalanobis"].z(raw_m)
-    if logits_v is not None:
-        raw_e = energy(logits_v)
-        if reference is None:
-            cal["energy"] = RobustScale.fit(raw_e)
-        if "energy" in cal:
-            z["energy"] = cal["energy"].z(raw_e)
-    elif probs_v is not None and inp.pred_probs is not None:
-        raw_s = max_softmax_uncertainty(probs_v)
-        if reference is None:
-            cal["msp"] = RobustScale.fit(raw_s)
-        if "msp" in cal:
-            z["msp"] = cal["msp"].z(raw_s)
-    for name, v in z.items():
-        out[f"ood_{name}_score"] = z_to_score(v)
+        raw["mahalanobis"] = gauss.distance(X)
+    if logits is not None:
+        raw["energy"] = energy(logits)
+    elif probs is not None and inp.pred_probs is not None:
+        raw["msp"] = max_softmax_uncertainty(probs)
+    if reference is None:
+        scales = {name: RobustScale.fit(r, log=name in ("knn", "mahalanobis")) for name, r in raw.items()}
+    z = {name: scales[name].z(r) for name, r in raw.items() if name in scales}
+    out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
-    return out, cal
+    return out, scales, gauss
 
 
-def _samples_frame(ds, inp: AnalysisInput, cols: dict, xy: np.ndarray) -> pd.DataFrame:
+def _tables(inp: AnalysisInput, v: _ValidRows, graph, probs, label: _LabelResult, seed):
+    slice_id, slices = slice_frame(graph.indices, v.codes, probs, inp.classes, v.attributes, seed)
+    spurious = spurious_frame(v.attributes, v.codes, inp.classes, label.correct)
+    return slice_id, slices, spurious, drift_tests(graph.indices, v.split_codes, seed)
+
+
+# --------------------------------------------------------------------------------------------- full length
+_FILL = {"f": np.nan, "b": False, "i": -1, "u": 0, "O": None}
+
+
+def _spread(values: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+    """Full-length array (rows, or rows x columns) from values over the valid positions; the other
+    rows get NaN, False, -1 or None by dtype."""
+    values = np.asarray(values)
+    out = np.full((n,) + values.shape[1:], _FILL[values.dtype.kind], dtype=values.dtype)
+    out[pos] = values
+    return out
+
+
+def _samples_frame(inp: AnalysisInput, cols: dict, xy: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame(index=inp.ids)
     if inp.labels is not None:
         frame["label"] = inp.labels
@@ -410,9 +415,13 @@ def _samples_frame(ds, inp: AnalysisInput, cols: dict, xy: np.ndarray) -> pd.Dat
     if inp.splits is not None:
         frame["split"] = inp.splits
     frame["x"], frame["y"] = xy[:, 0], xy[:, 1]
-    order = ["label_issue_score", "is_label_issue", "suggested_label", "ood_score", "is_ood",
-             "duplicate_group", "is_duplicate", "duplicate_score", "slice_id"]
-    for c in order + sorted(c for c in cols if c not in order):
+    if inp.content_hashes is not None:  # an exact byte copy is a duplicate whatever its embedding
+        cols["duplicate_score"] = np.where(_shared(inp.content_hashes) & np.isnan(cols["duplicate_score"]), 1.0,
+                                           cols["duplicate_score"]).astype(np.float32)
+    for i in ISSUES:  # each score beside its flag (the flags are set by the issue rules, analyze's last step)
+        if i.score_column in cols:
+            frame[i.score_column], frame[i.flag_column] = cols.pop(i.score_column), np.zeros(inp.n, bool)
+    for c in sorted(cols):
         frame[c] = cols[c]
     for c in inp.flags.columns:
         frame[c] = inp.flags[c].to_numpy()
@@ -420,3 +429,10 @@ def _samples_frame(ds, inp: AnalysisInput, cols: dict, xy: np.ndarray) -> pd.Dat
         if c not in frame.columns:
             frame[c] = inp.extra[c].to_numpy()
     return frame
+
+
+def _shared(hashes: np.ndarray) -> np.ndarray:
+    """True where a sample's content hash is also another sample's."""
+    h = pd.Series(hashes, dtype=object)
+    present = h.notna() & (h.astype(str) != "")
+    return (present & h.duplicated(keep=False)).to_numpy()

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FLAG_COLUMNS = ("is_invalid", "invalid_reason", "is_unreadable", "is_empty", "is_unlabeled")
+from dqwidgets.compute.spurious import encode_attribute
+
+VALIDITY_COLUMNS = ("is_invalid", "invalid_reason", "is_unreadable", "is_empty", "is_unlabeled")
 
 
 @dataclass
@@ -17,7 +19,7 @@ class AnalysisInput:
     ids: pd.Index
     features: np.ndarray  # float32 N x D, invalid rows zeros
     valid: np.ndarray  # bool N
-    flags: pd.DataFrame  # FLAG_COLUMNS, index = ids
+    flags: pd.DataFrame  # VALIDITY_COLUMNS, index = ids
     labels: np.ndarray | None  # object N, as given
     label_codes: np.ndarray  # int64 N, -1 = unlabelled
     classes: list
@@ -54,7 +56,7 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         emb = ds.embed(embedder=embedder, device=device, cache_dir=workdir / "cache", progress=progress)
         X = _numeric_features(emb.features, n)
         flags = _empty_flags(ds.frame.index)
-        for c in FLAG_COLUMNS:
+        for c in VALIDITY_COLUMNS:
             if c in emb.flags.columns:
                 flags[c] = emb.flags[c].to_numpy()
         flags.loc[~np.asarray(emb.valid, dtype=bool), "is_invalid"] = True
@@ -93,7 +95,7 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
 def _empty_flags(index) -> pd.DataFrame:
     n = len(index)
     f = pd.DataFrame(index=index)
-    for c in FLAG_COLUMNS:
+    for c in VALIDITY_COLUMNS:
         f[c] = np.full(n, "", dtype=object) if c == "invalid_reason" else np.zeros(n, dtype=bool)
     return f
 
@@ -210,11 +212,7 @@ def _codes(values: np.ndarray):
 
 
 def _encode_attribute(values: np.ndarray):
-    """Codes and names of one metadata/property column, by the shortcut module's own encoder when
-    it is there (numbers are binned there), else by distinct values."""
-    try:
-        from dqwidgets.compute.spurious import encode_attribute
-    except ImportError:
-        return _codes(np.asarray(values, dtype=object))
+    """Codes and names of one metadata/property column, by the shortcut search's own encoder
+    (numbers are binned there)."""
     codes, names = encode_attribute(np.asarray(values))
     return np.asarray(codes, dtype=np.int64), list(names)

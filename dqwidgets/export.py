@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dqwidgets.issues import EXPORT_DROPS
+
 FORMATS = ("parquet", "csv", "jsonl", "imagefolder")
 NO_SPLIT = "all"            # the one file written when the data has no splits and none are asked for
 UNASSIGNED = "unassigned"   # samples whose given split is missing
@@ -383,7 +385,7 @@ def _rows(ds, keep: pd.Index, kept_labels: pd.Series, split: pd.Series, label_co
     return out.reset_index(drop=True)
 
 
-def export_analysis(an, path, format: str = "parquet", drop=("is_duplicate", "is_ood"), splits: dict | None = None,
+def export_analysis(an, path, format: str = "parquet", drop=EXPORT_DROPS, splits: dict | None = None,
                     stratify: bool = True, seed: int = 0, overwrite: bool = False) -> Path:
     """Write the cleaned dataset to ``path`` (see the module docstring); return ``path``."""
     started = time.perf_counter()

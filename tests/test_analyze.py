@@ -88,7 +88,6 @@ def test_slices_summary_and_thresholds(an):
 
 
 def test_spurious_shortcut_ranks_first(an):
-    pytest.importorskip("dqwidgets.compute.spurious")
     top = an.spurious.iloc[0]
     assert "corner_patch" in str(top.to_dict().values()) and "Trouser" in str(top.to_dict().values())
 
@@ -112,7 +111,6 @@ def test_reference_mode_scores_a_new_batch_against_an_earlier_analysis(an, plant
 
 
 def test_review_and_export_are_wired(an, tmp_path):
-    pytest.importorskip("dqwidgets.review")
     an.workdir = tmp_path
     an._review = None
     rv = an.review
@@ -122,6 +120,10 @@ def test_review_and_export_are_wired(an, tmp_path):
     rv.relabel([0], an.classes[1])
     assert "review" in events
     assert an.samples.loc[0, "label"] == an.dataset.labels[0]  # given labels are never mutated
-    if __import__("importlib").util.find_spec("dqwidgets.export"):
-        out = an.export(tmp_path / "clean")
-        assert (out / "manifest.json").exists() if out else True
+    out = an.export(tmp_path / "clean")
+    assert (out / "manifest.json").exists()
+    exported = pd.read_parquet(out / "all.parquet").set_index("id")
+    dropped = an.samples["is_ood"] | an.samples["is_duplicate"]      # the default drops
+    assert set(exported.index) == set(an.samples.index[~dropped])
+    if 0 in exported.index:
+        assert exported.loc[0, "label"] == an.classes[1]              # the relabel is exported

@@ -12,30 +12,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dqwidgets.issues import BY_SCORE
+
 BINS = 40
-
-
-def flag_column(score: str) -> str:
-    """``label_issue_score`` -> ``is_label_issue`` (the flag a score's threshold sets)."""
-    return "is_" + score[: -len("_score")] if score.endswith("_score") else "is_" + score
 
 
 def score_histograms(an) -> list[dict]:
     """Bin counts, threshold and flagged count for every score that has a threshold."""
     samples = an.samples
     out = []
-    for column, threshold in (getattr(an, "thresholds", None) or {}).items():
-        if column not in samples.columns:
-            continue
+    for column, threshold in an.thresholds.items():
         values = samples[column].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         lo, hi = 0.0, 1.0
         if values.size and (values.min() < 0 or values.max() > 1):
             lo, hi = float(values.min()), float(values.max())
         counts, _ = np.histogram(values, bins=BINS, range=(lo, hi if hi > lo else lo + 1))
-        flag = flag_column(column)
-        flagged = int(samples[flag].fillna(False).astype(bool).sum()) if flag in samples.columns \
-            else int((values >= threshold).sum())
+        flag = BY_SCORE[column].flag_column
+        flagged = int(samples[flag].sum())
         out.append({"column": column, "flag": flag, "counts": counts.tolist(), "lo": lo, "hi": hi,
                     "threshold": float(threshold), "flagged": flagged})
     return out

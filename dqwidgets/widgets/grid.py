@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dqwidgets.issues import ISSUES
 from dqwidgets.widgets.map import score_columns
 
 SNIPPET_CHARS = 240
-ISSUE_FILTERS = {"label": ("is_label_issue", "only label issues"), "ood": ("is_ood", "only out of distribution"),
-                 "duplicate": ("is_duplicate", "only duplicates"), "invalid": ("is_invalid", "only invalid samples")}
+ISSUE_FILTERS = {i.filter_key: (i.flag_column, i.filter_text) for i in ISSUES}  # key -> (flag column, menu text)
 
 
 def filter_mask(samples: pd.DataFrame, labels: pd.Series | None, issue: str = "", split: str = "",

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dqwidgets.issues import BY_RANK, FLAG_COLUMNS
+
 MAX_CATEGORIES = 255
-FLAG_COLUMNS = ("is_label_issue", "is_ood", "is_duplicate", "is_invalid")
-ISSUE_NAMES = {"is_invalid": "invalid", "is_label_issue": "label issue", "is_ood": "out of distribution",
-               "is_duplicate": "duplicate"}
 CATEGORICAL_COLUMNS = ("issue", "label", "suggested_label", "given_label", "slice_id", "split")
 
 
@@ -99,15 +98,16 @@ def flag_mask(samples: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-ISSUE_ORDER = ("fine", "duplicate", "out of distribution", "label issue", "invalid", "dropped")
+# the map's "issue" colours, lowest rank first (dqwidgets.issues); "dropped" is above every issue
+ISSUE_ORDER = ("fine", *(i.display for i in BY_RANK), "dropped")
 
 
 def issue_categories(samples: pd.DataFrame, dropped_mask: np.ndarray | None = None) -> pd.Series:
-    """One issue name per sample (invalid > label issue > OOD > duplicate > fine; dropped above all)."""
+    """One issue name per sample: the flagged issue of highest rank, else "fine"; dropped above all."""
     codes = np.zeros(len(samples), dtype=np.int8)
-    for rank, c in enumerate(("is_duplicate", "is_ood", "is_label_issue", "is_invalid"), start=1):
-        if c in samples.columns:
-            codes[samples[c].fillna(False).to_numpy(dtype=bool)] = rank
+    for slot, issue in enumerate(BY_RANK, start=1):
+        if issue.flag_column in samples.columns:
+            codes[samples[issue.flag_column].fillna(False).to_numpy(dtype=bool)] = slot
     if dropped_mask is not None:
         codes[np.asarray(dropped_mask, dtype=bool)] = len(ISSUE_ORDER) - 1
     return pd.Series(pd.Categorical.from_codes(codes, categories=list(ISSUE_ORDER)), index=samples.index)
