@@ -248,7 +248,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
                   classes=list(inp.classes), context=context,
                   calibration=Calibration(typical, scales, gaussians), workdir=workdir,
                   info={"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
-                        "embedder": inp.embedder, "n_issues_per_class": label.n_issues_per_class,
+                        "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
                         "reference": reference is not None})
     _flag_all(an, chosen)
     bar.close()
@@ -322,7 +322,10 @@ class _LabelResult:
     suggested: np.ndarray  # int64 class codes of the most likely class, -1 = none
     count: int  # how many confident learning flags
     correct: np.ndarray | None  # the probe's argmax equals the given label
-    n_issues_per_class: dict | None
+    n_issues_per_class: list | None  # confident learning's count of wrong labels per given class
+
+    def per_class(self, classes) -> dict | None:
+        return None if self.n_issues_per_class is None else dict(zip(classes, self.n_issues_per_class))
 
 
 def _probabilities(inp: AnalysisInput, v: _ValidRows, dev, seed, reference):
@@ -354,9 +357,8 @@ def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResul
     if probs is None or not (v.codes >= 0).any():
         return _LabelResult(np.full(n, np.nan, np.float32), np.full(n, -1, np.int64), 0, None, None)
     lab = find_label_issues(probs, graph.indices if reference is None else None, v.codes)
-    return _LabelResult(lab["label_issue_score"], np.asarray(lab["suggested_label"], dtype=np.int64),
-                        int(np.sum(lab["is_label_issue"])), probs.argmax(1) == v.codes,
-                        np.round(lab["n_issues_per_class"]).astype(int).tolist())
+    return _LabelResult(lab.label_issue_score, lab.suggested_label, int(lab.is_label_issue.sum()),
+                        probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist())
 
 
 def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference):

@@ -29,6 +29,6 @@ def test_find_label_issues_flags_the_flipped_and_suggests_the_true_label():
     P[np.arange(600), y_true] = 0.9
     nbrs = np.array([rng.choice(np.flatnonzero(y_true == c), 10) for c in y_true])
     out = find_label_issues(P, nbrs, y)
-    assert out["is_label_issue"][:30].all() and out["is_label_issue"][30:].sum() == 0
-    np.testing.assert_array_equal(out["suggested_label"][:30], y_true[:30])
-    assert (out["label_issue_score"][:30] > 0.8).all() and (out["label_issue_score"][30:] < 0.3).all()
+    assert out.is_label_issue[:30].all() and out.is_label_issue[30:].sum() == 0
+    np.testing.assert_array_equal(out.suggested_label[:30], y_true[:30])
+    assert (out.label_issue_score[:30] > 0.8).all() and (out.label_issue_score[30:] < 0.3).all()

@@ -16,6 +16,8 @@ one; their mean ranks label errors better than either (bench/results/bench_quali
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -89,12 +91,22 @@ def flag_label_issues(score: np.ndarray, label_codes: np.ndarray, n_issues_per_c
     return flags
 
 
+@dataclass
+class LabelIssues:
+    """What :func:`find_label_issues` returns, one entry per sample unless said otherwise."""
+
+    label_issue_score: np.ndarray  # float32, NaN for unlabelled samples
+    is_label_issue: np.ndarray  # bool
+    suggested_label: np.ndarray  # int64 code of the most likely class (combined probabilities)
+    n_issues_per_class: np.ndarray  # float C: wrong labels per given class, from the confident joint
+    combined_probs: np.ndarray  # float32 N x C
+
+
 def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_codes: np.ndarray,
-                      knn_weight: float = 0.5) -> dict[str, np.ndarray]:
-    """Everything the label step returns: ``label_issue_score``, ``is_label_issue`` (the number per
-    class estimated by the confident joint of the combined probabilities, highest scores first, and
-    only where another class is more likely than the given one),
-    ``suggested_label`` (code of the most likely class) and ``n_issues_per_class``."""
+                      knn_weight: float = 0.5) -> LabelIssues:
+    """Score and flag label issues: ``is_label_issue`` is the number per class estimated by the
+    confident joint of the combined probabilities, highest scores first, and only where another
+    class is more likely than the given one; ``suggested_label`` is the most likely class."""
     n_classes = probs.shape[1]
     Q = knn_label_distribution(neighbors, label_codes, n_classes) if neighbors is not None else None
     combined = combined_probs(probs, Q, knn_weight)
@@ -103,6 +115,4 @@ def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_cod
     n_issues = cj.sum(1) - np.diag(cj)
     flags = flag_label_issues(np.nan_to_num(score, nan=-1.0), label_codes, n_issues)
     flags &= combined.argmax(1) != label_codes  # only where the data supports another label
-    return {"label_issue_score": score, "is_label_issue": flags,
-            "suggested_label": combined.argmax(1).astype(np.int64), "n_issues_per_class": n_issues,
-            "combined_probs": combined.astype(np.float32)}
+    return LabelIssues(score, flags, combined.argmax(1).astype(np.int64), n_issues, combined.astype(np.float32))
