@@ -25,7 +25,7 @@ from dqwidgets.compute.label import find_label_issues
 from dqwidgets.compute.layout import pca_layout, umap_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, energy, fit_class_gaussians,
                                    knn_distance, max_softmax_uncertainty, z_to_score)
-from dqwidgets.compute.probe import fit_softmax_regression, out_of_fold_probs
+from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
 
@@ -40,6 +40,7 @@ class Calibration:
     typical_nn_distance: float  # median nearest-neighbour distance (euclidean scale), for duplicates
     ood_scales: dict[str, RobustScale] = field(default_factory=dict)  # component -> robust z scale
     gaussians: ClassGaussians | None = None  # class Gaussians of the Mahalanobis OOD score
+    probe: Probe | None = None  # fitted on all labelled samples, on first use (Analysis.reference_probe)
 
 
 class Analysis:
@@ -103,6 +104,17 @@ class Analysis:
         self.thresholds[issue.score_column] = threshold
         for column, values in issue.flags(self.samples, threshold, self.context).items():
             self.samples[column] = values
+
+    def reference_probe(self, device="auto") -> Probe | None:
+        """The probe that scores new batches against this analysis (``analyze(..., reference=an)``),
+        fitted on every labelled valid sample on first use; None with fewer than two classes."""
+        if self.calibration.probe is None:
+            pos = np.flatnonzero(self.valid)
+            codes = self.context.label_codes[pos]
+            if len(np.unique(codes[codes >= 0])) < 2:
+                return None
+            self.calibration.probe = fit_probe(self.features[pos], codes, len(self.classes), device)
+        return self.calibration.probe
 
     # ------------------------------------------------------------------ layout
     def wait_layout(self, timeout: float | None = None) -> "Analysis":
@@ -334,18 +346,8 @@ def _probabilities(inp: AnalysisInput, v: _ValidRows, dev, seed, reference):
     if v.pred_probs is not None:
         return v.pred_probs, v.logits
     if reference is not None:
-        import torch
-
-        rpos = np.flatnonzero(reference.valid)
-        rcodes = reference.context.label_codes[rpos]
-        keep = rcodes >= 0
-        if keep.sum() == 0 or len(np.unique(rcodes[keep])) < 2:
-            return None, None
-        Xr = torch.as_tensor(reference.features[rpos][keep], device=dev)
-        mean, std = Xr.mean(0), Xr.std(0).clamp_min(1e-6)
-        W, b = fit_softmax_regression((Xr - mean) / std, torch.as_tensor(rcodes[keep], device=dev), v.n_classes)
-        lg = ((torch.as_tensor(v.features, device=dev) - mean) / std) @ W + b
-        return torch.softmax(lg, 1).cpu().numpy(), None
+        probe = reference.reference_probe(dev)
+        return (None, None) if probe is None else (probe.predict(v.features), None)
     if (v.codes >= 0).sum() == 0:
         return None, None
     probs, _ = out_of_fold_probs(v.features, v.codes, v.n_classes, device=dev, seed=seed, return_logits=True)

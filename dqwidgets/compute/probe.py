@@ -10,6 +10,8 @@ probes", ICLR workshop 2017.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -98,3 +100,36 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
     if return_logits:
         return probs, logits.cpu().numpy()
     return probs
+
+
+@dataclass
+class Probe:
+    """A standardised softmax-regression probe fitted on all labelled rows (``fit_probe``)."""
+
+    mean: torch.Tensor  # D
+    std: torch.Tensor  # D
+    weights: torch.Tensor  # D x C
+    bias: torch.Tensor  # C
+
+    def logits(self, X) -> np.ndarray:
+        Xt = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.mean.device)
+        return (((Xt - self.mean) / self.std) @ self.weights + self.bias).cpu().numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """N x C class probabilities of the rows of ``X``."""
+        return torch.softmax(torch.as_tensor(self.logits(X)), dim=1).numpy()
+
+
+def fit_probe(X, y, n_classes: int, device="auto", l2: float = 1e-4, max_iter: int = 50) -> Probe:
+    """Fit the probe on the rows of ``X`` with a label (``y >= 0``); used to score new samples
+    against a reference analysis, where no out-of-fold split is needed (the new rows were never seen)."""
+    y = np.asarray(y, dtype=np.int64)
+    keep = y >= 0
+    if len(np.unique(y[keep])) < 2:
+        raise ValueError("fit_probe: need at least two classes with labelled samples to fit a probe")
+    dev = resolve_device(device)
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32)[keep], device=dev)
+    mean, std = Xt.mean(0), Xt.std(0).clamp_min(1e-6)
+    with cpu_threads_for(int(keep.sum()) * Xt.shape[1] * n_classes, dev):
+        W, b = fit_softmax_regression((Xt - mean) / std, torch.as_tensor(y[keep], device=dev), n_classes, l2, max_iter)
+    return Probe(mean, std, W, b)
