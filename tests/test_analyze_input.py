@@ -77,10 +77,19 @@ def test_user_logits_are_used_and_add_an_energy_score(tmp_path):
     codes = np.searchsorted(["a", "b", "c"], y)
     logits = np.eye(3)[codes] * 5.0
     logits[:20] = np.eye(3)[(codes[:20] + 1) % 3] * 5.0  # the model disagrees with these labels
+    flat = np.arange(20, 40)
+    logits[flat] = 0.0               # the model has no idea about these: high energy, far from confident
     an = _run(dq.Dataset.from_arrays(X, y), tmp_path, logits=logits)
     s = an.samples
-    assert "ood_energy_score" in s.columns
-    assert s["label_issue_score"].iloc[:20].mean() > s["label_issue_score"].iloc[20:].mean() + 0.3
+    assert s["label_issue_score"].iloc[:20].mean() > s["label_issue_score"].iloc[40:].mean() + 0.3
+    energy = s["ood_energy_score"]
+    assert energy.between(0, 1).all()
+    confident = np.setdiff1d(np.arange(400), flat)
+    assert energy.iloc[flat].min() > energy.iloc[confident].max()
+    # the same features and labels without logits: the flat-logit rows' ood_score goes up with them
+    plain = _run(dq.Dataset.from_arrays(X, y), tmp_path / "plain").samples
+    assert (s["ood_score"].iloc[flat] - plain["ood_score"].iloc[flat]).mean() > \
+        (s["ood_score"].iloc[confident] - plain["ood_score"].iloc[confident]).mean() + 0.05
 
 
 def test_unlabelled_samples_and_splits(tmp_path):
@@ -101,12 +110,13 @@ def test_background_umap_replaces_the_provisional_layout(tmp_path):
     X, y = _blobs(n=600)
     an = dq.analyze(dq.Dataset.from_arrays(X, y), layout="umap", wait_layout=False, progress=False,
                     workdir=tmp_path)
-    pca = an.samples[["x", "y"]].to_numpy().copy()
     got = threading.Event()
     an.observe(lambda e: e == "layout" and got.set())
+    pca = an.samples[["x", "y"]].to_numpy().copy()
+    assert an.layout_status != "final"            # analyze returned before UMAP finished
     an.wait_layout(timeout=300)
     assert an.layout_status == "final"
-    assert got.is_set() or an.layout_status == "final"
+    assert got.wait(timeout=10), "observers were not told that the final layout arrived"
     umap_xy = an.samples[["x", "y"]].to_numpy()
     assert np.isfinite(umap_xy).all() and not np.allclose(pca, umap_xy)
     # clusters stay apart on the map: each sample's nearest map neighbour mostly shares its label

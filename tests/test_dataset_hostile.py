@@ -1,17 +1,16 @@
 """Hostile and broken inputs are flagged with a reason and never decoded whole; the run goes on."""
 
 import os
-import resource
 import struct
-import time
 import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 import dqwidgets as dq
+from dqwidgets.embed.image_source import MAX_PIXELS
 
 
 def mean_colour(x):
@@ -63,13 +62,23 @@ def hostile_folder(tmp_path):
     return tmp_path
 
 
-def test_hostile_files_are_flagged_with_reasons(hostile_folder):
+@pytest.fixture
+def decoded(monkeypatch):
+    """Spy on PIL's pixel decoding: the (file name, size) of every image whose pixels are loaded."""
+    calls = []
+    load = ImageFile.ImageFile.load
+
+    def spy(self):
+        name = getattr(self, "filename", "") or getattr(getattr(self, "fp", None), "name", "")
+        calls.append((os.path.basename(str(name)), self.size))
+        return load(self)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return calls
+
+
+def test_hostile_files_are_flagged_with_reasons(hostile_folder, decoded):
     ds = dq.Dataset.from_image_folder(hostile_folder)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    emb = ds.embed(embedder=mean_colour, cache_dir=False, progress=False)
-    elapsed = time.perf_counter() - start
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    emb = ds.embed(embedder=mean_colour, cache_dir=False, progress=False, num_workers=0)
 
     reason = emb.flags["invalid_reason"]
     assert "image too large" in reason["bad/huge_50000.png"] and "2500000000 pixels" in reason["bad/huge_50000.png"]
@@ -90,10 +99,18 @@ def test_hostile_files_are_flagged_with_reasons(hostile_folder):
     assert emb.valid[pos].all() and (~emb.valid).sum() == len(unreadable)
     assert np.abs(emb.features[pos]).sum(axis=1).min() > 0
     assert (emb.features[~emb.valid] == 0).all()
-    # never decoded whole: an 81 MB bomb and a 2.5 GB image would show in time and memory
-    assert elapsed < 20 and grown_mib < 120
+    # never decoded: PIL loaded the pixels of the readable files only, and of nothing above the pixel limit
+    # (the bomb, the 50,000 x 50,000 PNG); the truncated JPEG already fails in its header
+    loaded = {name for name, _ in decoded}
+    assert {"0.png", "1.png", "2.png", "whole.jpg"} <= loaded
+    assert not loaded & {"huge_50000.png", "bomb.png", "garbage.png", "empty.jpg", "pipe.png"}, decoded
+    assert all(w * h <= MAX_PIXELS for _, (w, h) in decoded)
+    decoded.clear()
     with pytest.raises(ValueError, match="no readable image: image too large.*bomb"):
         ds.thumbnail("bad/huge_50000.png")
+    with pytest.raises(ValueError, match="no readable image: image too large.*bomb"):
+        ds.thumbnail("bad/bomb.png")
+    assert decoded == []
 
 
 def test_broken_values_in_a_dataframe_do_not_stop_the_run():
