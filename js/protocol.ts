@@ -15,8 +15,8 @@ export class KernelChannel {
     if (content && typeof content.req === "number" && this.pending.has(content.req)) {
       const resolve = this.pending.get(content.req)!;
       this.pending.delete(content.req);
-      // an unexpected failure (not a refusal worded for the user) is also shown in the banner
-      if (content.error && content.unexpected) this.reportError(content.error, "");
+      // every failed request is shown in the banner (the view that asked may say more)
+      if (content.error) this.reportError(content.error, "");
       resolve({ content, buffers: buffers ?? [] });
       return;
     }

@@ -74,6 +74,8 @@ export class ThresholdChart {
     this.slider.value = String(h.threshold);
     this.root.dataset.flagged = String(h.flagged);
     this.root.dataset.threshold = String(h.threshold);
+    this.root.dataset.lo = String(h.lo);
+    this.root.dataset.hi = String(h.hi);
     this.title.textContent = `${h.column} — ${h.flagged.toLocaleString()} flagged (≥ ${h.threshold.toFixed(3)})`;
     this.draw(h.threshold);
     this.root.dataset.ready = "true";

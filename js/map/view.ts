@@ -67,6 +67,7 @@ export class MapView {
       this.tools.append(b);
     }
     this.setTool("pan");
+    this.showView();
     this.plot.append(this.canvas, this.overlay, this.tools, this.tooltip, this.notice);
     this.root.append(this.legend, this.plot);
     this.selection.onChange((fromHere) => {
@@ -88,6 +89,7 @@ export class MapView {
       tool: () => this.tool,
       reset: () => {
         this.camera.reset();
+        this.showView();
         this.requestFrame();
       },
     });
@@ -277,7 +279,14 @@ export class MapView {
   }
 
   /** Pan or zoom: big maps first show the last frame moved (instant), then redraw once it rests. */
+  /** The view as data-view="zoom cx cy" (zoom 1 at 0 0 is the whole map), for tests and tools. */
+  private showView(): void {
+    const c = this.camera;
+    this.root.dataset.view = `${+c.zoom.toFixed(4)} ${+c.cx.toFixed(4)} ${+c.cy.toFixed(4)}`;
+  }
+
   private viewMoved(): void {
+    this.showView();
     const shot = this.lastFrameAt;
     if (this.n < PREVIEW_MIN_POINTS || !shot || this.transitionStart >= 0) {
       this.requestFrame();

@@ -97,12 +97,11 @@ export class ReviewPanel {
       this.root.dataset.actions = String(content.count);
       this.root.dataset.ready = "true";
     }, (e: Error) => {
-      // a refusal (browser and kernel disagree) or a review error: said here and in the banner
+      // a refusal (browser and kernel disagree) or a review error: said here (the banner has it too)
       this.status.classList.add("dqx-refused");
       this.status.textContent = e.message;
       this.root.dataset.refused = String(Number(this.root.dataset.refused ?? 0) + 1);
       this.root.dataset.ready = "true";
-      this.channel.reportError(e.message);
     });
     this.afterAction(a);
   }

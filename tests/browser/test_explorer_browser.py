@@ -1,6 +1,12 @@
 """End to end: the Explorer in real chromium (pytest-ipywidgets / solara), driven with the mouse and
-keyboard, asserting on Python state. Waits on data-ready attributes, never on sleeps."""
+keyboard, asserting on Python state. Waits on data-ready attributes, never on sleeps.
 
+The expected selections come from an.samples' x and y and the map's camera (map_geometry.py), not
+from the page. The real-Jupyter tests (test_jupyterlab.py) are the ones that decide: this harness
+hands the kernel ``bytes`` where ipykernel hands it ``memoryview``.
+"""
+
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +17,17 @@ from IPython.display import display
 
 import dqwidgets as dq
 from dqwidgets.examples import load_fashion_mnist
+from map_geometry import assert_selection_is_polygon, box_drag, drag, polygon_at, screen_positions
 
 EVIL = "<img src=x onerror=alert(1)>"
 N = 300
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "explorer.png"
+
+
+def _screenshot(tmp_path, name: str) -> Path:
+    """$DQ_SCREENSHOT_DIR (docs, when refreshing the README's pictures on purpose), else tmp_path."""
+    folder = Path(os.environ.get("DQ_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 @pytest.fixture(scope="module")
@@ -42,59 +55,46 @@ def _show(page, an, **kw):
     return explorer
 
 
-def _lasso(page, box, fractions):
-    pts = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in fractions]
-    page.keyboard.down("Shift")
-    page.mouse.move(*pts[0])
-    page.mouse.down()
-    for p in pts[1:] + [pts[0]]:
-        page.mouse.move(*p, steps=8)
-    page.mouse.up()
-    page.keyboard.up("Shift")
+def _positions(page, an):
+    return screen_positions(page, an.samples["x"].to_numpy(), an.samples["y"].to_numpy())
 
 
-def test_lasso_gives_python_selection_and_fills_grid(solara_test, page_session, an):
+def test_lasso_gives_python_selection_and_fills_grid(solara_test, page_session, an, tmp_path):
     page = page_session
     explorer = _show(page, an)
     assert page.locator(".dqx-map").get_attribute("data-selected") in (None, "0")
-    box = page.locator(".dqx-map canvas").bounding_box()
-    _lasso(page, box, [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)])
+    px, box = _positions(page, an)
+    polygon = polygon_at(box, [(0.2, 0.2), (0.8, 0.25), (0.75, 0.8), (0.3, 0.7)])
+    drag(page, polygon, shift=True)
     page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
     page.locator(".dqx-grid[data-ready=true]").wait_for()
-    shown = int(page.locator(".dqx-grid").get_attribute("data-count"))
     selected = explorer.selection
-    assert 0 < len(selected) < len(an.samples) and shown == len(selected)
+    assert_selection_is_polygon(px, an.samples.index, polygon, selected)
+    assert int(page.locator(".dqx-grid").get_attribute("data-count")) == len(selected)
     cell_ids = page.locator(".dqx-cell").evaluate_all("cs => cs.map(c => c.dataset.id)")
     assert cell_ids and set(cell_ids) <= set(map(str, selected))
     # thumbnails arrived as image bytes for the visible cells
     assert page.locator(".dqx-cell img.dqx-thumb").count() > 0
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.locator(".dqx").screenshot(path=str(SCREENSHOT))
+    page.locator(".dqx").screenshot(path=str(_screenshot(tmp_path, "explorer.png")))
 
 
-def test_box_select_picks_the_same_samples_as_a_rectangular_lasso(solara_test, page_session, an):
+def test_box_select_picks_the_samples_inside_the_rectangle(solara_test, page_session, an):
     page = page_session
     explorer = _show(page, an)
-    box = page.locator(".dqx-map canvas").bounding_box()
-    corners = [(0.25, 0.3), (0.75, 0.3), (0.75, 0.8), (0.25, 0.8)]
-    _lasso(page, box, corners)
+    px, box = _positions(page, an)
+    rect = polygon_at(box, [(0.25, 0.3), (0.75, 0.3), (0.75, 0.8), (0.25, 0.8)])
+    drag(page, rect, shift=True)                                       # a rectangular lasso
     page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
     by_lasso = set(explorer.selection)
-    assert 0 < len(by_lasso) < len(an.samples)
+    assert_selection_is_polygon(px, an.samples.index, rect, by_lasso)
     page.mouse.click(box["x"] + 3, box["y"] + 3)                      # clear
     page.locator(".dqx-map[data-selected='0']").wait_for()
     page.locator(".dqx-tool[data-tool=box]").click()
     assert page.locator(".dqx-tool[data-tool=box]").get_attribute("aria-pressed") == "true"
-    (x0, y0), (x1, y1) = corners[0], corners[2]
-    page.keyboard.down("Shift")
-    page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
-    page.mouse.down()
-    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"], steps=5)
-    page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=5)
-    page.mouse.up()
-    page.keyboard.up("Shift")
+    box_drag(page, rect)                                               # the box tool: a plain drag
     page.locator(f".dqx-map[data-selected='{len(by_lasso)}']").wait_for()
     page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
+    assert_selection_is_polygon(px, an.samples.index, rect, explorer.selection)
     assert set(explorer.selection) == by_lasso
 
 
@@ -104,10 +104,23 @@ def test_lasso_on_the_webgl_layer_and_a_click_on_a_point(solara_test, page_sessi
     explorer = _show(page, an, map_renderer="webgl")
     mapel = page.locator(".dqx-map")
     assert mapel.get_attribute("data-renderer").startswith("webgl")
-    box = page.locator(".dqx-map canvas").bounding_box()
-    _lasso(page, box, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)])
+    px, box = _positions(page, an)
+    polygon = polygon_at(box, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)])
+    drag(page, polygon, shift=True)
     page.locator(".dqx-grid-header", has_text="selected samples").wait_for()
-    assert 0 < len(explorer.selection) == int(mapel.get_attribute("data-selected"))
+    assert_selection_is_polygon(px, an.samples.index, polygon, explorer.selection)
+    assert len(explorer.selection) == int(mapel.get_attribute("data-selected"))
+    # a click on one known point selects exactly it: the sample farthest from its nearest neighbour
+    d = np.linalg.norm(px[:, None, :] - px[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    onscreen = (px[:, 0] > box["x"] + 8) & (px[:, 0] < box["x"] + box["width"] - 8) & \
+        (px[:, 1] > box["y"] + 8) & (px[:, 1] < box["y"] + box["height"] - 8)
+    lonely = int(np.argmax(np.where(onscreen, d.min(axis=1), -1)))
+    assert d[lonely].min() > 8, "no point stands alone enough to click"
+    page.mouse.click(*px[lonely])
+    page.locator(".dqx-map[data-selected='1']").wait_for()
+    page.locator(".dqx-grid[data-count='1'][data-ready=true]").wait_for()
+    assert list(explorer.selection) == [an.samples.index[lonely]]
     # a click on the background clears the selection, in the browser and in Python
     page.mouse.click(box["x"] + 3, box["y"] + 3)
     page.locator(".dqx-map[data-selected='0']").wait_for()
@@ -139,10 +152,11 @@ def test_digit_key_relabels_and_journal_has_the_row(solara_test, page_session, a
     history = an.review.history()
     assert len(history) == before + 1
     assert str(an.review.labels().loc[an.samples.index[an.samples.index.astype(str) == sample_id][0]]) == an.classes[3]
-    # `d` drops the next sample, `z` undoes it
+    # `d` drops the next sample (the grid's 2nd cell: the cursor moved on after the relabel), `z` undoes it
+    second = page.locator(".dqx-cell").nth(1).get_attribute("data-id")
     page.keyboard.press("d")
     page.locator(f".dqx-review[data-actions='{before + 2}'][data-ready=true]").wait_for()
-    assert len(an.review.dropped()) == 1
+    assert [str(i) for i in an.review.dropped()] == [second]
     page.keyboard.press("z")
     page.locator(f".dqx-review[data-actions='{before + 3}'][data-ready=true]").wait_for()
     assert len(an.review.dropped()) == 0

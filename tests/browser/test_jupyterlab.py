@@ -1,19 +1,25 @@
 """The Explorer in a real JupyterLab 4 and Notebook 7 server, in Debian chromium.
 
-The other browser tests render the widget in the pytest-ipywidgets (solara) harness; these open a
-notebook the way a user does: ``jupyter lab`` runs as a subprocess on a free local port, chromium
-opens ``/lab/tree/<notebook>``, runs every cell from the Run menu, waits for the Explorer's
-``data-ready`` attributes, presses a digit on a grid sample and reads the review journal (SQLite,
-written by the kernel) from this process. Notebook 7 gets the same open-run-draw check.
+The other browser tests render the widget in the pytest-ipywidgets (solara) harness, whose server
+hands the kernel ``bytes``; ipykernel hands it ``memoryview``, and that difference once kept every
+lasso from reaching Python. These tests open a notebook the way a user does: ``jupyter lab`` runs
+as a subprocess on a free local port (one server for the module), chromium opens
+``/lab/tree/<notebook>`` and runs every cell from the Run menu. Each interaction is then checked in
+the kernel: a harness cell in the notebook runs ``probe_cmd.py`` (written by the test) and writes
+``probe_out.json``; the test re-runs that cell (Ctrl+Enter, as a user would) and reads the answer.
+Expected ids are computed here from ``an.samples`` x, y, ``normalised_positions`` and the map's
+camera (at zoom 1 the square [-1, 1] fits the plot's shorter side), never from the page itself.
 
 No sleeps: every wait is bounded and, when it runs out, fails with the browser console, the
-notebook's error outputs and the tail of the server log.
+notebook's error outputs and the tail of the server log. Screenshots go to $DQ_SCREENSHOT_DIR
+(``DQ_SCREENSHOT_DIR=docs`` refreshes the README's pictures on purpose), else to a temporary folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -24,10 +30,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from map_geometry import assert_selection_is_polygon, box_drag, drag, polygon_at, screen_positions, worst_first
+
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "explorer-jupyterlab.png"
 JUPYTER = Path(sys.executable).parent / "jupyter"
 SERVER_START_S = 60
 KERNEL_RUN_S = 150   # kernel start, imports (torch), a 300-sample analysis and the first draw
@@ -46,15 +54,30 @@ labels[flip] = rng.choice(classes, size=flip.size)
 ds = dq.Dataset.from_dataframe(pd.DataFrame({"image": list(images), "label": labels}), image="image", label="label")
 # 8x8 average-pooled pixels as the embedding: small, real, and fast on a CPU
 pooled_pixels = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(8), torch.nn.Flatten())
-an = dq.analyze(ds, embedder=pooled_pixels, workdir="work", layout="pca", progress=False)
+an = dq.analyze(ds, embedder=pooled_pixels, workdir=WORKDIR, layout="pca", progress=False)
+"""
+# the test's window into the kernel: re-run this cell to run probe_cmd.py and read probe_out.json
+PROBE = """\
+# test harness: runs probe_cmd.py in this kernel and writes what it found to probe_out.json
+import json, pathlib, traceback
+_probe_n = globals().get("_probe_n", 0) + 1
+_out = {"n": _probe_n}
+try:
+    if pathlib.Path("probe_cmd.py").exists():
+        exec(pathlib.Path("probe_cmd.py").read_text())
+except Exception:
+    _out["error"] = traceback.format_exc()
+pathlib.Path("probe_out.json").write_text(json.dumps(_out, default=str))
+print(f"probe {_probe_n}")
 """
 SHOW_EXPLORER = "explorer = dq.Explorer(an)\nexplorer"
+PROBE_CELL = 1  # code cells: the analysis, the probe, the Explorer
 
 
-def _notebook(path: Path) -> Path:
+def _notebook(path: Path, workdir: str) -> Path:
     cells = [{"cell_type": "markdown", "id": "intro", "metadata": {},
               "source": "# dqwidgets Explorer on 300 Fashion-MNIST images"}]
-    for i, src in enumerate((BUILD_ANALYSIS, SHOW_EXPLORER)):
+    for i, src in enumerate((BUILD_ANALYSIS.replace("WORKDIR", repr(workdir)), PROBE, SHOW_EXPLORER)):
         cells.append({"cell_type": "code", "id": f"code{i}", "metadata": {}, "execution_count": None,
                       "outputs": [], "source": src})
     nb = {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
@@ -63,6 +86,13 @@ def _notebook(path: Path) -> Path:
                        "language_info": {"name": "python"}}}
     path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
     return path
+
+
+def screenshot_path(tmp_path: Path, name: str) -> Path:
+    """Where a screenshot goes: $DQ_SCREENSHOT_DIR (e.g. docs, on purpose), else the test's tmp folder."""
+    folder = Path(os.environ.get("DQ_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def _free_port() -> int:
@@ -83,6 +113,10 @@ class JupyterServer:
         notification.mkdir(parents=True)
         (notification / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+        # every cell stays in the page (the harness cell is clicked while the Explorer is in view)
+        tracker = config / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}), encoding="utf-8")
         env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(home / "data"),
                "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
                "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
@@ -220,76 +254,297 @@ def _legend_colours(page) -> dict[str, str]:
         "items => items.map(i => [i.textContent, i.querySelector('.dqx-dot').style.background])"))
 
 
-def _journal_rows(root: Path) -> list[tuple]:
-    journals = sorted(root.glob("work/*/journal.sqlite"))
-    assert len(journals) == 1, f"expected one review journal under {root / 'work'}, found {journals}"
+def _journal_rows(root: Path, workdir: str) -> list[tuple]:
+    journals = sorted(root.glob(f"{workdir}/*/journal.sqlite"))
+    assert len(journals) == 1, f"expected one review journal under {root / workdir}, found {journals}"
     with sqlite3.connect(f"file:{journals[0]}?mode=ro", uri=True) as db:
         return db.execute("SELECT action, ids, new FROM actions ORDER BY seq").fetchall()
 
 
-def test_explorer_in_jupyterlab_draws_and_a_digit_relabels_into_the_journal(jupyter, browser):
-    nb = _notebook(jupyter.root / "explorer_lab.ipynb")
+class Lab:
+    """One notebook open in JupyterLab with the Explorer drawn, and a way to ask its kernel."""
+
+    def __init__(self, w: Watched, server: JupyterServer):
+        self.w, self.page, self.server, self.probes = w, w.page, server, 0
+
+    def kernel(self, code: str = "") -> dict:
+        """Run ``code`` in the notebook's kernel by re-running the harness cell; what it put in ``_out``."""
+        (self.server.root / "probe_cmd.py").write_text(code, encoding="utf-8")
+        cell = self.page.locator(".jp-Notebook .jp-CodeCell").nth(PROBE_CELL)
+        cell.locator(".jp-InputPrompt").click()
+        self.page.keyboard.press("Control+Enter")
+        self.probes += 1
+        n = self.probes + 1  # Run All ran it once
+        loc = cell.locator(".jp-OutputArea-output", has_text=re.compile(rf"\bprobe {n}\b"))
+        try:
+            loc.wait_for(state="attached", timeout=KERNEL_RUN_S * 1000)
+        except Exception:
+            raise AssertionError(f"the harness cell did not answer (probe {n})\n" + self.w.report()) from None
+        out = json.loads((self.server.root / "probe_out.json").read_text(encoding="utf-8"))
+        assert out["n"] == n and "error" not in out, out.get("error", out)
+        return out
+
+    def selection(self) -> list[str]:
+        return self.kernel("_out['ids'] = [str(i) for i in explorer.selection]")["ids"]
+
+    def samples(self) -> dict:
+        """ids, x, y and the grid's score of an.samples, from the kernel."""
+        return self.kernel(
+            "s = an.samples\n"
+            "_out.update(ids=[str(i) for i in s.index], x=s['x'].tolist(), y=s['y'].tolist(),\n"
+            "            score=s[explorer.grid_score].tolist(), grid_score=explorer.grid_score)")
+
+    def clear(self) -> None:
+        """Python clears the selection; the map and the grid follow."""
+        self.kernel("explorer.selection = None")
+        self.w.wait(".dqx-map[data-selected='0']", "the cleared selection on the map", UI_S, state="attached")
+        self.w.wait(".dqx-grid-header:has-text('worst')", "the grid back to the worst samples", UI_S)
+
+    def tool(self, name: str) -> None:
+        button = self.page.locator(f".dqx-tool[data-tool={name}]")
+        if button.get_attribute("aria-pressed") != "true":
+            button.click()
+        self.w.wait(f".dqx-map[data-tool={name}]", f"the {name} tool", UI_S, state="attached")
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter, browser):
+    """The notebook run in JupyterLab once for every test below (one kernel, one page)."""
+    nb = _notebook(jupyter.root / "explorer_lab.ipynb", "work_lab")
     w = _open(browser, jupyter, f"/lab/tree/{nb.name}")
-    page = w.page
     try:
         _run_all_cells(w)
         _wait_explorer_drawn(w)
-        root = page.locator(".dqx")
-        assert root.count() == 1
-        cells_before = page.locator(".jp-Notebook .jp-Cell").count()
-        assert page.locator(".dqx-map canvas").first.bounding_box()["width"] > 100
-        shown = int(page.locator(".dqx-grid").get_attribute("data-count"))
-        assert shown > 0 and page.locator(".dqx-cell img.dqx-thumb").count() > 0
-
-        legend_before = _legend_colours(page)
-        assert {"fine", "label issue"} <= set(legend_before), legend_before
-        # the digit names the class in the review panel's dropdown ("3: Dress")
-        class3 = page.locator(".dqx-relabel-select option").nth(3).get_attribute("value")
-        sample = page.locator(".dqx-cell").first
-        sample_id = sample.get_attribute("data-id")
-        sample.click()
-        page.keyboard.press("3")
-        w.wait(".dqx-review[data-actions='1'][data-ready=true]", "the relabel's answer from the kernel", UI_S)
-        rows = _journal_rows(jupyter.root)
-        assert len(rows) == 1, rows
-        action, ids, new = rows[0]
-        assert action == "relabel" and [str(i) for i in json.loads(ids)] == [sample_id] and json.loads(new) == class3
-
-        # `d d` is JupyterLab's "delete cell" and `z` its "undo cell operation": in the Explorer they
-        # drop the next two samples and undo the last drop, and the notebook is left alone
-        for n, key in enumerate("ddz", start=2):
-            page.keyboard.press(key)
-            w.wait(f".dqx-review[data-actions='{n}'][data-ready=true]", f"the kernel's answer to {key!r}", UI_S)
-        assert [r[0] for r in _journal_rows(jupyter.root)] == ["relabel", "drop", "drop", "undo"]
-        # the map is recoloured (the kernel's "recolour" came before its answer to the last key):
-        # the dropped sample has its own colour and every issue keeps the colour it had
-        w.wait(".dqx-counts:has-text('1 dropped')", "the toolbar's count of dropped samples", UI_S)
-        w.wait(".dqx-map[data-ready=true]", "the map recoloured after the drops", UI_S)
-        legend_after = _legend_colours(page)
-        assert "dropped" in legend_after, legend_after
-        assert {k: legend_after.get(k) for k in legend_before} == legend_before, (legend_before, legend_after)
-
-        # JupyterLab did not also take the keys as notebook shortcuts (1-6 turn a cell into a heading)
-        assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
-        assert page.locator(".jp-Notebook .jp-CodeCell").count() == 2
-        assert page.locator(".dqx").count() == 1, "the Explorer's output vanished after the key press"
-
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        root.scroll_into_view_if_needed()
-        page.screenshot(path=str(SCREENSHOT))
+        yield Lab(w, jupyter)
     finally:
-        page.context.close()
+        w.page.context.close()
         jupyter.shutdown_kernels()
 
 
-def test_explorer_in_notebook7_opens_and_draws(jupyter, browser):
+def _expected_selection(lab: Lab, data: dict, polygon: np.ndarray, selected: list[str]) -> None:
+    """The kernel's selection is exactly the samples inside the drawn polygon (edge pixels aside)."""
+    px, _ = screen_positions(lab.page, data["x"], data["y"])
+    assert_selection_is_polygon(px, data["ids"], polygon, selected)
+
+
+def _grid_shows(lab: Lab, data: dict, selected: list[str]) -> None:
+    """The grid shows the selection, worst first: its count, its title and the cells on screen."""
+    n = len(selected)
+    lab.w.wait(f".dqx-grid[data-count='{n}'][data-ready=true]", "the grid showing the selection", UI_S)
+    assert lab.page.locator(".dqx-grid-header").inner_text() == f"{n:,} selected samples"
+    assert f"{n:,} selected" in lab.page.locator(".dqx-counts").inner_text()
+    assert lab.page.locator(".dqx-map").get_attribute("data-selected") == str(n)
+    expected = worst_first(data["ids"], np.asarray(data["score"], dtype=np.float64), selected)
+    cells = lab.page.locator(".dqx-cell").evaluate_all("cs => cs.map(c => c.dataset.id)")
+    assert cells and cells == expected[: len(cells)], (cells[:5], expected[:5])
+
+
+def test_lab_lasso_tool_selection_reaches_python_and_the_grid_shows_it(lab, tmp_path):
+    data = lab.samples()
+    lab.tool("lasso")
+    _, box = screen_positions(lab.page, data["x"], data["y"])
+    polygon = polygon_at(box, [(0.3, 0.25), (0.7, 0.2), (0.75, 0.6), (0.5, 0.8), (0.25, 0.65)])
+    drag(lab.page, polygon)                                      # a plain drag: the lasso tool is on
+    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
+    selected = lab.selection()
+    _expected_selection(lab, data, polygon, selected)
+    _grid_shows(lab, data, selected)
+    lab.page.locator(".dqx").screenshot(path=str(screenshot_path(tmp_path, "explorer-lasso.png")))
+
+
+def test_lab_box_tool_selects_the_rectangle_and_shift_drag_selects_while_panning(lab):
+    data = lab.samples()
+    lab.tool("box")
+    _, box = screen_positions(lab.page, data["x"], data["y"])
+    rect = polygon_at(box, [(0.2, 0.3), (0.6, 0.3), (0.6, 0.75), (0.2, 0.75)])
+    box_drag(lab.page, rect)
+    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the box", UI_S)
+    selected = lab.selection()
+    _expected_selection(lab, data, rect, selected)
+    _grid_shows(lab, data, selected)
+    # clicking the active tool again goes back to panning; shift-drag still selects (with the lasso)
+    lab.page.locator(".dqx-tool[data-tool=box]").click()
+    lab.w.wait(".dqx-map[data-tool=pan]", "the pan tool after clicking box again", UI_S, state="attached")
+    polygon = polygon_at(box, [(0.5, 0.2), (0.85, 0.5), (0.5, 0.85), (0.3, 0.5)])
+    drag(lab.page, polygon, shift=True)
+    lab.w.wait(f".dqx-map:not([data-selected='{len(selected)}'])", "the shift-drag lasso", UI_S, state="attached")
+    again = lab.selection()
+    _expected_selection(lab, data, polygon, again)
+    _grid_shows(lab, data, again)
+
+
+def test_lab_a_plain_drag_with_the_pan_tool_pans_and_keeps_the_selection(lab):
+    lab.tool("pan")
+    before = lab.selection()
+    box = lab.page.locator(".dqx-map canvas").first.bounding_box()
+    start = (box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+    lab.page.mouse.move(*start)
+    lab.page.mouse.down()
+    lab.page.mouse.move(start[0] + 60, start[1] + 30, steps=6)
+    lab.page.mouse.up()
+    lab.w.wait(".dqx-map:not([data-view='1 0 0'])", "the map panned", UI_S, state="attached")
+    assert lab.selection() == before
+    lab.page.mouse.dblclick(box["x"] + 3, box["y"] + 3)          # double click: back to the whole map
+    lab.w.wait(".dqx-map[data-view='1 0 0']", "the view reset", UI_S, state="attached")
+    lab.clear()
+
+
+def test_lab_a_digit_on_a_lasso_selection_writes_one_journal_entry_with_exactly_those_ids(lab):
+    data = lab.samples()
+    lab.tool("lasso")
+    _, box = screen_positions(lab.page, data["x"], data["y"])
+    polygon = polygon_at(box, [(0.35, 0.3), (0.65, 0.3), (0.65, 0.7), (0.35, 0.7)])
+    drag(lab.page, polygon)
+    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
+    selected = lab.selection()
+    _grid_shows(lab, data, selected)
+    before = _journal_rows(lab.server.root, "work_lab")
+    page = lab.page
+    page.locator(".dqx-review-scope").select_option("all")
+    assert page.locator(".dqx-review-scope option[value=all]").inner_text() == \
+        f"all {len(selected):,} selected in the grid"
+    class3 = page.locator(".dqx-relabel-select option").nth(3).get_attribute("value")
+    actions = int(page.locator(".dqx-review").get_attribute("data-actions"))
+    page.locator(".dqx-cell").first.click()
+    page.keyboard.press("3")
+    lab.w.wait(f".dqx-review[data-actions='{actions + 1}'][data-ready=true]", "the kernel's answer to 3", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")
+    assert len(rows) == len(before) + 1, rows[len(before):]
+    action, ids, new = rows[-1]
+    assert action == "relabel" and json.loads(new) == class3
+    assert sorted(str(i) for i in json.loads(ids)) == sorted(selected)
+    assert page.locator(".dqx-review-status").inner_text() == f"relabelled {len(selected):,} samples to {class3}"
+    page.keyboard.press("z")
+    lab.w.wait(f".dqx-review[data-actions='{actions + 2}'][data-ready=true]", "the kernel's answer to z", UI_S)
+    assert [r[0] for r in _journal_rows(lab.server.root, "work_lab")][-2:] == ["relabel", "undo"]
+    page.locator(".dqx-review-scope").select_option("sample")
+    lab.tool("pan")
+    lab.clear()
+
+
+def test_lab_a_slice_row_click_selects_that_slice(lab):
+    lab.w.wait(".dqx-slices[data-ready=true] tr.dqx-row", "the slice table", UI_S)
+    row = lab.page.locator("tr.dqx-row").nth(1)
+    key = int(row.get_attribute("data-key"))
+    members = lab.kernel(f"sid = an.slices.iloc[{key}]['slice_id']\n"
+                         "_out['ids'] = [str(i) for i in an.samples.index[an.samples['slice_id'].to_numpy() == sid]]")["ids"]
+    assert members
+    row.click()
+    lab.w.wait(f".dqx-grid[data-count='{len(members)}'][data-ready=true]", "the grid showing the slice", UI_S)
+    assert lab.selection() == members
+    lab.clear()
+
+
+def test_lab_a_threshold_drag_and_back_gives_the_same_flagged_ids(lab):
+    page, column = lab.page, "label_issue_score"
+    flagged = f"_out.update(t=an.thresholds[{column!r}], ids=[str(i) for i in an.samples.index[an.samples['is_label_issue']]])"
+    start = lab.kernel(flagged)
+    chart = page.locator(f".dqx-chart[data-column={column}]")
+    svg = chart.locator("svg").bounding_box()
+    lo, hi = float(chart.get_attribute("data-lo") or 0), float(chart.get_attribute("data-hi") or 1)
+    x_of = lambda v: svg["x"] + (v - lo) / (hi - lo) * svg["width"]  # noqa: E731
+    y = svg["y"] + svg["height"] / 2
+
+    def drag(a, b, what):
+        before = chart.get_attribute("data-threshold")
+        page.mouse.move(x_of(a), y)
+        page.mouse.down()
+        page.mouse.move(x_of(b), y, steps=6)
+        page.mouse.up()
+        lab.w.wait(f".dqx-chart[data-column={column}][data-ready=true]:not([data-threshold='{before}'])", what, UI_S,
+                   state="attached")
+        return lab.kernel(flagged)
+
+    high = drag(start["t"], 0.95, "the threshold moved up")
+    assert high["t"] == pytest.approx(0.95, abs=(hi - lo) / svg["width"] * 1.01)
+    assert set(high["ids"]) < set(start["ids"]) and int(chart.get_attribute("data-flagged")) == len(high["ids"])
+    back = drag(0.95, start["t"], "the threshold moved back")
+    assert back["t"] == pytest.approx(start["t"], abs=(hi - lo) / svg["width"] * 1.01)
+    if back["t"] == start["t"]:
+        assert back["ids"] == start["ids"]
+    else:  # the pointer's pixel decides the last digits: only samples scored between the two may differ
+        between = lab.kernel(f"lo_, hi_ = sorted(({start['t']!r}, {back['t']!r}))\n"
+                             f"s = an.samples[{column!r}]\n"
+                             "_out['ids'] = [str(i) for i in an.samples.index[(s >= lo_) & (s < hi_)]]")["ids"]
+        assert set(back["ids"]) ^ set(start["ids"]) <= set(between)
+    lab.kernel(f"an.set_threshold({column!r}, {start['t']!r})")
+
+
+def test_lab_a_selection_set_in_python_appears_on_the_map_and_in_the_grid(lab):
+    data = lab.samples()
+    ids = [data["ids"][r] for r in (3, 10, 42)]
+    lab.kernel("explorer.selection = an.samples.index[[3, 10, 42]]")
+    lab.w.wait(".dqx-map[data-selected='3']", "the Python selection on the map", UI_S, state="attached")
+    _grid_shows(lab, data, ids)
+    lab.clear()
+
+
+def test_lab_a_kernel_error_shows_a_dismissible_banner(lab):
+    page = lab.page
+    lab.kernel("def _broken(*a, **k):\n    raise RuntimeError('the journal disk is full (planted by the test)')\n"
+               "an.review.drop = _broken")
+    try:
+        page.locator(".dqx-cell").first.click()
+        page.keyboard.press("d")
+        banner = lab.w.wait(".dqx-banner", "the error banner", UI_S)
+        lab.w.wait(".dqx-review[data-ready=true]", "the review panel's answer", UI_S, state="attached")
+        assert page.locator(".dqx-banner").count() == 1
+        assert "RuntimeError: the journal disk is full (planted by the test)" in banner.inner_text()
+        assert "the journal disk is full" in page.locator(".dqx-review-status").inner_text()
+        assert any("the journal disk is full" in line and line.startswith("[error]") for line in lab.w.console)
+        banner.locator(".dqx-banner-close").click()
+        lab.w.wait(".dqx-banner", "the banner dismissed", UI_S, state="detached")
+    finally:
+        lab.kernel("del an.review.drop")
+
+
+def test_lab_digit_d_d_z_reach_the_journal_and_leave_the_notebook_alone(lab, tmp_path):
+    page = lab.page
+    cells_before = page.locator(".jp-Notebook .jp-Cell").count()
+    assert page.locator(".dqx-map canvas").first.bounding_box()["width"] > 100
+    assert page.locator(".dqx-cell img.dqx-thumb").count() > 0
+    legend_before = _legend_colours(page)
+    assert {"fine", "label issue"} <= set(legend_before), legend_before
+    before = _journal_rows(lab.server.root, "work_lab")
+    actions = int(page.locator(".dqx-review").get_attribute("data-actions"))
+    # the digit names the class in the review panel's dropdown ("3: Dress")
+    class3 = page.locator(".dqx-relabel-select option").nth(3).get_attribute("value")
+    sample = page.locator(".dqx-cell").first
+    sample_id = sample.get_attribute("data-id")
+    sample.click()
+    page.keyboard.press("3")
+    lab.w.wait(f".dqx-review[data-actions='{actions + 1}'][data-ready=true]", "the relabel's answer", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")[len(before):]
+    assert len(rows) == 1, rows
+    action, ids, new = rows[0]
+    assert action == "relabel" and [str(i) for i in json.loads(ids)] == [sample_id] and json.loads(new) == class3
+    # `d d` is JupyterLab's "delete cell" and `z` its "undo cell operation": in the Explorer they
+    # drop the next two samples and undo the last drop, and the notebook is left alone
+    for n, key in enumerate("ddz", start=actions + 2):
+        page.keyboard.press(key)
+        lab.w.wait(f".dqx-review[data-actions='{n}'][data-ready=true]", f"the kernel's answer to {key!r}", UI_S)
+    assert [r[0] for r in _journal_rows(lab.server.root, "work_lab")[len(before):]] == ["relabel", "drop", "drop", "undo"]
+    lab.w.wait(".dqx-counts:has-text('1 dropped')", "the toolbar's count of dropped samples", UI_S)
+    lab.w.wait(".dqx-map[data-ready=true]", "the map recoloured after the drops", UI_S)
+    legend_after = _legend_colours(page)
+    assert "dropped" in legend_after, legend_after
+    assert {k: legend_after.get(k) for k in legend_before} == legend_before, (legend_before, legend_after)
+    # JupyterLab did not also take the keys as notebook shortcuts (1-6 turn a cell into a heading)
+    assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
+    assert page.locator(".jp-Notebook .jp-CodeCell").count() == 3
+    assert page.locator(".dqx").count() == 1, "the Explorer's output vanished after the key press"
+    page.locator(".dqx").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_path(tmp_path, "explorer-jupyterlab.png")))
+
+
+def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browser):
     try:
         import notebook
     except ImportError:
         notebook = None
     if notebook is None or int(notebook.__version__.split(".")[0]) < 7:
         _unavailable("Notebook 7 is not installed (pip install 'notebook>=7', in the dev extra)")
-    nb = _notebook(jupyter.root / "explorer_nb7.ipynb")
+    nb = _notebook(jupyter.root / "explorer_nb7.ipynb", "work_nb7")
     w = _open(browser, jupyter, "/tree")
     try:
         w.wait(f".jp-DirListing-item[title*='{nb.name}']", "the notebook in Notebook 7's file tree", UI_S,
@@ -298,10 +553,21 @@ def test_explorer_in_notebook7_opens_and_draws(jupyter, browser):
         w.wait("#main-panel .jp-NotebookPanel", "Notebook 7's notebook view", UI_S)
         _run_all_cells(w)
         _wait_explorer_drawn(w)
-        assert w.page.locator(".dqx").count() == 1
-        assert w.page.locator(".dqx-map canvas").first.bounding_box()["width"] > 100
-        assert int(w.page.locator(".dqx-grid").get_attribute("data-count")) > 0
-        assert w.page.locator(".dqx-cell img.dqx-thumb").count() > 0
+        page = w.page
+        assert page.locator(".dqx").count() == 1
+        assert page.locator(".dqx-map canvas").first.bounding_box()["width"] > 100
+        assert page.locator(".dqx-cell img.dqx-thumb").count() > 0
+        class2 = page.locator(".dqx-relabel-select option").nth(2).get_attribute("value")
+        sample = page.locator(".dqx-cell").nth(1)
+        sample_id = sample.get_attribute("data-id")
+        sample.click()
+        page.keyboard.press("2")
+        w.wait(".dqx-review[data-actions='1'][data-ready=true]", "the relabel's answer from the kernel", UI_S)
+        rows = _journal_rows(jupyter.root, "work_nb7")
+        assert len(rows) == 1, rows
+        action, ids, new = rows[0]
+        assert action == "relabel" and [str(i) for i in json.loads(ids)] == [sample_id] and json.loads(new) == class2
+        assert page.locator(".jp-Notebook .jp-CodeCell").count() == 3
     finally:
         w.page.context.close()
         jupyter.shutdown_kernels()
