@@ -3,8 +3,7 @@
 from dqwidgets.dataset import Dataset
 from dqwidgets.analysis import Analysis, analyze
 from dqwidgets.training import TrainingRecorder
-
-__version__ = "0.1.0"
+from dqwidgets._version import __version__
 
 
 def __getattr__(name):  # the widget stack (anywidget, plotly) loads only when a widget is asked for

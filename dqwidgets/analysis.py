@@ -26,6 +26,7 @@ from dqwidgets.compute.layout import pca_layout, umap_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, energy, fit_class_gaussians,
                                    knn_distance, max_softmax_uncertainty, z_to_score)
 from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
+from dqwidgets.export import export_analysis
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
 
@@ -184,10 +185,8 @@ class Analysis:
         self.samples["review_status"] = self._review.status().to_numpy()
 
     def export(self, path, **kw):
-        """Write cleaned splits; see :func:`dqwidgets.export.export_analysis`."""
-        from dqwidgets.export import export_analysis
-
-        return export_analysis(self, path, **kw)
+        """Write cleaned splits; see :func:`dqwidgets.export.export_analysis` for the options."""
+        return export_analysis(self.dataset, self.samples, self.review, self.thresholds, path, **kw)
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> pd.DataFrame:

@@ -2,15 +2,15 @@
 
 import json
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import dqwidgets as dq
+from dqwidgets.compute.splits import group_ids, keep_groups_together, split_by_fraction
 from dqwidgets.examples import load_fashion_mnist
-from dqwidgets.export import ExportExistsError, export_analysis, split_by_fraction
+from dqwidgets.export import ExportExistsError, export_analysis
 from dqwidgets.review import Review
 
 N, N_DUP = 600, 40
@@ -32,10 +32,14 @@ def analysis(tmp_path_factory):
     return an
 
 
-def with_fresh_journal(an, folder):
-    """The same analysis with its own empty review journal, so tests do not see each other's fixes."""
-    review = Review(folder / "journal.sqlite", an.samples.index, an.dataset.labels, list(an.classes))
-    return SimpleNamespace(dataset=an.dataset, samples=an.samples, review=review, thresholds=an.thresholds)
+def fresh_journal(an, folder):
+    """An empty review journal for the analysis' samples, so tests do not see each other's fixes."""
+    return Review(folder / "journal.sqlite", an.samples.index, an.dataset.labels, list(an.classes))
+
+
+def export(an, review, path, **kw):
+    """export_analysis on the analysis' own dataset, samples and thresholds, with ``review``."""
+    return export_analysis(an.dataset, an.samples, review, an.thresholds, path, **kw)
 
 
 def read_splits(path, names=("train", "val", "test")):
@@ -66,8 +70,8 @@ def test_resplit_is_leak_free_stratified_and_counted_in_the_manifest(analysis, t
 
 
 def test_duplicate_groups_never_cross_splits(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
-    out = export_analysis(view, tmp_path / "clean", drop=("is_ood",), splits={"train": .6, "val": .2, "test": .2})
+    review = fresh_journal(analysis, tmp_path)
+    out = export(analysis, review, tmp_path / "clean", drop=("is_ood",), splits={"train": .6, "val": .2, "test": .2})
     parts = read_splits(out)
     rows = pd.concat([p.assign(split=n) for n, p in parts.items()]).set_index("id")
     groups = analysis.samples["duplicate_group"].reindex(rows.index)
@@ -81,8 +85,8 @@ def test_duplicate_groups_never_cross_splits(analysis, tmp_path):
 
 
 def test_given_splits_are_kept_and_leaking_groups_moved_whole(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
-    out = export_analysis(view, tmp_path / "clean", drop=())
+    review = fresh_journal(analysis, tmp_path)
+    out = export(analysis, review, tmp_path / "clean", drop=())
     parts = read_splits(out)
     rows = pd.concat([p.assign(split=n) for n, p in parts.items()]).set_index("id")
     given = analysis.dataset.splits.reindex(rows.index)
@@ -96,17 +100,17 @@ def test_given_splits_are_kept_and_leaking_groups_moved_whole(analysis, tmp_path
 
 
 def test_journal_fixes_are_applied_and_explained(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
+    review = fresh_journal(analysis, tmp_path)
     samples = analysis.samples
     clean = samples.index[~(samples["is_ood"] | samples["is_duplicate"] | samples["is_label_issue"])]
     ood = samples.index[samples["is_ood"]][0]
     issue = samples.index[samples["is_label_issue"] & ~samples["is_ood"] & ~samples["is_duplicate"]][0]
     target = next(c for c in analysis.classes if c != samples.at[clean[0], "label"])
-    view.review.relabel(clean[0], target, note="sleeve visible")
-    view.review.relabel(issue, samples.at[issue, "suggested_label"])
-    view.review.drop(clean[1:3], note="two items in one picture")
-    view.review.mark_ok(ood, note="rare but real")
-    out = export_analysis(view, tmp_path / "clean", drop=("is_ood", "is_duplicate", "is_label_issue"),
+    review.relabel(clean[0], target, note="sleeve visible")
+    review.relabel(issue, samples.at[issue, "suggested_label"])
+    review.drop(clean[1:3], note="two items in one picture")
+    review.mark_ok(ood, note="rare but real")
+    out = export(analysis, review, tmp_path / "clean", drop=("is_ood", "is_duplicate", "is_label_issue"),
                           splits={"train": .5, "test": .5})
     rows = pd.concat(read_splits(out, ("train", "test")).values()).set_index("id")
     assert rows.at[clean[0], "label"] == target and rows.at[clean[0], "given_label"] == samples.at[clean[0], "label"]
@@ -121,8 +125,8 @@ def test_journal_fixes_are_applied_and_explained(analysis, tmp_path):
 
 
 def test_same_seed_same_splits_other_seed_other_splits(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
-    runs = [export_analysis(view, tmp_path / f"run{i}", splits={"train": .8, "test": .2}, seed=s)
+    review = fresh_journal(analysis, tmp_path)
+    runs = [export(analysis, review, tmp_path / f"run{i}", splits={"train": .8, "test": .2}, seed=s)
             for i, s in enumerate([5, 5, 6])]
     tests = [set(pd.read_parquet(r / "test.parquet")["id"]) for r in runs]
     assert tests[0] == tests[1] and tests[0] != tests[2]
@@ -130,9 +134,9 @@ def test_same_seed_same_splits_other_seed_other_splits(analysis, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_text_formats_hold_the_same_rows(analysis, tmp_path, fmt):
-    view = with_fresh_journal(analysis, tmp_path)
-    pq = export_analysis(view, tmp_path / "pq", splits={"train": .8, "test": .2})
-    out = export_analysis(view, tmp_path / fmt, format=fmt, splits={"train": .8, "test": .2})
+    review = fresh_journal(analysis, tmp_path)
+    pq = export(analysis, review, tmp_path / "pq", splits={"train": .8, "test": .2})
+    out = export(analysis, review, tmp_path / fmt, format=fmt, splits={"train": .8, "test": .2})
     for name in ("train", "test"):
         want = pd.read_parquet(pq / f"{name}.parquet")
         got = pd.read_csv(out / f"{name}.csv") if fmt == "csv" else pd.read_json(out / f"{name}.jsonl", lines=True)
@@ -140,18 +144,18 @@ def test_text_formats_hold_the_same_rows(analysis, tmp_path, fmt):
 
 
 def test_existing_exports_are_only_replaced_on_request(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
-    out = export_analysis(view, tmp_path / "clean", splits={"train": .5, "test": .5})
+    review = fresh_journal(analysis, tmp_path)
+    out = export(analysis, review, tmp_path / "clean", splits={"train": .5, "test": .5})
     with pytest.raises(ExportExistsError, match="overwrite=True"):
-        export_analysis(view, out)
-    view.review.drop(view.samples.index[:10])
-    export_analysis(view, out, splits={"train": .5, "test": .5}, overwrite=True)
+        export(analysis, review, out)
+    review.drop(analysis.samples.index[:10])
+    export(analysis, review, out, splits={"train": .5, "test": .5}, overwrite=True)
     assert json.loads((out / "manifest.json").read_text())["dropped"]["by_reason"]["dropped in review"]["count"] == 10
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
     with pytest.raises(ExportExistsError, match="not a dqwidgets export"):
-        export_analysis(view, precious, overwrite=True)
+        export(analysis, review, precious, overwrite=True)
     assert (precious / "thesis.tex").read_text() == "years of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "journal.sqlite", "journal.sqlite-shm",
                                                           "journal.sqlite-wal", "precious"]
@@ -179,9 +183,16 @@ def test_split_by_fraction_is_within_one_sample_per_stratum():
         assert (abs(counts - (strata == label).sum() * np.array(fractions)) < 1).all()
 
 
+def test_leaking_groups_go_where_most_of_them_are_ties_to_the_preferred_split():
+    groups = group_ids(np.array([0, 0, 0, 1, 1, 2, -1, 3, 3]))
+    assert groups.tolist() == [0, 0, 0, 1, 1, -1, -1, 3, 3]          # a group of one keeps nothing together
+    splits = np.array([2, 2, 0, 1, 2, 0, 1, 1, 1])                     # codes: 0 = train, 1 = val, 2 = test
+    assert keep_groups_together(splits, groups).tolist() == [2, 2, 2, 1, 1, 0, 1, 1, 1]
+
+
 def test_hostile_split_names_stay_inside_and_unstratified_splits_keep_sizes(analysis, tmp_path):
-    view = with_fresh_journal(analysis, tmp_path)
-    out = export_analysis(view, tmp_path / "clean", splits={"../../up": .5, "/abs": .25, "ok": .25},
+    review = fresh_journal(analysis, tmp_path)
+    out = export(analysis, review, tmp_path / "clean", splits={"../../up": .5, "/abs": .25, "ok": .25},
                           stratify=False)
     files = sorted(p.name for p in out.iterdir())
     manifest = json.loads((out / "manifest.json").read_text())
