@@ -9,15 +9,19 @@ for saved notebooks if every Explorer carried it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from dqwidgets.issues import BY_SCORE
+
+if TYPE_CHECKING:
+    from dqwidgets.analysis import Analysis
 
 BINS = 40
 
 
-def score_histograms(an) -> list[dict]:
+def score_histograms(an: Analysis) -> list[dict]:
     """Bin counts, threshold and flagged count for every score that has a threshold."""
     samples = an.samples
     out = []
@@ -35,7 +39,7 @@ def score_histograms(an) -> list[dict]:
     return out
 
 
-def summary_figures(an) -> list:
+def summary_figures(an: Analysis) -> list:
     """Plotly FigureWidgets: score histograms with the threshold line, per-class counts, slice error rates."""
     import plotly.graph_objects as go
 
@@ -46,14 +50,14 @@ def summary_figures(an) -> list:
         fig.add_vline(x=h["threshold"], line_color="#d6604d")
         fig.update_layout(title=f"{h['column']}: {h['flagged']:,} flagged", height=240, margin=dict(l=30, r=10, t=40, b=30))
         figs.append(fig)
-    labels = an.review.labels() if getattr(an, "review", None) is not None else None
-    if labels is not None and labels.notna().any():
+    labels = an.review.labels()
+    if labels.notna().any():
         counts = labels.astype(str).value_counts().sort_index()
         fig = go.FigureWidget(go.Bar(x=counts.index.tolist(), y=counts.to_numpy()))
         fig.update_layout(title="samples per class (after review)", height=240, margin=dict(l=30, r=10, t=40, b=30))
         figs.append(fig)
-    slices = getattr(an, "slices", None)
-    if isinstance(slices, pd.DataFrame) and "error_rate" in slices.columns and len(slices):
+    slices = an.slices
+    if "error_rate" in slices.columns and len(slices):
         top = slices.sort_values("error_rate", ascending=False).head(30)
         names = top["description"].astype(str) if "description" in top.columns else top.index.astype(str)
         fig = go.FigureWidget(go.Bar(x=top["error_rate"].to_numpy(), y=names.tolist(), orientation="h"))

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from dqwidgets.analysis import Analysis
 from dqwidgets.issues import ISSUES
 from dqwidgets.widgets import charts, grid, map as map_columns, review_panel, table
 from dqwidgets.widgets.arrow_pages import frame_to_ipc
@@ -46,10 +47,10 @@ class Explorer(anywidget.AnyWidget):
     # "auto": WebGL2 on a GPU, a CPU rasteriser where WebGL is software (SwiftShader, llvmpipe) or missing
     map_renderer = traitlets.Enum(("auto", "webgl", "cpu"), "auto").tag(sync=True)
 
-    def __init__(self, an, color_by: str = "issue", map_renderer: str = "auto", **kwargs):
-        samples = getattr(an, "samples", None)
-        if not isinstance(samples, pd.DataFrame):
-            raise ValueError("Explorer(an): an must be the Analysis that dq.analyze returns (it has no samples frame)")
+    def __init__(self, an: Analysis, color_by: str = "issue", map_renderer: str = "auto", **kwargs):
+        if not isinstance(an, Analysis):
+            raise ValueError(f"Explorer(an): an must be the Analysis that dq.analyze returns, not a {type(an).__name__}")
+        samples = an.samples
         renderers = type(self).map_renderer.values
         if map_renderer not in renderers:
             raise ValueError(f"Explorer: map_renderer must be one of {list(renderers)} "

@@ -7,11 +7,16 @@ chosen score. Filters (issue, split, class) narrow both. Thumbnails and text sni
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from dqwidgets.issues import ISSUES
 from dqwidgets.widgets.map import score_columns
+
+if TYPE_CHECKING:
+    from dqwidgets.analysis import Analysis
 
 SNIPPET_CHARS = 240
 ISSUE_FILTERS = {i.filter_key: (i.flag_column, i.filter_text) for i in ISSUES}  # key -> (flag column, menu text)
@@ -63,7 +68,7 @@ def default_score(samples: pd.DataFrame) -> str | None:
     return scores[0] if scores else None
 
 
-def page_frame(an, rows: np.ndarray, labels: pd.Series | None, dropped: set, flagged: np.ndarray) -> pd.DataFrame:
+def page_frame(an: Analysis, rows: np.ndarray, labels: pd.Series | None, dropped: set, flagged: np.ndarray) -> pd.DataFrame:
     """The cells for ``rows``: id, current label, suggestion, scores, flags and (for texts/tables) a snippet."""
     samples = an.samples
     sub = samples.iloc[rows]
@@ -76,11 +81,11 @@ def page_frame(an, rows: np.ndarray, labels: pd.Series | None, dropped: set, fla
         out[c] = sub[c].to_numpy(dtype=np.float64)
     out["flagged"] = flagged[rows]
     out["dropped"] = [i in dropped for i in sub.index]
-    modality = getattr(an.dataset, "modality", "embedding")
+    modality = an.dataset.modality
     if modality == "text":
         out["snippet"] = [_snippet(an.dataset, i) for i in sub.index]
     elif modality != "image":
-        meta = [c for c in getattr(an.dataset, "metadata_columns", []) if c in sub.columns][:6]
+        meta = [c for c in an.dataset.metadata_columns if c in sub.columns][:6]
         out["snippet"] = [", ".join(f"{c}={v}" for c, v in zip(meta, vals)) for vals in sub[meta].itertuples(index=False)] \
             if meta else ["(embedding only)"] * len(sub)
     return out
