@@ -283,12 +283,28 @@ def test_a_kernel_error_while_handling_a_message_reaches_the_browser(an, monkeyp
     assert error["message"] == "RuntimeError: the journal is on a read-only disk"
     assert "Traceback" in error["detail"] and "second line" in error["detail"]
     # a failure inside the Selection's own comm (an observer raising) is shown too, not only logged
-    monkeypatch.setattr(explorer, "_push_grid", broken)
+    def grid_broken(*args, **kwargs):
+        raise KeyError("grid column gone")
+
+    monkeypatch.setattr(explorer, "_push_grid", grid_broken)
+    errors = len(wire.pushed("error"))
     browser_selects(explorer.selection_model, "indices", np.array([3], "<u4").tobytes(), 1)
-    assert wire.pushed("error")[-1][0]["message"] == "RuntimeError: the journal is on a read-only disk"
+    assert [e[0]["message"] for e in wire.pushed("error")[errors:]] == ["KeyError: 'grid column gone'"]
+    # a state update the Explorer itself cannot take (a wrong trait value) is shown as well
+    deliver(explorer.comm, {"method": "update", "state": {"map_renderer": "gpu"}})
+    assert wire.pushed("error")[-1][0]["message"].startswith("TraitError: The 'map_renderer' trait")
     # an unknown message is an error the browser hears about
     wire.tell("no_such_kind")
     assert wire.pushed("error")[-1][0]["message"] == "Explorer: unknown message 'no_such_kind'"
+
+
+def test_a_selection_the_kernel_cannot_take_is_shown_not_only_logged(an):
+    """What a plain traitlets.Bytes did with ipykernel's memoryview: the banner must say so."""
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    deliver(explorer.selection_model.comm, {"method": "update", "state": {"count": "many"}})
+    assert wire.pushed("error")[-1][0]["message"].startswith("TraitError: The 'count' trait of a Selection")
+    assert len(explorer.selection) == 0
 
 
 def test_threshold_message_reflags_and_pushes_counts(an):

@@ -233,13 +233,14 @@ class Explorer(anywidget.AnyWidget):
             log.exception("Explorer: could not show an error in the browser")
         log.error("Explorer: %s", message, exc_info=error)
 
-    def _handle_msg(self, msg):
-        # ipykernel only logs an exception raised while handling a comm message (the server's log,
-        # which the user never sees): every failure here goes to the Explorer's banner instead
+    def set_state(self, sync_data):
+        # ipywidgets' comm handler swallows what a state update from the browser raises (the
+        # server's log, which the user never sees): show it in the Explorer's banner first
         try:
-            super()._handle_msg(msg)
+            super().set_state(sync_data)
         except Exception as e:
             self._report_error(e)
+            raise
 
     def _positions(self) -> tuple[np.ndarray, str]:
         samples = self._an.samples

@@ -8,13 +8,9 @@ selection of all 1M points is 125 kB, well under the ~10 MB cap on messages from
 
 from __future__ import annotations
 
-import logging
-
 import anywidget
 import numpy as np
 import traitlets
-
-log = logging.getLogger(__name__)
 
 ENCODINGS = ("indices", "bitmask")
 
@@ -105,16 +101,15 @@ class Selection(anywidget.AnyWidget):
         """``callback(exception)`` when a message from the browser fails here (the Explorer shows it)."""
         self._error_listeners.append(callback)
 
-    def _handle_msg(self, msg):
-        # ipykernel would only log a failing comm message to the server's log; the user must see it
+    def set_state(self, sync_data):
+        # ipywidgets' comm handler swallows what this raises (a traceback on no cell, or a log line):
+        # the Explorer that listens shows it to the user, then it goes on to be logged as before
         try:
-            super()._handle_msg(msg)
+            super().set_state(sync_data)
         except Exception as e:
-            log.exception("Selection: a message from the browser failed")
-            if not self._error_listeners:
-                raise
             for callback in list(self._error_listeners):
                 callback(e)
+            raise
 
     @property
     def rows(self) -> np.ndarray:

@@ -19,27 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from jupyter_harness import (JUPYTER, PROBE, SERVER_START_S, UI_S, JupyterServer, Kernel, notebook, open_page,
+                             run_all_cells, wait_explorer_drawn)
 from map_geometry import assert_selection_is_polygon, box_drag, drag, polygon_at, screen_positions, worst_first
-
-REPO = Path(__file__).resolve().parents[2]
-JUPYTER = Path(sys.executable).parent / "jupyter"
-SERVER_START_S = 60
-KERNEL_RUN_S = 150   # kernel start, imports (torch), a 300-sample analysis and the first draw
-UI_S = 60            # the JupyterLab / Notebook 7 front end loading its extensions
 
 BUILD_ANALYSIS = """\
 import numpy as np, pandas as pd, torch
@@ -56,36 +44,13 @@ ds = dq.Dataset.from_dataframe(pd.DataFrame({"image": list(images), "label": lab
 pooled_pixels = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(8), torch.nn.Flatten())
 an = dq.analyze(ds, embedder=pooled_pixels, workdir=WORKDIR, layout="pca", progress=False)
 """
-# the test's window into the kernel: re-run this cell to run probe_cmd.py and read probe_out.json
-PROBE = """\
-# test harness: runs probe_cmd.py in this kernel and writes what it found to probe_out.json
-import json, pathlib, traceback
-_probe_n = globals().get("_probe_n", 0) + 1
-_out = {"n": _probe_n}
-try:
-    if pathlib.Path("probe_cmd.py").exists():
-        exec(pathlib.Path("probe_cmd.py").read_text())
-except Exception:
-    _out["error"] = traceback.format_exc()
-pathlib.Path("probe_out.json").write_text(json.dumps(_out, default=str))
-print(f"probe {_probe_n}")
-"""
 SHOW_EXPLORER = "explorer = dq.Explorer(an)\nexplorer"
 PROBE_CELL = 1  # code cells: the analysis, the probe, the Explorer
 
 
 def _notebook(path: Path, workdir: str) -> Path:
-    cells = [{"cell_type": "markdown", "id": "intro", "metadata": {},
-              "source": "# dqwidgets Explorer on 300 Fashion-MNIST images"}]
-    for i, src in enumerate((BUILD_ANALYSIS.replace("WORKDIR", repr(workdir)), PROBE, SHOW_EXPLORER)):
-        cells.append({"cell_type": "code", "id": f"code{i}", "metadata": {}, "execution_count": None,
-                      "outputs": [], "source": src})
-    nb = {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                      "language": "python"},
-                       "language_info": {"name": "python"}}}
-    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
-    return path
+    return notebook(path, [BUILD_ANALYSIS.replace("WORKDIR", repr(workdir)), PROBE, SHOW_EXPLORER],
+                    "dqwidgets Explorer on 300 Fashion-MNIST images")
 
 
 def screenshot_path(tmp_path: Path, name: str) -> Path:
@@ -93,84 +58,6 @@ def screenshot_path(tmp_path: Path, name: str) -> Path:
     folder = Path(os.environ.get("DQ_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class JupyterServer:
-    """``jupyter lab`` in a subprocess with its own config, data and root folders; no network."""
-
-    def __init__(self, root: Path, home: Path):
-        self.root, self.port, self.token = root, _free_port(), uuid.uuid4().hex
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = home / "config"
-        # no "fetch news?" prompt and no update check (both would reach out to the internet)
-        notification = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-        notification.mkdir(parents=True)
-        (notification / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
-        # every cell stays in the page (the harness cell is clicked while the Explorer is in view)
-        tracker = config / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
-        tracker.mkdir(parents=True)
-        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}), encoding="utf-8")
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(home / "data"),
-               "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
-               "JUPYTER_PLATFORM_DIRS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-        self.log_path = home / "server.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(JUPYTER), "lab", "--no-browser", f"--port={self.port}", "--port-retries=0",
-             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-             "--ServerApp.allow_root=True",  # CI containers run as root
-             # nothing that reaches the internet: news feed, update check, PyPI extension search
-             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             "--LabApp.extension_manager=readonly"],
-            cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def api(self, path: str, method: str = "GET"):
-        req = urllib.request.Request(f"{self.url}{path}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            body = r.read()
-        return json.loads(body) if body else None
-
-    def wait_started(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                self.api("/api/status")
-                return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                try:  # not up yet: wait a moment on the process itself (returns early if it dies)
-                    self.proc.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    pass
-        raise AssertionError(f"jupyter lab did not answer /api/status within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def shutdown_kernels(self) -> None:
-        for session in self.api("/api/sessions") or []:
-            self.api(f"/api/sessions/{session['id']}", method="DELETE")
-
-    def log_tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return "\n".join(line[:300] for line in text[-lines:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
 
 
 def _unavailable(why: str) -> None:
@@ -193,62 +80,6 @@ def jupyter(tmp_path_factory):
         server.stop()
 
 
-class Watched:
-    """A page whose console and errors are kept, and whose waits fail with everything that explains them."""
-
-    def __init__(self, page, server: JupyterServer):
-        self.page, self.server, self.console = page, server, []
-        page.on("console", lambda m: self.console.append(f"[{m.type}] {m.text}"))
-        page.on("pageerror", lambda e: self.console.append(f"[pageerror] {e}"))
-
-    def wait(self, selector: str, what: str, timeout_s: float, state: str = "visible"):
-        loc = self.page.locator(selector).first
-        try:
-            loc.wait_for(state=state, timeout=timeout_s * 1000)
-        except Exception as e:  # playwright's TimeoutError, or the page closing under us
-            raise AssertionError(f"{what}: {selector!r} not {state} within {timeout_s:.0f} s ({type(e).__name__})\n"
-                                 + self.report()) from None
-        return loc
-
-    def report(self) -> str:
-        try:
-            outputs = self.page.locator(".jp-OutputArea-output").all_inner_texts()
-        except Exception as e:
-            outputs = [f"(could not read outputs: {e})"]
-        try:
-            dialogs = self.page.locator(".jp-Dialog").all_inner_texts()
-        except Exception:
-            dialogs = []
-        return ("--- open dialogs ---\n" + "\n".join(dialogs)
-                + "\n--- notebook outputs ---\n" + "\n".join(o[-1500:] for o in outputs)
-                + "\n--- browser console (last 40) ---\n" + "\n".join(self.console[-40:])
-                + "\n--- jupyter server log (tail) ---\n" + self.server.log_tail())
-
-
-def _run_all_cells(w: Watched) -> None:
-    """Run > Run All Cells, from the menu bar, as a user would (same menu in JupyterLab and Notebook 7)."""
-    w.wait(".jp-Notebook .jp-CodeCell", "the notebook's cells", UI_S)
-    # the kernel must be connected first, or the run opens a "Select Kernel" dialog; the indicator
-    # says "idle" while the toolbar still shows "No Kernel", so wait for both the name and the status
-    w.wait(".jp-Toolbar:has(.jp-KernelName .jp-ToolbarButtonComponent-label:text-matches('^Python'))"
-           ":has(.jp-Notebook-ExecutionIndicator[data-status=idle])", "the kernel (connected and idle)", KERNEL_RUN_S)
-    w.page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-    w.wait(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Run All Cells'))", "Run > Run All Cells", UI_S).click()
-
-
-def _wait_explorer_drawn(w: Watched) -> None:
-    w.wait(".dqx[data-ready=true]", "the Explorer", KERNEL_RUN_S)
-    w.wait(".dqx-map[data-ready=true]", "the map's first draw", UI_S)
-    w.wait(".dqx-grid[data-ready=true] .dqx-cell", "the grid's samples", UI_S)
-
-
-def _open(browser, server: JupyterServer, path: str) -> Watched:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    w = Watched(context.new_page(), server)
-    w.page.goto(f"{server.url}{path}?token={server.token}", timeout=UI_S * 1000)
-    return w
-
-
 def _legend_colours(page) -> dict[str, str]:
     return dict(page.locator(".dqx-legend-item").evaluate_all(
         "items => items.map(i => [i.textContent, i.querySelector('.dqx-dot').style.background])"))
@@ -261,28 +92,8 @@ def _journal_rows(root: Path, workdir: str) -> list[tuple]:
         return db.execute("SELECT action, ids, new FROM actions ORDER BY seq").fetchall()
 
 
-class Lab:
-    """One notebook open in JupyterLab with the Explorer drawn, and a way to ask its kernel."""
-
-    def __init__(self, w: Watched, server: JupyterServer):
-        self.w, self.page, self.server, self.probes = w, w.page, server, 0
-
-    def kernel(self, code: str = "") -> dict:
-        """Run ``code`` in the notebook's kernel by re-running the harness cell; what it put in ``_out``."""
-        (self.server.root / "probe_cmd.py").write_text(code, encoding="utf-8")
-        cell = self.page.locator(".jp-Notebook .jp-CodeCell").nth(PROBE_CELL)
-        cell.locator(".jp-InputPrompt").click()
-        self.page.keyboard.press("Control+Enter")
-        self.probes += 1
-        n = self.probes + 1  # Run All ran it once
-        loc = cell.locator(".jp-OutputArea-output", has_text=re.compile(rf"\bprobe {n}\b"))
-        try:
-            loc.wait_for(state="attached", timeout=KERNEL_RUN_S * 1000)
-        except Exception:
-            raise AssertionError(f"the harness cell did not answer (probe {n})\n" + self.w.report()) from None
-        out = json.loads((self.server.root / "probe_out.json").read_text(encoding="utf-8"))
-        assert out["n"] == n and "error" not in out, out.get("error", out)
-        return out
+class Lab(Kernel):
+    """The test notebook in JupyterLab with the Explorer drawn."""
 
     def selection(self) -> list[str]:
         return self.kernel("_out['ids'] = [str(i) for i in explorer.selection]")["ids"]
@@ -311,11 +122,11 @@ class Lab:
 def lab(jupyter, browser):
     """The notebook run in JupyterLab once for every test below (one kernel, one page)."""
     nb = _notebook(jupyter.root / "explorer_lab.ipynb", "work_lab")
-    w = _open(browser, jupyter, f"/lab/tree/{nb.name}")
+    w = open_page(browser, jupyter, f"/lab/tree/{nb.name}")
     try:
-        _run_all_cells(w)
-        _wait_explorer_drawn(w)
-        yield Lab(w, jupyter)
+        run_all_cells(w)
+        wait_explorer_drawn(w)
+        yield Lab(w, jupyter, probe_cell=PROBE_CELL)
     finally:
         w.page.context.close()
         jupyter.shutdown_kernels()
@@ -545,14 +356,14 @@ def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browse
     if notebook is None or int(notebook.__version__.split(".")[0]) < 7:
         _unavailable("Notebook 7 is not installed (pip install 'notebook>=7', in the dev extra)")
     nb = _notebook(jupyter.root / "explorer_nb7.ipynb", "work_nb7")
-    w = _open(browser, jupyter, "/tree")
+    w = open_page(browser, jupyter, "/tree")
     try:
         w.wait(f".jp-DirListing-item[title*='{nb.name}']", "the notebook in Notebook 7's file tree", UI_S,
                state="attached")
         w.page.goto(f"{jupyter.url}/notebooks/{nb.name}", timeout=UI_S * 1000)
         w.wait("#main-panel .jp-NotebookPanel", "Notebook 7's notebook view", UI_S)
-        _run_all_cells(w)
-        _wait_explorer_drawn(w)
+        run_all_cells(w)
+        wait_explorer_drawn(w)
         page = w.page
         assert page.locator(".dqx").count() == 1
         assert page.locator(".dqx-map canvas").first.bounding_box()["width"] > 100
