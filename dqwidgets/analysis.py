@@ -42,6 +42,7 @@ class Calibration:
     ood_scales: dict[str, RobustScale] = field(default_factory=dict)  # component -> robust z scale
     gaussians: ClassGaussians | None = None  # class Gaussians of the Mahalanobis OOD score
     probe: Probe | None = None  # fitted on all labelled samples, on first use (Analysis.reference_probe)
+    atc: dict = field(default_factory=dict)  # score kind -> accuracy.AtcThreshold (out-of-fold, labelled samples)
 
 
 class Analysis:
@@ -194,6 +195,14 @@ class Analysis:
         and row-order tests (statistic, p-value) and the duplicates that cross splits."""
         return summary_table(self)
 
+    def estimate_accuracy(self, by: str = "split", score: str = "negative_entropy") -> pd.DataFrame:
+        """Accuracy of the predictions (``samples.predicted_label``) per split or per slice, labelled
+        or not, by Average Thresholded Confidence: ``n``, ``atc_accuracy``, ``average_confidence``,
+        ``labelled_accuracy`` (NaN without labels), ``n_labelled``; see :mod:`dqwidgets.accuracy`."""
+        from dqwidgets.accuracy import estimate_accuracy
+
+        return estimate_accuracy(self, by, score)
+
     def __repr__(self) -> str:
         s = self.samples
         flags = ", ".join(f"{i.name}={int(s[i.flag_column].sum())}" for i in ISSUES if i.flag_column in s)
@@ -203,14 +212,15 @@ class Analysis:
 # ---------------------------------------------------------------------------------------------
 def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k: int = 15, workdir=None,
             reference: Analysis | None = None, layout: str = "umap", wait_layout: bool = True,
-            progress: bool = True, seed: int = 0, thresholds: dict | None = None) -> Analysis:
+            progress: bool = True, seed: int = 0, thresholds: dict | None = None, training=None) -> Analysis:
     """Score every sample of ``ds`` for label issues, out-of-distribution, duplicates; find slices,
     spurious associations and drift; lay the samples out in 2-D.
 
     ``reference``: an earlier :class:`Analysis`; the new samples are then scored as out of
     distribution against it, and their label issues come from a probe fitted on it.
     ``thresholds``: {score column: threshold} instead of the defaults (the same flags as
-    ``set_threshold`` afterwards). ``wait_layout=False`` returns with the PCA layout while UMAP runs
+    ``set_threshold`` afterwards). ``training``: a :class:`dqwidgets.TrainingRecorder` of the user's
+    training run; adds AUM, cartography and forgetting columns (dqwidgets.training). ``wait_layout=False`` returns with the PCA layout while UMAP runs
     in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
     from tqdm.auto import tqdm
 
@@ -250,6 +260,15 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     columns = {c: _spread(x, pos, inp.n) for c, x in columns.items()}
     suggested = _spread(label.suggested, pos, inp.n)
     columns["suggested_label"] = np.asarray(list(inp.classes) + [None], dtype=object)[suggested]
+    predicted = _spread(probs.argmax(1), pos, inp.n) if probs is not None else np.full(inp.n, -1)
+    columns["predicted_label"] = np.asarray(list(inp.classes) + [None], dtype=object)[predicted]
+    training_info = None
+    if training is not None:
+        from dqwidgets.training import training_columns
+
+        trained, training_info = step("training", training_columns, training, inp.ids, inp.label_codes,
+                                      inp.classes, columns["label_issue_score"])
+        columns.update(trained)
     samples = _samples_frame(inp, columns, _spread(xy, pos, inp.n))
     context = IssueContext(n=inp.n, valid_pos=pos, graph=graph, label_codes=inp.label_codes,
                            suggested_codes=suggested, label_issue_count=label.count, duplicate_edges=edges,
@@ -257,11 +276,12 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
                   valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, gaussians), workdir=workdir,
+                  calibration=Calibration(typical, scales, gaussians, atc=_atc(probs, v, reference)), workdir=workdir,
                   info={"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
                         "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
-                        "reference": reference is not None})
+                        "reference": reference is not None, "training": training_info})
     _flag_all(an, chosen)
+    an.slices = _with_slice_accuracy(an)
     bar.close()
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
         an.review
@@ -298,7 +318,7 @@ def _check_thresholds(thresholds) -> dict[str, float]:
 def _flag_all(an: Analysis, chosen: dict[str, float]) -> None:
     """Flag every issue type whose score exists, at the chosen or the default threshold."""
     for issue in ISSUES:
-        if issue.score_column is None:
+        if issue.score_column is None or issue.score_column not in an.samples:  # e.g. low_aum without training=
             continue
         scores = an.samples[issue.score_column].to_numpy(dtype=np.float64)
         if not np.isfinite(scores).any():  # e.g. label issues of unlabelled data: no threshold to set
@@ -389,6 +409,22 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
     out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
     return out, scales, gauss
+
+
+def _atc(probs, v: _ValidRows, reference) -> dict:
+    """ATC thresholds: fitted on this analysis' labelled out-of-fold probabilities, or the reference's."""
+    from dqwidgets.accuracy import fit_thresholds
+
+    return dict(reference.calibration.atc) if reference is not None else fit_thresholds(probs, v.codes)
+
+
+def _with_slice_accuracy(an: Analysis) -> pd.DataFrame:
+    from dqwidgets.accuracy import slice_accuracy_columns
+
+    if not len(an.slices):
+        return an.slices
+    extra = slice_accuracy_columns(an)
+    return an.slices.drop(columns=[c for c in extra.columns if c in an.slices.columns]).join(extra)
 
 
 def _tables(inp: AnalysisInput, v: _ValidRows, graph, probs, label: _LabelResult, seed):

@@ -59,6 +59,9 @@ def summary_table(an) -> pd.DataFrame:
     for column in ("is_unreadable", "is_empty", "is_unlabeled"):
         if column in s and s[column].any():
             count_row(column[3:], column, detail="left out of the graph")
+    from dqwidgets.accuracy import accuracy_summary_rows
+
+    rows += accuracy_summary_rows(an)  # estimated accuracy (ATC) per split
     review = an._review  # only once the journal is open (it was, or a review action was taken)
     if review is not None:
         relabelled, dropped, ok = len(review.relabelled()), len(review.dropped()), len(review.marked_ok())

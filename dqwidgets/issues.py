@@ -69,6 +69,7 @@ class IssueType:
     default_threshold: DefaultThreshold | None = None  # (full-length scores, context) -> threshold
     rule: FlagRule | None = None  # (full-length scores, threshold, context) -> {column: full-length array}
     detail: Callable[[pd.DataFrame], str] | None = None  # extra words for summary()
+    requires: str | None = None  # the analyze() argument without which this issue is absent, e.g. "training"
 
     def flags(self, samples: pd.DataFrame, threshold: float, context: IssueContext) -> dict:
         """The columns this issue's rule sets at ``threshold`` (the flag column, and any it derives)."""
@@ -133,6 +134,11 @@ def _invalid_detail(samples: pd.DataFrame) -> str:
     return "; ".join(f"{k}: {v}" for k, v in reasons.items())
 
 
+def _low_aum_rule(scores, threshold, ctx):
+    # aum_score = σ(cut − AUM): 0.5 is the AUM cut of dqwidgets.compute.aum (threshold samples or AUM < 0)
+    return {"is_low_aum": at_least(scores, threshold)}
+
+
 ISSUES: tuple[IssueType, ...] = (
     IssueType("label_issue", "is_label_issue", "label issue", rank=3, filter_key="label",
               filter_text="only label issues", count_text="label issues", export_drops=False,
@@ -146,6 +152,11 @@ ISSUES: tuple[IssueType, ...] = (
               rule=_duplicate_rule, detail=_duplicate_detail),
     IssueType("invalid", "is_invalid", "invalid", rank=4, filter_key="invalid",
               filter_text="only invalid samples", count_text=None, export_drops=False, detail=_invalid_detail),
+    # from the user's training run (dq.analyze(ds, training=rec)); absent otherwise
+    IssueType("low_aum", "is_low_aum", "low AUM (training)", rank=5, filter_key="low_aum",
+              filter_text="only low AUM (training run)", count_text="low AUM", export_drops=False,
+              score_column="aum_score", default_threshold=lambda scores, ctx: 0.5, rule=_low_aum_rule,
+              requires="training"),
 )
 
 BY_NAME = MappingProxyType({i.name: i for i in ISSUES})

@@ -2,7 +2,7 @@
 
 ``rec = dq.TrainingRecorder()``; in the training loop ``rec.log(ids, logits, epoch)``; then
 ``dq.analyze(ds, training=rec)`` adds AUM, dataset-cartography and forgetting columns to
-``an.samples`` (see :func:`training_scores`). Ready-made callbacks: :meth:`TrainingRecorder.huggingface_callback`
+``an.samples`` and folds AUM into the label-issue score (see :func:`training_columns`). Ready-made callbacks: :meth:`TrainingRecorder.huggingface_callback`
 (a ``transformers.TrainerCallback``) and :meth:`TrainingRecorder.lightning_callback` (a
 ``lightning.pytorch.Callback``); those packages are imported only when the callback is asked for.
 
@@ -474,3 +474,26 @@ def _epoch(epoch) -> int:
     if e != epoch or e < 0:
         raise ValueError(f"TrainingRecorder: epoch must be a whole number >= 0, got {epoch!r}")
     return e
+
+
+LABEL_EVIDENCE_WEIGHT = 0.5  # weight of the AUM evidence in the combined label-issue score
+
+
+def training_columns(rec: TrainingRecorder, ids, label_codes: np.ndarray, classes: list,
+                     label_issue_score: np.ndarray) -> tuple[dict, dict]:
+    """What ``dq.analyze(ds, training=rec)`` adds to ``samples``: the columns of
+    :func:`training_scores`, ``aum_score`` (σ(cut − AUM) in [0, 1], 0.5 at the AUM cut, the score of
+    the ``low_aum`` issue type) and ``label_issue_score`` combined with it: the mean of the
+    out-of-fold score and ``aum_score`` where both exist (bench/results/bench_training.md measures
+    the label-issue AUROC with and without). Returns ``(columns, info)``."""
+    from dqwidgets.compute.aum import aum_label_issue_score
+
+    out = training_scores(rec, ids, label_codes, classes)
+    cols, info = dict(out["columns"]), out["info"]
+    cols["aum_score"] = aum_label_issue_score(cols["aum"], info["aum_threshold"])
+    base = np.asarray(label_issue_score, dtype=np.float32)
+    both = np.isfinite(base) & np.isfinite(cols["aum_score"])
+    w = LABEL_EVIDENCE_WEIGHT
+    cols["label_issue_score"] = np.where(both, (1 - w) * base + w * cols["aum_score"], base).astype(np.float32)
+    info["label_issue_combined"] = int(both.sum())
+    return cols, info
