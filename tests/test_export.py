@@ -1,7 +1,6 @@
 """Export of real analyze() output: journal applied, leak-free stratified splits, manifest, formats, atomicity."""
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
