@@ -4,10 +4,10 @@ import pytest
 from dqwidgets.compute.probe import fold_ids, out_of_fold_probs
 
 
-def _mixture(n=1500, d=10, c=4, seed=0):
+def _mixture(n=1500, d=10, c=4, seed=0, spread=2.0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, c, n)
-    return (rng.normal(0, 2, (c, d))[y] + rng.normal(size=(n, d))).astype(np.float32), y
+    return (rng.normal(0, spread, (c, d))[y] + rng.normal(size=(n, d))).astype(np.float32), y
 
 
 def test_folds_are_stratified():
@@ -18,12 +18,31 @@ def test_folds_are_stratified():
         assert counts.max() - counts.min() <= 1
 
 
-def test_out_of_fold_probs_are_calibrated_probabilities():
+def _expected_calibration_error(P, y, bins=10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    conf, hit = P.max(1), P.argmax(1) == y
+    b = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(sum(abs(hit[b == i].mean() - conf[b == i].mean()) * (b == i).mean() for i in np.unique(b)))
+
+
+def test_out_of_fold_probs_are_probabilities():
     X, y = _mixture()
     P = out_of_fold_probs(X, y, 4, device="cpu")
     assert P.shape == (1500, 4)
     np.testing.assert_allclose(P.sum(1), 1, atol=1e-5)
     assert (P.argmax(1) == y).mean() > 0.9
+
+
+def test_out_of_fold_probs_are_calibrated_on_overlapping_classes():
+    # classes that overlap (about 70% accuracy): a confidence of 0.7 should be right about 70% of the time
+    X, y = _mixture(n=3000, seed=2, spread=0.6)
+    P = out_of_fold_probs(X, y, 4, device="cpu")
+    accuracy = (P.argmax(1) == y).mean()
+    assert 0.6 < accuracy < 0.9
+    assert abs(P.max(1).mean() - accuracy) < 0.03
+    assert _expected_calibration_error(P, y) < 0.05
+    sharpened = P ** 3 / (P ** 3).sum(1, keepdims=True)        # an over-confident probe would fail the bound
+    assert _expected_calibration_error(sharpened, y) > 0.1
 
 
 def test_out_of_fold_means_a_memorised_label_is_not_trusted():
@@ -36,10 +55,12 @@ def test_out_of_fold_means_a_memorised_label_is_not_trusted():
 
 
 def test_unlabelled_rows_get_probabilities_and_one_class_is_refused():
-    X, y = _mixture(300)
-    y = y.copy()
+    X, truth = _mixture(300)
+    y = truth.copy()
     y[:10] = -1
     P = out_of_fold_probs(X, y, 4, device="cpu")
-    assert np.isfinite(P[:10]).all()
+    assert np.isfinite(P[:10]).all() and (P[:10] >= 0).all()
+    np.testing.assert_allclose(P[:10].sum(1), 1, atol=1e-5)
+    assert (P[:10].argmax(1) == truth[:10]).mean() >= 0.8      # the probe trained on the labelled rows
     with pytest.raises(ValueError, match="two classes"):
         out_of_fold_probs(X, np.zeros(300, int), 4, device="cpu")

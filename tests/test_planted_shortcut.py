@@ -58,6 +58,9 @@ def test_shortcut_row_reports_support_and_breaking_groups(analysis):
     assert top["lift"] > 5 and top["support"] > 150
     assert top["n_breaking"] > 0
     assert 0 <= top["worst_group_accuracy"] <= 1 and 0 <= top["accuracy_following"] <= 1
+    # the probe leans on the patch: it is much worse on the samples that break the pattern (README: 0.50 vs 0.97)
+    assert top["worst_group_accuracy"] < top["accuracy_following"] - 0.2
+    assert top["accuracy_following"] > 0.8
 
 
 def test_slices_cover_every_sample_and_one_is_described_by_the_patch(analysis):
