@@ -2,12 +2,19 @@
 
 import io
 
+import datasets          # the [hf] extra, which [dev] includes: from_hf is tested, never skipped
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 import dqwidgets as dq
+
+
+def _decoded(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "WEBP"
+    return img.convert("RGB")
 
 
 def _save(path, value=128, size=(20, 16), mode="RGB", fmt=None):
@@ -32,8 +39,12 @@ def test_image_folder_with_split_folders_and_formats(tmp_path):
                               "train/dog/c.webp", "train/dog/d.bmp"]
     assert ds.labels["train/dog/c.webp"] == "dog" and ds.splits["test/cat/e.tiff"] == "test"
     assert ds.classes == ["cat", "dog"]
-    for i in ds.ids:                          # every format decodes into a thumbnail
-        assert ds.thumbnail(i, size=8)[:4] == b"RIFF"
+    for i in ds.ids:                          # every format and mode decodes into the right pixels
+        thumb = _decoded(ds.thumbnail(i, size=8))
+        assert thumb.size == (8, 6), i        # 20 x 16 shrunk to fit 8 x 8, aspect kept
+        # grey 128; the RGBA one is half transparent, composited over white: (128 + 255) / 2
+        want = 191.5 if i == "train/cat/b.png" else 128
+        assert all(abs(v - want) <= 3 for v in thumb.getpixel((4, 3))), (i, thumb.getpixel((4, 3)))
 
 
 def test_image_folder_without_splits_ids_survive_reordering(tmp_path):
@@ -65,10 +76,15 @@ def test_dataframe_images_as_paths_bytes_pil_and_arrays(tmp_path):
         "pil": pd.DataFrame({"img": [Image.new("L", (5, 7), 3)], "label": ["x"], "site": ["A"]}),
         "array": pd.DataFrame({"img": [np.zeros((28, 28), np.uint8)], "label": ["x"], "site": ["A"]}),
     }
+    want = {"path": ((4, 3), (10, 10, 10)), "bytes": ((4, 4), (1, 2, 3)), "pil": ((3, 4), (3, 3, 3)),
+            "array": ((4, 4), (0, 0, 0))}        # size shrunk to fit 4 x 4, and the pixel value of each kind
     for kind, df in frames.items():
         ds = dq.Dataset.from_dataframe(df, image="img", label="label", root=tmp_path)
         assert ds.metadata_columns == ["site"], kind
-        assert ds.thumbnail(ds.ids[0], size=4), kind
+        thumb = _decoded(ds.thumbnail(ds.ids[0], size=4))
+        size, pixel = want[kind]
+        assert thumb.size == size, kind
+        assert all(abs(a - b) <= 4 for a, b in zip(thumb.getpixel((1, 1)), pixel)), (kind, thumb.getpixel((1, 1)))
     assert list(dq.Dataset.from_dataframe(frames["path"], image="img", root=tmp_path).ids) == ["img/a.png"]
 
 
@@ -132,7 +148,6 @@ def test_precomputed_features_flag_non_finite_and_unlabeled():
 
 
 def test_from_hf_images_and_class_labels(tmp_path):
-    datasets = pytest.importorskip("datasets")
     buf = io.BytesIO()
     Image.new("RGB", (12, 10), (200, 10, 10)).save(buf, format="PNG")
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"]),
@@ -153,7 +168,6 @@ def test_from_hf_images_and_class_labels(tmp_path):
 
 
 def test_from_hf_text(tmp_path):
-    datasets = pytest.importorskip("datasets")
     part = datasets.Dataset.from_dict({"sentence": ["a fine film", "dull"], "label": [1, 0]})
     ds = dq.Dataset.from_hf(part)
     assert ds.modality == "text" and ds.text == "sentence" and ds.text_of(ds.ids[1]) == "dull"
