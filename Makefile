@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.dqwidgets-installed
 BUNDLE  = dqwidgets/widgets/static/explorer.js
 JS_SRC  = $(shell find js -name '*.ts' -o -name '*.js' -o -name '*.css' 2>/dev/null | grep -v node_modules)
 
-.PHONY: setup system js demo test test-fast bench clean
+.PHONY: setup system js demo test test-fast bench bench-gpu clean
 
 setup: $(STAMP) $(BUNDLE)
 
@@ -59,6 +59,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# analyze at 1M x 512 and embedder throughput on CUDA -> bench/results/gpu-<device>.md (fails without a GPU)
+bench-gpu: setup
+	$(PY) bench/bench_gpu.py
 
 clean:
 	rm -rf $(VENV) node_modules $(BUNDLE) .dqwidgets
