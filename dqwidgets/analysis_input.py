@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dqwidgets.compute.spurious import encode_attribute
+from dqwidgets.missing import is_missing
 
 VALIDITY_COLUMNS = ("is_invalid", "invalid_reason", "is_unreadable", "is_empty", "is_unlabeled")
 
@@ -127,10 +128,6 @@ def _is_number(v) -> bool:
         return False
 
 
-def _is_missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
-
-
 def _labels(ds, reference):
     n = len(ds.frame)
     if not getattr(ds, "label", None):
@@ -143,7 +140,7 @@ def _labels(ds, reference):
         except TypeError:
             raise ValueError(f"analyze: labels must be hashable (str, int, ...); sample {ds.frame.index[i]!r} has "
                              f"a {type(v).__name__}: {v!r}. Convert labels to strings or ints") from None
-    missing = np.array([_is_missing(v) for v in labels], dtype=bool)
+    missing = np.array([is_missing(v) for v in labels], dtype=bool)
     present = labels[~missing]
     if reference is not None:
         classes = list(reference.classes)
@@ -201,7 +198,7 @@ def _user_probabilities(ds, pred_probs, logits, n, classes):
 
 
 def _codes(values: np.ndarray):
-    missing = np.array([_is_missing(v) for v in values], dtype=bool)
+    missing = np.array([is_missing(v) for v in values], dtype=bool)
     codes = np.full(len(values), -1, dtype=np.int64)
     names: list = []
     if (~missing).any():

@@ -32,9 +32,10 @@ import pandas as pd
 from dqwidgets.compute.splits import group_ids, keep_groups_together, split_by_fraction
 from dqwidgets.export.files import (ExportExistsError, existing_export_action, fsync, move_into_place,
                                     partial_folder, table_columns, write_images, write_table)
-from dqwidgets.export.manifest import manifest, manifest_text, scalar
+from dqwidgets.export.manifest import manifest, manifest_text
 from dqwidgets.export.names import folder_names, safe_name
 from dqwidgets.issues import EXPORT_DROPS
+from dqwidgets.missing import plain_scalar
 
 FORMATS = ("parquet", "csv", "jsonl", "imagefolder")
 NO_SPLIT = "all"            # the one file written when the data has no splits and none are asked for
@@ -88,7 +89,7 @@ def export_analysis(dataset, samples: pd.DataFrame, review, thresholds: dict, pa
             files = write_images(dataset, out, tmp, split_dirs, label_dirs, label_col)
             out[["id", "split", label_col]].assign(file=files).to_csv(tmp / "index.csv", index=False)
             written = {name: f"{split_dirs[name]}/" for name in plan.names}
-            folders = [{"label": scalar(label), "folder": folder} for label, folder in label_dirs.items()]
+            folders = [{"label": plain_scalar(label), "folder": folder} for label, folder in label_dirs.items()]
         else:
             table, omitted = table_columns(out, format, dataset.image)
             for name in plan.names:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dqwidgets.export.names import safe_name, unique_file_name
+from dqwidgets.missing import is_missing
 
 
 class ExportExistsError(FileExistsError, ValueError):
@@ -100,7 +101,7 @@ def table_columns(frame: pd.DataFrame, format: str, image_col) -> tuple[pd.DataF
         values = frame[col]
         if values.dtype != object:
             continue
-        sample = next((v for v in values if v is not None and not (isinstance(v, float) and v != v)), None)
+        sample = next((v for v in values if not is_missing(v)), None)
         if sample is None or isinstance(sample, (str, int, float, bool, np.generic)):
             continue
         if _is_path(sample):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dqwidgets._version import __version__
+from dqwidgets.missing import is_missing
 
 
 def manifest(dataset, review, thresholds: dict, options, plan, out: pd.DataFrame, written: dict,
@@ -62,13 +63,6 @@ def records(**columns) -> list[dict]:
     return [dict(zip(plain, row)) for row in zip(*plain.values())]
 
 
-def scalar(value):
-    """A JSON-safe scalar: numpy scalars unwrapped, missing values (None, NaN, NA) as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
-
-
 def manifest_text(manifest: dict) -> str:
     """JSON with one line per top-level and second-level key (long id lists stay on one line; this also
     keeps the fast C encoder, which an ``indent`` would turn off)."""
@@ -90,6 +84,6 @@ def _json_value(value):
         return value.item()
     if isinstance(value, (pd.Index, pd.Series, np.ndarray)):
         return value.tolist()
-    if isinstance(value, float) and value != value:
+    if is_missing(value):
         return None
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
