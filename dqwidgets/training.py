@@ -430,6 +430,11 @@ def _recorder_codes(rec: TrainingRecorder, codes: np.ndarray, classes: list) -> 
                      "rec.assign_threshold_samples)" if rec.n_outputs == len(classes) + 1 else "")
             raise ValueError(f"analyze: the recorded logits have {n_real} classes but the dataset has {len(classes)} "
                              f"({classes[:5]}...){extra}; pass TrainingRecorder(classes=[...]) in the model's output order")
+        if [_plain(c) for c in classes] != list(range(len(classes))):
+            # output j is class j only for integer labels 0..C-1; for names the order is the user's choice
+            raise ValueError(f"analyze: the TrainingRecorder at {rec.path} does not say which class each of the "
+                             f"model's {n_real} outputs is, and the dataset's classes are names ({classes[:4]}...); "
+                             "pass TrainingRecorder(classes=[...]) with the class names in the model's output order")
         return codes
     col = {c: j for j, c in enumerate(rec.classes)}
     missing = [c for c in classes if _plain(c) not in col]

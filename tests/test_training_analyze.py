@@ -20,7 +20,7 @@ def _blobs(n=300, d=8, c=3, seed=0, noise=0.1, shift=0.0):
 
 
 def _record(tmp_path, X, given, ids, epochs=6, name="run"):
-    rec = dq.TrainingRecorder(tmp_path, name=name)
+    rec = dq.TrainingRecorder(tmp_path, name=name, classes=["a", "b", "c"])
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -147,7 +147,7 @@ def test_a_run_killed_mid_epoch_keeps_every_batch_logged_before(tmp_path):
 def test_training_scores_from_a_plain_loop(tmp_path):
     X, y, ids = _toy(n=60)
     y[:6] = (y[:6] + 1) % 3  # a few wrong labels
-    rec = TrainingRecorder(tmp_path)
+    rec = TrainingRecorder(tmp_path, classes=["a", "b", "c"])
     _train(rec, X, y, ids, epochs=4)
     out = training_scores(rec, ids + ["never_logged"], np.r_[y.numpy(), 0], ["a", "b", "c"])
     cols = out["columns"]
@@ -159,9 +159,30 @@ def test_training_scores_from_a_plain_loop(tmp_path):
     assert (cols["is_low_aum"][:-1] == (cols["aum"][:-1] < 0)).all()
 
 
+def test_the_models_output_order_is_mapped_to_the_datasets_classes(tmp_path):
+    X, y, ids = _toy(n=30)
+    rec = TrainingRecorder(tmp_path, name="abc", classes=["a", "b", "c"])
+    _train(rec, X, y, ids, epochs=2)
+    plain = training_scores(rec, ids, y.numpy(), ["a", "b", "c"])["columns"]["aum"]
+    # the same run, recorded by a model whose outputs are (c, a, b)
+    perm = TrainingRecorder(tmp_path, name="cab", classes=["c", "a", "b"])
+    for e in rec.epochs:
+        pos, logits = rec.epoch_logits(e)
+        perm.log([rec.ids[p] for p in pos], np.asarray(logits)[:, [2, 0, 1]], e)
+    assert np.allclose(training_scores(perm, ids, y.numpy(), ["a", "b", "c"])["columns"]["aum"], plain)
+    # integer labels 0..C-1 need no classes=; named classes do
+    unnamed = TrainingRecorder(tmp_path, name="unnamed")
+    for e in rec.epochs:
+        pos, logits = rec.epoch_logits(e)
+        unnamed.log([rec.ids[p] for p in pos], logits, e)
+    assert np.allclose(training_scores(unnamed, ids, y.numpy(), [0, 1, 2])["columns"]["aum"], plain)
+    with pytest.raises(ValueError, match=r"does not say which class each of the model's 3 outputs is.*classes=\["):
+        training_scores(unnamed, ids, y.numpy(), ["a", "b", "c"])
+
+
 def test_threshold_samples_set_the_aum_cut(tmp_path):
     X, y, ids = _toy(n=80)
-    rec = TrainingRecorder(tmp_path)
+    rec = TrainingRecorder(tmp_path, classes=["a", "b", "c"])
     train_y = rec.assign_threshold_samples(ids, y, n_classes=3, seed=0)
     assert (train_y == 3).sum() == 20 and len(rec.threshold_ids) == 20
     with pytest.raises(ValueError, match="needs 4 outputs"):
