@@ -129,8 +129,10 @@ def test_every_consumer_lists_the_registry(an, tmp_path):
     assert names == [n for n in summary["issue"] if n in [i.name for i in issues.ISSUES]]
     for issue in present:
         assert summary.loc[issue.name, "count"] == an.samples[issue.flag_column].sum()
-    assert map_columns.ISSUE_ORDER == ("fine", *[i.display for i in sorted(issues.ISSUES, key=lambda i: i.rank)],
-                                       "dropped")
+    assert map_columns.issue_order(an.samples) == ["fine", *[i.display for i in sorted(present, key=lambda i: i.rank)],
+                                                   "dropped"]
+    absent = [i.display for i in issues.ISSUES if i.flag_column not in an.samples]  # e.g. low AUM without training=
+    assert absent and not set(absent) & set(map_columns.issue_order(an.samples))   # not in the legend
     assert {v[0] for v in grid.ISSUE_FILTERS.values()} == set(issues.FLAG_COLUMNS)
     assert inspect.signature(export_analysis).parameters["drop"].default == issues.EXPORT_DROPS == ("is_ood", "is_duplicate")
     shown = map_columns.issue_categories(an.samples)

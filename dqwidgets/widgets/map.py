@@ -98,19 +98,23 @@ def flag_mask(samples: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-# the map's "issue" colours, lowest rank first (dqwidgets.issues); "dropped" is above every issue
-ISSUE_ORDER = ("fine", *(i.display for i in BY_RANK), "dropped")
+def issue_order(samples: pd.DataFrame) -> list[str]:
+    """The map's "issue" colours for these samples: "fine", each issue type they have a flag column
+    for, lowest rank first (dqwidgets.issues), and "dropped". Thresholds and drops never change it,
+    so no issue is recoloured by them; an issue type the analysis has no column for (e.g. low AUM
+    without a training run) is not in the legend."""
+    return ["fine", *(i.display for i in BY_RANK if i.flag_column in samples.columns), "dropped"]
 
 
 def issue_categories(samples: pd.DataFrame, dropped_mask: np.ndarray | None = None) -> pd.Series:
     """One issue name per sample: the flagged issue of highest rank, else "fine"; dropped above all."""
+    present = [i for i in BY_RANK if i.flag_column in samples.columns]
     codes = np.zeros(len(samples), dtype=np.int8)
-    for slot, issue in enumerate(BY_RANK, start=1):
-        if issue.flag_column in samples.columns:
-            codes[samples[issue.flag_column].fillna(False).to_numpy(dtype=bool)] = slot
+    for slot, issue in enumerate(present, start=1):
+        codes[samples[issue.flag_column].fillna(False).to_numpy(dtype=bool)] = slot
     if dropped_mask is not None:
-        codes[np.asarray(dropped_mask, dtype=bool)] = len(ISSUE_ORDER) - 1
-    return pd.Series(pd.Categorical.from_codes(codes, categories=list(ISSUE_ORDER)), index=samples.index)
+        codes[np.asarray(dropped_mask, dtype=bool)] = len(present) + 1
+    return pd.Series(pd.Categorical.from_codes(codes, categories=issue_order(samples)), index=samples.index)
 
 
 def score_columns(samples: pd.DataFrame) -> list[str]:
@@ -133,10 +137,8 @@ def colour_column(samples: pd.DataFrame, column: str, current_labels: pd.Series 
                   dropped_mask: np.ndarray | None) -> Colour:
     """The colour column ``column`` (an option from :func:`colour_options`) for every sample."""
     if column == "issue":
-        # every issue keeps its palette slot (its position in ISSUE_ORDER), so the first drop or a
-        # threshold move never recolours the other issues
-        codes = issue_categories(samples, dropped_mask).cat.codes.to_numpy().astype(np.uint8)
-        return Colour(column, False, list(ISSUE_ORDER), codes)
+        shown = issue_categories(samples, dropped_mask)
+        return Colour(column, False, list(shown.cat.categories), shown.cat.codes.to_numpy().astype(np.uint8))
     if column == "label" and current_labels is not None:
         codes, names = category_codes(current_labels.reindex(samples.index))
         return Colour(column, False, names, codes)
