@@ -24,6 +24,22 @@ from; a real 1M-sample analysis does not fit this 2-core machine's time budget.
     .venv/bin/python bench/bench_explorer.py --sizes 100000
 
 Writes bench/results/bench_explorer.json and .md (with --ws-deflate: bench_explorer.ws_deflate.json and .md).
+
+``--lab`` measures in a real JupyterLab instead (``jupyter lab`` subprocess, Debian chromium with
+software GL, the notebooks run from the Run menu), the Explorer beside jupyter-scatter in the same
+run, on the same tiled samples and with the same lasso (the selection tool on, a plain drag):
+
+- lasso release -> selection in the kernel: from just before the mouse button is released (this
+  process' clock) to the kernel's observer of the selection trait firing (the kernel's clock; same
+  machine). For the Explorer the observer runs after the Explorer's own (which recomputes the grid's
+  rows), so this includes that;
+- lasso release -> grid updated (Explorer only; jupyter-scatter has no grid): until the grid's
+  header says "selected samples" and its cells are drawn;
+- the time the lasso took to draw (its pointer moves), and the 1-minute load average.
+
+    .venv/bin/python bench/bench_explorer.py --lab --sizes 1000000
+
+Writes bench/results/bench_explorer_lab.json and .md.
 """
 
 from __future__ import annotations
@@ -40,6 +56,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from dqwidgets.analysis import Analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -74,8 +92,12 @@ def websocket_deflate():
     uvicorn.config.Config.__init__ = original
 
 
-class TiledAnalysis:
-    """A real analysis' samples repeated to ``n`` rows (new ids, jittered positions); what the Explorer reads."""
+class TiledAnalysis(Analysis):
+    """A real analysis' samples repeated to ``n`` rows (new ids, jittered positions); what the Explorer reads.
+
+    An :class:`~dqwidgets.Analysis` (the Explorer accepts nothing else) whose samples are tiled; the
+    features, graph and flag rules stay the base's (the Explorer reads none of them), so moving a
+    threshold re-flags by score alone here."""
 
     def __init__(self, base, n: int, seed: int = 0):
         rng = np.random.default_rng(seed)
@@ -85,18 +107,17 @@ class TiledAnalysis:
         span = float(np.nanmax(s["x"]) - np.nanmin(s["x"]))
         s["x"] = s["x"] + rng.normal(0, span / 200, n)
         s["y"] = s["y"] + rng.normal(0, span / 200, n)
-        self.samples, self.slices, self.spurious = s, base.slices, base.spurious
-        self.thresholds, self.classes, self.dataset = dict(base.thresholds), base.classes, base.dataset
-        self.layout_status, self.review, self._observers = "final", None, []
-
-    def observe(self, cb):
-        self._observers.append(cb)
+        super().__init__(base.dataset, s, slices=base.slices, spurious=base.spurious, drift=base.drift,
+                         features=base.features, valid=np.ones(n, dtype=bool), graph=base.graph, pred_probs=None,
+                         classes=base.classes, context=base.context, calibration=base.calibration,
+                         workdir=Path(tempfile.mkdtemp(prefix="dq-bench-")), info=dict(base.info))
+        self.thresholds = dict(base.thresholds)
+        self.layout_status = "final"
 
     def set_threshold(self, column, value):
         self.thresholds[column] = value
         self.samples["is_" + column[: -len("_score")]] = self.samples[column] >= value
-        for cb in self._observers:
-            cb("flags")
+        self._notify("flags")
 
 
 def base_analysis(workdir):
@@ -217,13 +238,197 @@ def notebook_growth(workdir: Path) -> dict:
     return {"notebook_bytes_0_1_2_explorers": sizes, "growth_per_explorer_bytes": [sizes[1] - sizes[0], sizes[2] - sizes[1]]}
 
 
+LAB_BUILD = """\
+import tempfile, time
+from pathlib import Path
+import numpy as np, pandas as pd
+import dqwidgets as dq
+from dqwidgets.analysis import Analysis
+{sources}
+an = TiledAnalysis(base_analysis("work"), {n})
+an.samples[["x", "y", "label"]].to_parquet("samples_{n}.parquet")
+"""
+LAB_EXPLORER = """\
+_times = []  # (kernel clock, selected) each time the selection reaches the kernel
+explorer = dq.Explorer(an)
+explorer.selection_model.observe(lambda c: _times.append((time.time(), int(explorer.selection_model.count))), names="data")
+explorer
+"""
+LAB_JSCATTER = """\
+import time, numpy as np, pandas as pd
+import jscatter
+df = pd.read_parquet("samples_{n}.parquet")
+df["label"] = df["label"].astype("category")
+_times = []
+sc = jscatter.Scatter(data=df, x="x", y="y", color_by="label", height=420)
+sc.mouse("lasso")  # as the Explorer's lasso tool: a plain drag draws the lasso
+sc.widget.observe(lambda c: _times.append((time.time(), 0 if c["new"] is None else len(c["new"]))), names="selection")
+sc.show()
+"""
+LASSO = [(0.35, 0.35), (0.65, 0.35), (0.65, 0.65), (0.35, 0.65)]
+LASSO_STEPS = 4  # pointer moves per side: jupyter-scatter redraws the whole plot on each one
+
+
+def _canvas_drawn(page, canvas, timeout_s: float) -> float:
+    """Wait until the canvas shows points (its screenshot is not one flat colour); when, by this clock."""
+    from PIL import Image
+    import io
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shot = Image.open(io.BytesIO(canvas.screenshot())).convert("L")
+        lo, hi = shot.getextrema()
+        if hi - lo > 40:
+            return time.time()
+        page.wait_for_timeout(250)  # a screenshot per poll; the canvas draws in its own time
+    raise TimeoutError(f"the canvas showed no points within {timeout_s:.0f} s")
+
+
+def _lab_lasso(page, box) -> tuple[float, float]:
+    """A lasso by plain drag over the middle of ``box``; (drawing seconds, release time by time.time())."""
+    pts = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in LASSO]
+    t0 = time.time()
+    page.mouse.move(*pts[0])
+    page.mouse.down()
+    # back along the last side, released short of the start: a release on the press point would
+    # read as a click to jupyter-scatter (it then selects the one point under it)
+    end = (pts[-1][0] + 0.7 * (pts[0][0] - pts[-1][0]), pts[-1][1] + 0.7 * (pts[0][1] - pts[-1][1]))
+    for p in pts[1:] + [end]:
+        page.mouse.move(*p, steps=LASSO_STEPS)
+    t_up = time.time()
+    page.mouse.up()
+    return t_up - t0, t_up
+
+
+def _lab_measure(browser, server, n: int, tool: str) -> dict:
+    import inspect
+
+    from jupyter_harness import KERNEL_RUN_S, PROBE, Kernel, notebook, open_page, run_all_cells
+
+    sources = "\n".join(inspect.getsource(f) for f in (TiledAnalysis, base_analysis))
+    if tool == "dqwidgets":
+        cells = [LAB_BUILD.format(sources=sources, n=n), PROBE, LAB_EXPLORER]
+    else:
+        cells = [f"# the samples the Explorer's notebook wrote: samples_{n}.parquet", PROBE, LAB_JSCATTER.format(n=n)]
+    nb = notebook(server.root / f"bench_{tool.replace('-', '_')}_{n}.ipynb", cells, f"{tool} at {n:,} points")
+    # a workspace of its own: JupyterLab would otherwise reopen the previous notebook beside this one
+    w = open_page(browser, server, f"/lab/workspaces/{nb.stem}/tree/{nb.name}")
+    page, row = w.page, {"tool": tool, "points": n, "load_1min_start": round(os.getloadavg()[0], 2)}
+    timeout = KERNEL_RUN_S * 6
+    try:
+        run_all_cells(w)
+        t_run = time.time()
+        kernel = Kernel(w, server, probe_cell=1)
+        if tool == "dqwidgets":
+            w.wait(".dqx-map[data-ready=true]", "the Explorer's map", timeout)
+            w.wait(".dqx[data-ready=true]", "the Explorer", timeout)
+            canvas = page.locator(".dqx-map canvas").first
+            row["renderer"] = page.locator(".dqx-map").get_attribute("data-renderer")
+            row["browser_request_to_draw_s"] = int(page.locator(".dqx-map").get_attribute("data-first-draw-ms")) / 1000
+            page.locator(".dqx-tool[data-tool=lasso]").click()
+            w.wait(".dqx-map[data-tool=lasso]", "the lasso tool", 60, state="attached")
+        else:
+            w.wait(".jp-Notebook .jp-CodeCell >> nth=2 >> canvas", "jupyter-scatter's canvas", timeout)
+            canvases = page.locator(".jp-Notebook .jp-CodeCell >> nth=2 >> canvas")
+            areas = [(b["width"] * b["height"]) if (b := canvases.nth(i).bounding_box()) else 0
+                     for i in range(canvases.count())]
+            row["canvases"] = len(areas)
+            canvas = canvases.nth(int(np.argmax(areas)))  # the plot, not a legend or colour bar
+            _canvas_drawn(page, canvas, timeout)
+        row["run_all_to_drawn_s"] = round(time.time() - t_run, 2)
+        row["load_1min_lasso"] = round(os.getloadavg()[0], 2)
+        drawing_s, t_up = _lab_lasso(page, canvas.bounding_box())
+        row["lasso_drawing_s"] = round(drawing_s, 2)
+        row["pointer_moves"] = 4 * LASSO_STEPS
+        if tool == "dqwidgets":
+            w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", timeout)
+            w.wait(".dqx-grid[data-ready=true]", "the grid's cells", timeout)
+            row["lasso_to_grid_s"] = round(time.time() - t_up, 3)
+        deadline = time.monotonic() + timeout
+        while True:  # the kernel's record of when the selection arrived (the probe cell waits its turn)
+            times = kernel.kernel("_out['times'] = _times")["times"]
+            if times or time.monotonic() > deadline:
+                break
+        if not times:
+            raise AssertionError(f"{tool}: the lasso's selection never reached the kernel\n" + w.report())
+        row["kernel_selection_events"] = [(round(t - t_up, 3), k) for t, k in times]
+        t_kernel, selected = max((e for e in times if e[0] >= t_up), key=lambda e: e[1], default=times[-1])
+        row["lasso_to_python_s"] = round(t_kernel - t_up, 3)
+        row["selected"] = selected
+        if selected < n // 100:
+            raise AssertionError(f"{tool}: the lasso selected {selected} of {n} points; the timing would be meaningless")
+        return row
+    finally:
+        page.context.close()
+        server.shutdown_kernels()
+
+
+def lab_main(sizes: list[int], tools: list[str]) -> int:
+    """Both widgets in one real JupyterLab server and one chromium, one notebook (and kernel) each."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "tests" / "browser"))
+    from jupyter_harness import SERVER_START_S, JupyterServer
+
+    rows, errors = [], []
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        root, home = Path(tmp) / "root", Path(tmp) / "home"
+        root.mkdir()
+        home.mkdir()
+        server = JupyterServer(root, home)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            server.wait_started(SERVER_START_S * 2)
+            for n in sizes:
+                for tool in tools:
+                    try:
+                        rows.append(_lab_measure(browser, server, n, tool))
+                    except Exception as e:  # recorded, and the other widget still measured
+                        errors.append({"tool": tool, "points": n, "error": str(e)[:3000]})
+                    print(rows[-1] if rows and rows[-1]["tool"] == tool else errors[-1], flush=True)
+        finally:
+            browser.close()
+            server.stop()
+    import jupyterlab
+
+    try:
+        from importlib.metadata import version
+        jscatter_version = version("jupyter-scatter")
+    except Exception:
+        jscatter_version = None
+    out = {"machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_version()}", "browser": CHROMIUM,
+           "gl": "swiftshader (software)", "jupyterlab": jupyterlab.__version__, "jupyter_scatter": jscatter_version,
+           "shared_machine_note": "2 cores shared with other jobs: see the load averages per row",
+           "runs": rows, "errors": errors}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_explorer_lab.json").write_text(json.dumps(out, indent=1))
+    lines = ["Real JupyterLab " + out["jupyterlab"] + ", Debian chromium, software GL (SwiftShader); "
+             f"jupyter-scatter {jscatter_version}; the same samples, the same lasso (tool on, plain drag, "
+             f"{4 * LASSO_STEPS} pointer moves).", "",
+             "| widget | points | lasso release → selection in kernel (s) | → grid updated (s) | selected "
+             "| lasso drawing (s) | run all → drawn (s) | load (1 min) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['tool']} | {r['points']:,} | {r['lasso_to_python_s']} | {r.get('lasso_to_grid_s', '—')} "
+              f"| {r['selected']:,} | {r['lasso_drawing_s']} | {r['run_all_to_drawn_s']} | {r['load_1min_lasso']} |"
+              for r in rows]
+    lines += [f"| {e['tool']} | {e['points']:,} | failed: {e['error'].splitlines()[0][:160]} | | | | | |" for e in errors]
+    lines += ["", "goals at 1M (Explorer): lasso release → selection in the kernel ≤ 1 s, → grid updated ≤ 1.5 s"]
+    (RESULTS / "bench_explorer_lab.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 1 if errors else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--lab", action="store_true",
+                    help="measure in a real JupyterLab, beside jupyter-scatter (bench_explorer_lab.json/.md)")
+    ap.add_argument("--tools", default="dqwidgets,jupyter-scatter", help="with --lab: which widgets to measure")
     ap.add_argument("--no-growth", action="store_true", help="skip the notebook-growth measurement")
     ap.add_argument("--ws-deflate", action="store_true",
                     help="keep the test server's websocket compression on (Jupyter Server has it off)")
     args = ap.parse_args()
+    if args.lab:
+        return lab_main([int(x) for x in args.sizes.split(",")], args.tools.split(","))
     os.environ["DQ_BENCH_WS_DEFLATE"] = "1" if args.ws_deflate else "0"
     os.environ["DQ_BENCH_SIZES"] = args.sizes  # read by the parametrisation when pytest imports this file
     rc = pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider", "-o", "testpaths=bench"])
