@@ -19,6 +19,12 @@ export function valueToX(v: number, lo: number, hi: number, width: number): numb
   return hi > lo ? ((v - lo) / (hi - lo)) * width : 0;
 }
 
+/** `v`, or `home` when `v` is within `tolerance` of it: a handle put back where it started (to the
+ * pixel) lands exactly on the threshold it had, so the same samples are flagged again. */
+export function snapTo(v: number, home: number, tolerance: number): number {
+  return Math.abs(v - home) <= tolerance ? home : v;
+}
+
 export function xToValue(x: number, lo: number, hi: number, width: number): number {
   const t = Math.max(0, Math.min(1, x / Math.max(width, 1)));
   return lo + t * (hi - lo);

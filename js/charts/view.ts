@@ -2,7 +2,7 @@
 // releasing it asks the kernel to re-flag, and the flagged count updates live.
 import { el } from "../dom";
 import type { KernelChannel } from "../protocol";
-import { histogramBars, valueToX, xToValue } from "./histogram";
+import { histogramBars, snapTo, valueToX, xToValue } from "./histogram";
 
 const W = 240;
 const H = 56;
@@ -24,9 +24,11 @@ export class ThresholdChart {
   private svg = document.createElementNS(SVG, "svg");
   private slider = el("input", "dqx-threshold");
   private h: ScoreHistogram;
+  private readonly home: number; // the threshold when the Explorer opened
 
   constructor(h: ScoreHistogram, private channel: KernelChannel) {
     this.h = h;
+    this.home = h.threshold;
     this.root.dataset.column = h.column;
     this.svg.setAttribute("width", String(W));
     this.svg.setAttribute("height", String(H));
@@ -64,6 +66,7 @@ export class ThresholdChart {
   }
 
   private commit(v: number): void {
+    v = snapTo(v, this.home, (this.h.hi - this.h.lo) / W); // back where it was: exactly the same flags
     this.root.dataset.ready = "false";
     this.slider.value = String(v);
     this.channel.tell("threshold", { column: this.h.column, value: v });
