@@ -64,3 +64,13 @@ def test_unlabelled_rows_get_probabilities_and_one_class_is_refused():
     assert (P[:10].argmax(1) == truth[:10]).mean() >= 0.8      # the probe trained on the labelled rows
     with pytest.raises(ValueError, match="two classes"):
         out_of_fold_probs(X, np.zeros(300, int), 4, device="cpu")
+
+
+def test_out_of_fold_probabilities_do_not_leak_the_held_out_labels():
+    # random labels on high-dimensional noise: a probe that never saw a row cannot beat chance on it
+    # (a warm start from another fold's fit, which saw the row, did: 0.60 here)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 500)).astype(np.float32)
+    y = rng.integers(0, 4, 400)
+    probs = out_of_fold_probs(X, y, 4, device="cpu")
+    assert (probs.argmax(1) == y).mean() < 0.35

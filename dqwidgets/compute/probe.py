@@ -84,7 +84,9 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
     assign[labelled] = fold_ids(y[labelled], folds, seed)
     assign_t = torch.as_tensor(assign, device=dev)
     torch.manual_seed(seed)
-    start = None
+    # every fold starts from zero: a warm start from another fold's solution would carry that fold's
+    # fit of the held-out rows' labels into their "out-of-fold" probabilities (high-dimensional
+    # embeddings are separable, and L-BFGS stops near the start)
     for f in range(folds):
         train = (assign_t != f) & (assign_t >= 0)
         test = assign_t == f
@@ -93,8 +95,7 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
         mean = Xt[train].mean(0)
         std = Xt[train].std(0).clamp_min(1e-6)
         with cpu_threads_for(int(train.sum()) * X.shape[1] * n_classes, dev):
-            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter, start)
-        start = (W, b)  # folds share most of their data: the next fit starts near its optimum
+            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
         logits[test] = ((Xt[test] - mean) / std) @ W + b
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     if return_logits:
