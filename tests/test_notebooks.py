@@ -15,6 +15,7 @@ SIZES = {
     "02-texts-rotten-tomatoes.ipynb": 400,
     "03-table-leaky-feature.ipynb": None,
     "04-bring-your-own-embeddings.ipynb": 1500,
+    "05-training-dynamics.ipynb": 300,
 }
 # the notebooks that export clean splits, and the splits they ask for
 EXPORTS_SPLITS = {name: {"train", "val", "test"} for name in
