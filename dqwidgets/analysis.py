@@ -203,6 +203,12 @@ class Analysis:
 
         return estimate_accuracy(self, by, score)
 
+    def explain(self, sample_id):
+        """Why ``sample_id`` is flagged: scores, kNN neighbours, top classes, slice (:func:`dqwidgets.explain.explain`)."""
+        from dqwidgets.explain import explain
+
+        return explain(self, sample_id)
+
     def __repr__(self) -> str:
         s = self.samples
         flags = ", ".join(f"{i.name}={int(s[i.flag_column].sum())}" for i in ISSUES if i.flag_column in s)
