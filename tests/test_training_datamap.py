@@ -52,3 +52,14 @@ def test_data_map_without_training_is_a_clear_error(tmp_path):
                     layout="pca", progress=False)
     with pytest.raises(ValueError, match=r"analyze\(ds, training=rec\)"):
         data_map(dq.Explorer(an))
+
+
+def test_the_explorer_can_colour_the_map_by_aum_and_cartography_region(explorer):
+    from dqwidgets.widgets.map import colour_column, colour_options
+
+    s = explorer.analysis.samples
+    opts = colour_options(s, has_labels=True)
+    assert {"aum_score", "cartography_region"} <= set(opts)
+    region = colour_column(s, "cartography_region", None, None)
+    assert not region.continuous and {"easy", "ambiguous"} <= set(region.categories)
+    assert colour_column(s, "aum_score", None, None).continuous

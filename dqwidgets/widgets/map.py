@@ -127,7 +127,7 @@ def colour_options(samples: pd.DataFrame, has_labels: bool) -> list[str]:
         if has_labels and (c in samples.columns or c == "label"):
             opts.append(c)
     opts += score_columns(samples)
-    for c in ("slice_id", "split"):
+    for c in ("slice_id", "split", "cartography_region"):  # cartography_region: analyze(training=...)
         if c in samples.columns and samples[c].notna().any():
             opts.append(c)
     return opts
