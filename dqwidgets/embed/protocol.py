@@ -35,9 +35,13 @@ class Embedder(Protocol):
 
 
 def cache_key(embedder) -> str | None:
-    """``name@version``, or ``None`` when the embedder's results must not be cached."""
+    """``name@version``, plus ``-<S>px`` for an image embedder with an ``input_size`` (the same weights
+    at another input size give other features), or ``None`` when the results must not be cached."""
     version = getattr(embedder, "version", None)
-    return None if version is None else f"{embedder.name}@{version}"
+    if version is None:
+        return None
+    size = getattr(embedder, "input_size", None) if getattr(embedder, "modality", None) == "image" else None
+    return f"{embedder.name}@{version}" + (f"-{int(size)}px" if size else "")
 
 
 class ResizeCrop:
@@ -63,10 +67,14 @@ class TorchImageEmbedder:
     """Shared machinery: lazy model load, device placement, normalisation, fp16 on CUDA.
 
     Subclasses set ``name``, ``version``, ``dimension``, ``input_size``, ``mean``, ``std`` and
-    implement ``_load() -> torch.nn.Module`` and ``_features(model, x) -> B x D``."""
+    implement ``_load() -> torch.nn.Module`` and ``_features(model, x) -> B x D``. A subclass whose
+    network accepts any input side sets ``sized_from_data = True``: ``fit_input_size`` then picks the
+    side from the images (``input_size.py``) between ``min_input_size`` and ``input_size``."""
 
     modality = "image"
     input_size = 224
+    min_input_size = 64
+    sized_from_data = False
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
 
@@ -74,6 +82,21 @@ class TorchImageEmbedder:
         self._model = None
         self._device = None
         self.transform = ResizeCrop(self.input_size)
+        self._max_input_size = self.input_size
+
+    def set_input_size(self, size: int) -> None:
+        self.input_size = int(size)
+        self.transform = ResizeCrop(self.input_size)
+
+    def fit_input_size(self, values, root=None) -> int:
+        """Choose the input side from a sample of ``values`` (image sources) when ``sized_from_data``;
+        returns the side the model will run at."""
+        if self.sized_from_data:
+            from dqwidgets.embed.input_size import input_size_for, sample_sides
+
+            self.set_input_size(input_size_for(sample_sides(values, root), self.min_input_size,
+                                               self._max_input_size))
+        return self.input_size
 
     def _load(self) -> torch.nn.Module:
         raise NotImplementedError
