@@ -168,6 +168,8 @@ class Analysis:
             self._review = Review(path, self.samples.index, labels, list(self.classes))
             self._apply_review()
             self._review.observe(self._on_review)
+            self._review.groups = lambda: self.samples["duplicate_group"].to_numpy() \
+                if "duplicate_group" in self.samples else None  # review.relabel(..., with_duplicates=True)
         return self._review
 
     @property

@@ -128,6 +128,9 @@ class Review:
         self._redo_stack: list[int] = []   # seqs of undone edits, most recently undone last
         self._seen = 0
         self._callbacks = []
+        # duplicate groups for with_duplicates=: a callable giving one int64 group code per id (-1 = in
+        # none); Analysis.review sets it from samples["duplicate_group"]
+        self.groups = None
         self._lock = threading.RLock()
         self.session = uuid.uuid4().hex[:12]
         self._con = self._connect()
@@ -302,8 +305,24 @@ class Review:
         hit[touched] = True
         return pos[hit[pos]]
 
-    def relabel(self, ids, label, new_label: bool = False, note: str | None = None) -> None:
-        """Give ``ids`` the label ``label``; a label that is not a known class needs ``new_label=True``."""
+    def _with_duplicates(self, pos: np.ndarray, where: str) -> np.ndarray:
+        """``pos`` and every other member of their duplicate groups (kept in order, the others after)."""
+        codes = self.groups() if callable(self.groups) else None
+        if codes is None:
+            raise ValueError(f"{where}: with_duplicates=True needs the duplicate groups of an analysis; "
+                             "use an.review (dq.analyze's journal), not a bare Review")
+        codes = np.asarray(codes, dtype=np.int64)
+        groups = np.unique(codes[pos])
+        groups = groups[groups >= 0]
+        if not len(groups):
+            return pos
+        extra = np.flatnonzero(np.isin(codes, groups))
+        return np.concatenate([pos, extra[~np.isin(extra, pos)]])
+
+    def relabel(self, ids, label, new_label: bool = False, note: str | None = None,
+                with_duplicates: bool = False) -> None:
+        """Give ``ids`` the label ``label``; a label that is not a known class needs ``new_label=True``.
+        ``with_duplicates=True``: also every other member of their duplicate groups, in the same action."""
         if isinstance(label, (list, tuple, set, dict, np.ndarray, pd.Series)):
             raise ValueError("relabel: label must be one value (string or number); "
                              "relabel each group of ids with its own call")
@@ -312,6 +331,8 @@ class Review:
             raise ValueError("relabel: label must not be missing; to take samples out use drop(ids)")
         _dumps(label)
         pos = self._positions(ids, "relabel")
+        if with_duplicates:
+            pos = self._with_duplicates(pos, "relabel")
 
         def check_class():  # runs after other sessions' rows are loaded, so their new classes count
             if label not in self._classes and not new_label:
@@ -323,14 +344,53 @@ class Review:
 
         self._write("relabel", "label", pos, label, note=note, check=check_class)
 
-    def drop(self, ids, note: str | None = None) -> None:
-        """Mark ``ids`` as dropped: export leaves them out."""
-        self._write("drop", "status", self._positions(ids, "drop"), "dropped", note=note)
+    def relabel_many(self, labels, note: str | None = None) -> None:
+        """Give each id its own label in ONE action: one journal row (``new`` holds one label per id,
+        in the order of ``ids``) and one ``undo()`` that restores them all. ``labels``: a dict or a
+        Series {id: label}; every label must be a known class (add a new one with ``relabel(...,
+        new_label=True)`` first)."""
+        if isinstance(labels, pd.Series):
+            if labels.index.has_duplicates:
+                raise ValueError("relabel_many: an id appears twice in labels; give each id one label")
+            ids, values = labels.index.tolist(), labels.tolist()
+        elif isinstance(labels, dict):
+            ids, values = list(labels), list(labels.values())
+        else:
+            raise ValueError(f"relabel_many: labels must be a dict or a Series {{id: label}}, "
+                             f"not {type(labels).__name__}")
+        values = [_plain(v) for v in values]
+        missing = [i for i, v in zip(ids, values) if v is None]
+        if missing:
+            raise ValueError(f"relabel_many: {len(missing)} id(s) have no label, e.g. {missing[:5]}; "
+                             "to take samples out use drop(ids)")
+        pos = self._positions(ids, "relabel_many")
+        for v in values:
+            _dumps(v)
 
-    def mark_ok(self, ids, note: str | None = None) -> None:
+        def check_classes():  # after other sessions' rows are loaded, so their new classes count
+            unknown = sorted({str(v) for v in values if v not in self._classes})
+            if unknown:
+                raise ValueError(f"relabel_many: {unknown[:10]} are not among the classes {self._classes[:20]}; "
+                                 "add a new class with relabel(ids, label, new_label=True) first")
+            return {"new": _object_array([self._classes[self._classes.index(v)] for v in values])}
+
+        self._write("relabel", "label", pos, _object_array(values), note=note, check=check_classes)
+
+    def drop(self, ids, note: str | None = None, with_duplicates: bool = False) -> None:
+        """Mark ``ids`` as dropped: export leaves them out. ``with_duplicates=True``: their duplicate
+        groups too, in the same action."""
+        pos = self._positions(ids, "drop")
+        if with_duplicates:
+            pos = self._with_duplicates(pos, "drop")
+        self._write("drop", "status", pos, "dropped", note=note)
+
+    def mark_ok(self, ids, note: str | None = None, with_duplicates: bool = False) -> None:
         """Mark ``ids`` as reviewed and fine: export keeps them even when a flag would drop them
-        (this also takes back an earlier drop)."""
-        self._write("mark_ok", "status", self._positions(ids, "mark_ok"), "ok", note=note)
+        (this also takes back an earlier drop). ``with_duplicates=True``: their duplicate groups too."""
+        pos = self._positions(ids, "mark_ok")
+        if with_duplicates:
+            pos = self._with_duplicates(pos, "mark_ok")
+        self._write("mark_ok", "status", pos, "ok", note=note)
 
     def undo(self, note: str | None = None) -> None:
         """Revert the latest action still in effect. Raises ValueError when there is nothing to undo."""

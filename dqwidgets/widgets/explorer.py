@@ -20,7 +20,7 @@ import traitlets
 
 from dqwidgets.analysis import Analysis
 from dqwidgets.issues import ISSUES
-from dqwidgets.widgets import charts, grid, map as map_columns, review_panel, table
+from dqwidgets.widgets import charts, evidence, grid, group_actions, map as map_columns, review_panel, table
 from dqwidgets.widgets.arrow_pages import frame_to_ipc
 from dqwidgets.widgets.selection import Selection, buffer_bytes, decode_rows, encode_rows
 
@@ -380,9 +380,20 @@ class Explorer(anywidget.AnyWidget):
             ids = review_panel.ids_of_rows(self._an, content.get("rows", []))
         else:
             raise ValueError(f"Explorer: unknown review scope {scope!r}; expected 'sample' or 'all'")
-        message = review_panel.apply_review(self._an, action, ids, content.get("label"))
+        message = group_actions.apply_review(self._an, action, ids, content.get("label"),
+                                             bool(content.get("with_duplicates")))  # accept (key a), duplicate groups
         history = self._an.review.history()
         return {"message": message, "count": int(len(history)), "n": len(ids)}
+
+    def _msg_explain(self, content, _buffers=()):
+        """The evidence panel of a clicked card: ``an.explain`` (dqwidgets.widgets.evidence)."""
+        return evidence.evidence_message(self._an, int(content["row"]))
+
+    def _msg_slice_review(self, content, _buffers=()):
+        """Drop or relabel a whole slice from its row; refused unless the row shows the kernel's slice."""
+        message, n = group_actions.slice_review(self._an, int(content["slice_id"]), content.get("action"),
+                                                int(content.get("size", -1)), content.get("label"))
+        return {"message": message, "count": int(len(self._an.review.history())), "n": n}
 
     def _check_browser_matches(self, content, buffers) -> None:
         """Refuse a bulk action unless the browser shows the selection and grid the kernel holds."""

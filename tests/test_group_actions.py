@@ -1,0 +1,178 @@
+"""One decision, many fixes: accept suggestions (key a), duplicate groups, whole slices; each one
+journal row and one undo, delivered through the Explorer's comm as the browser sends them."""
+
+import numpy as np
+import pytest
+
+import dqwidgets as dq
+from dqwidgets.examples import load_fashion_mnist
+from dqwidgets.widgets.explorer import Explorer
+from test_widgets_explorer import Wire, browser_selects, recording_comms  # noqa: F401 (autouse fixture)
+
+N = 240
+
+
+@pytest.fixture(scope="module")
+def an(tmp_path_factory):
+    images, y, classes = load_fashion_mnist("train", n=N, seed=1)
+    feats = images.reshape(N, 7, 4, 7, 4).mean(axis=(2, 4)).reshape(N, -1).astype(np.float32)
+    labels = np.array([classes[i] for i in y], dtype=object)
+    rng = np.random.default_rng(0)
+    flip = rng.choice(N - 20, size=24, replace=False)
+    labels[flip] = [next(c for c in classes if c != labels[i]) for i in flip]
+    # samples 220..239 are near-copies of 0..19: twenty duplicate pairs
+    feats[N - 20:] = feats[:20] * 1.0005
+    labels[N - 20:] = labels[:20]
+    ds = dq.Dataset.from_arrays(feats, labels=labels)
+    return dq.analyze(ds, workdir=tmp_path_factory.mktemp("work"), layout="pca", progress=False)
+
+
+def _labels(an):
+    return an.review.labels()
+
+
+def test_relabel_many_is_one_row_and_one_undo_restores_every_label():
+    import tempfile
+
+    ids = ["a", "b", "c"]
+    with tempfile.TemporaryDirectory() as d, dq.review.Review(d, ids, ["x", "y", "x"], ["x", "y", "z"]) as r:
+        r.relabel_many({"a": "z", "b": "x"})
+        h = r.history()
+        assert len(h) == 1 and h.iloc[0]["ids"] == ["a", "b"] and h.iloc[0]["new"] == ["z", "x"]
+        assert r.labels().tolist() == ["z", "x", "x"]
+        r.undo()
+        assert r.labels().tolist() == ["x", "y", "x"]
+        r.redo()
+        assert r.labels().tolist() == ["z", "x", "x"]
+        with pytest.raises(ValueError, match="not among the classes"):
+            r.relabel_many({"c": "new"})
+        with pytest.raises(ValueError, match="dict or a Series"):
+            r.relabel_many([("c", "x")])
+        assert len(r.history()) == 3  # refused calls wrote nothing
+    with tempfile.TemporaryDirectory() as d:  # replayed from disk by a fresh session
+        with dq.review.Review(d, ids, ["x", "y", "x"], ["x", "y"]) as r:
+            r.relabel_many({"c": "y", "a": "y"})
+        with dq.review.Review(d, ids, ["x", "y", "x"], ["x", "y"]) as again:
+            assert again.labels().tolist() == ["y", "y", "y"] and again.can_undo
+
+
+def test_key_a_on_a_selection_is_one_journal_row_with_each_samples_suggestion(an):
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    rows = np.flatnonzero(s["is_label_issue"].to_numpy())[:12]
+    assert len(rows) >= 4 and s["suggested_label"].iloc[rows].notna().all()
+    # one of them was relabelled to its suggestion already: 'a' leaves it out and says so
+    an.review.relabel([s.index[rows[0]]], s["suggested_label"].iloc[rows[0]])
+    browser_selects(explorer.selection_model, "indices", rows.astype("<u4").tobytes(), rows.size)
+    before = len(an.review.history())
+    shown, bufs = wire.shown()
+    reply = wire.ask("review", buffers=bufs, action="accept", scope="all", shown=shown)[0]
+    history = an.review.history()
+    assert len(history) == before + 1
+    last = history.iloc[-1]
+    changed = rows[1:]
+    assert last["action"] == "relabel" and sorted(last["ids"]) == sorted(s.index[changed].tolist())
+    assert last["new"] == [s.loc[i, "suggested_label"] for i in last["ids"]]
+    assert (_labels(an).iloc[rows] == s["suggested_label"].iloc[rows].to_numpy()).all()
+    assert reply["message"] == (f"accepted the suggested label for {len(changed)} samples; "
+                                "1 already have their suggested label")
+    wire.ask("review", action="undo", scope="sample", rows=[])  # one undo restores them all
+    assert (_labels(an).iloc[changed] == s["label"].iloc[changed].to_numpy()).all()
+    an.review.undo()
+    assert (_labels(an) == s["label"]).all()
+    # a refused 'a': the browser shows another selection than the kernel holds
+    other = rows[:-1].astype("<u4").tobytes()
+    error = wire.ask("review", buffers=[other], expect_error=True, action="accept", scope="all",
+                     shown={**shown, "selection_count": rows.size - 1})[0]["error"]
+    assert "refused" in error and len(an.review.history()) == before + 3
+    explorer.selection = None
+
+
+def test_key_a_on_the_focused_card_and_samples_no_class_fits(an):
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    row = int(np.flatnonzero(s["is_label_issue"].to_numpy())[0])
+    before = len(an.review.history())
+    reply = wire.ask("review", action="accept", scope="sample", rows=[row])[0]
+    assert reply["message"] == f"accepted the suggested label for sample {s.index[row]}"
+    assert _labels(an).iloc[row] == s["suggested_label"].iloc[row]
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    # a sample no class fits (suggested None) is not relabelled by a, and the message says so
+    foreign = s["suggested_label"].copy()
+    foreign.iloc[row] = None
+    an.samples["suggested_label"] = foreign.to_numpy()
+    try:
+        error = wire.ask("review", action="accept", scope="sample", rows=[row], expect_error=True)[0]["error"]
+        assert "no class fits" in error and "not relabelled" in error
+        other = int(np.flatnonzero(s["is_label_issue"].to_numpy())[1])
+        msg = wire.ask("review", action="accept", scope="sample", rows=[row, other])[0]["message"]
+        assert "1 not relabelled: no class fits them" in msg
+        assert an.review.history().iloc[-1]["ids"] == [s.index[other]]
+        wire.ask("review", action="undo", scope="sample", rows=[])
+    finally:
+        an.samples["suggested_label"] = s["suggested_label"].to_numpy()
+    assert len(an.review.history()) == before + 4
+
+
+def test_a_relabel_with_duplicates_reaches_the_whole_group_in_one_row(an):
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    groups = s["duplicate_group"].to_numpy()
+    row = int(np.flatnonzero(groups >= 0)[0])
+    group = s.index[groups == groups[row]].tolist()
+    assert len(group) >= 2
+    target = next(c for c in an.classes if c != s["label"].iloc[row])
+    before = len(an.review.history())
+    reply = wire.ask("review", action="relabel", scope="sample", rows=[row], label=str(target),
+                     with_duplicates=True)[0]
+    last = an.review.history().iloc[-1]
+    assert len(an.review.history()) == before + 1 and sorted(last["ids"]) == sorted(group)
+    assert (_labels(an)[group] == target).all()
+    assert f"and {len(group) - 1} duplicate(s) of them" in reply["message"]
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    assert (_labels(an)[group] == s.loc[group, "label"]).all()
+    # the same from Python
+    an.review.drop([s.index[row]], with_duplicates=True)
+    assert sorted(an.review.dropped()) == sorted(group)
+    an.review.undo()
+    assert len(an.review.dropped()) == 0
+
+
+def test_a_whole_slice_is_dropped_or_relabelled_from_its_row_in_one_row(an):
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    sid = int(an.slices.index[0])
+    members = s.index[s["slice_id"].to_numpy() == sid].tolist()
+    size = int(an.slices.loc[sid, "size"])
+    before = len(an.review.history())
+    reply = wire.ask("slice_review", slice_id=sid, action="drop", size=size)[0]
+    assert reply["message"] == f"dropped the {len(members)} samples of slice {sid}"
+    last = an.review.history().iloc[-1]
+    assert last["action"] == "drop" and sorted(last["ids"]) == sorted(members)
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    target = str(an.classes[1])
+    wire.ask("slice_review", slice_id=sid, action="relabel", size=size, label=target)
+    assert (_labels(an)[members] == an.classes[1]).all() and len(an.review.history()) == before + 3
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    assert (_labels(an)[members] == s.loc[members, "label"]).all()
+    # the row the browser shows is stale: refused, nothing written
+    error = wire.ask("slice_review", expect_error=True, slice_id=sid, action="drop", size=size + 1)[0]["error"]
+    assert "refused" in error and len(an.review.history()) == before + 4
+
+
+def test_the_evidence_panel_message_carries_the_graphs_neighbours(an):
+    wire = Wire(Explorer(an))
+    row = 5
+    body = wire.ask("explain", row=row)[0]
+    ev = an.explain(an.samples.index[row])
+    valid_pos = np.flatnonzero(an.valid)
+    expected = valid_pos[an.graph.indices[np.searchsorted(valid_pos, row)]]
+    assert body["neighbour_rows"] == expected.tolist()
+    assert [n["id"] for n in body["neighbours"]] == [str(i) for i in an.samples.index[expected]]
+    assert body["lines"] == [list(x) for x in ev.lines()] and body["modality"] == "embedding"
+    assert len(body["neighbour_snippets"]) == len(expected)
+    assert "row numbers must be in" in wire.ask("explain", row=10**6, expect_error=True)[0]["error"]
