@@ -1,0 +1,373 @@
+"""Planted benchmarks for training dynamics (AUM, cartography) and ATC accuracy estimates.
+
+A. Label noise: 10k Fashion-MNIST training images, 20% of the labels flipped to another class at
+   random (truth kept), an MLP (784-256-C) trained on CPU for a few epochs with a
+   dq.TrainingRecorder. Run 1 trains with AUM threshold samples (N/(C+1) moved to a fake class) as
+   Pleiss et al. prescribe; run 2 without (the fallback rule, and the run `analyze(ds, training=rec)` sees).
+   Reported: AUROC of -AUM for the planted flips; F1 of the threshold-sample rule's flags vs the best
+   F1 over every cut; label-issue AUROC of analyze with and without the training evidence.
+B. ATC: a clean reference (5k labelled training images) and the same 1k test images under blur,
+   Gaussian noise, contrast loss and rotation at 5 severities each (20 shifted splits + the clean
+   one), scored with dq.analyze(shifted, reference=an): the absolute error of ATC and of the average
+   confidence (AC) baseline against the true accuracy, per split and per slice of the reference.
+   Features: the pixels projected on the reference's top 64 principal components.
+
+    .venv/bin/python bench/bench_training.py            # writes bench/results/bench_training.{json,md}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import dqwidgets as dq  # noqa: E402
+from dqwidgets.examples import load_fashion_mnist  # noqa: E402
+from dqwidgets.planted import CONFUSABLE  # noqa: E402
+from dqwidgets.training import training_scores  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+# ------------------------------------------------------------------------------------ A. label noise
+def plant_noise(labels: np.ndarray, rate: float, n_classes: int, seed: int,
+                kind: str = "planted") -> tuple[np.ndarray, np.ndarray]:
+    """``kind="planted"``: dqwidgets.planted's noise model, half of the flips between confusable
+    classes (T-shirt/Shirt, Pullover/Coat, Sneaker/Ankle boot), half to a random other class;
+    ``"uniform"``: every flip to a random other class."""
+    rng = np.random.default_rng(seed)
+    n_noisy = int(round(rate * len(labels)))
+    given = labels.copy()
+    rest = np.arange(len(labels))
+    if kind == "planted":
+        pair_of = {a: b for a, b in CONFUSABLE} | {b: a for a, b in CONFUSABLE}
+        pair_flip = rng.choice(np.flatnonzero(np.isin(labels, list(pair_of))), n_noisy // 2, replace=False)
+        given[pair_flip] = [pair_of[c] for c in labels[pair_flip]]
+        rest = np.setdiff1d(rest, pair_flip)
+        n_noisy -= n_noisy // 2
+    elif kind != "uniform":
+        raise ValueError(f"plant_noise: kind is 'planted' or 'uniform', got {kind!r}")
+    flip = rng.choice(rest, n_noisy, replace=False)
+    given[flip] = (labels[flip] + rng.integers(1, n_classes, len(flip))) % n_classes
+    return given, given != labels
+
+
+def train_mlp(images: np.ndarray, train_labels: np.ndarray, ids: list, rec, n_out: int, epochs: int, seed: int):
+    torch.manual_seed(seed)
+    X = torch.as_tensor(images.reshape(len(images), -1), dtype=torch.float32) / 255.0
+    X = (X - X.mean()) / X.std()
+    y = torch.as_tensor(train_labels)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, n_out))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(len(X), generator=g)
+        for b in range(0, len(X), 128):
+            idx = order[b:b + 128]
+            logits = model(X[idx])
+            loss = torch.nn.functional.cross_entropy(logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log([ids[i] for i in idx.tolist()], logits, epoch)
+    rec.close()
+    return model
+
+
+def best_f1(truth: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """(best F1 over every cut of ``score`` (higher = flagged), the cut)."""
+    order = np.argsort(-score, kind="stable")
+    t = truth[order].astype(float)
+    tp = np.cumsum(t)
+    k = np.arange(1, len(t) + 1)
+    f1 = 2 * tp / (k + truth.sum())
+    i = int(np.argmax(f1))
+    return float(f1[i]), float(score[order][i])
+
+
+def f1(truth: np.ndarray, flags: np.ndarray) -> float:
+    tp = (truth & flags).sum()
+    return float(2 * tp / max(truth.sum() + flags.sum(), 1))
+
+
+def pca_features(ref_images: np.ndarray, *others: np.ndarray, dims: int = 64, seed: int = 0):
+    """Pixels projected on the top ``dims`` principal components of ``ref_images``."""
+    R = torch.as_tensor(ref_images.reshape(len(ref_images), -1), dtype=torch.float32) / 255.0
+    mean = R.mean(0)
+    torch.manual_seed(seed)
+    _, _, V = torch.pca_lowrank(R - mean, q=dims, center=False, niter=4)
+    out = [((R - mean) @ V).numpy()]
+    for o in others:
+        O = torch.as_tensor(o.reshape(len(o), -1), dtype=torch.float32) / 255.0
+        out.append(((O - mean) @ V).numpy())
+    return out
+
+
+def bench_label_noise(workdir: Path, n: int = 10_000, rate: float = 0.2, epochs: int = 10, seed: int = 0,
+                      kind: str = "planted", with_analyze: bool = True) -> dict:
+    images, true, names = load_fashion_mnist("train", n, seed=seed)
+    C = len(names)
+    given, noisy = plant_noise(true, rate, C, seed, kind)
+    ids = [f"fm{i:05d}" for i in range(n)]
+    res: dict = {"n": n, "noise_rate": rate, "noise": kind, "epochs": epochs,
+                 "model": "MLP 784-256-C, SGD lr 0.1 momentum 0.9 weight decay 5e-4, batch 128, 1 torch thread"}
+
+    # run 1: with threshold samples
+    t0 = time.perf_counter()
+    rec_thr = dq.TrainingRecorder(workdir, name=f"{kind}_with_threshold_samples", classes=names)
+    train_y = rec_thr.assign_threshold_samples(ids, given, n_classes=C, seed=seed)
+    train_mlp(images, train_y, ids, rec_thr, C + 1, epochs, seed)
+    res["seconds_train_run1"] = time.perf_counter() - t0
+    cls = list(names)
+    out = training_scores(rec_thr, ids, given, cls)
+    cols, info = out["columns"], out["info"]
+    keep = ~cols["is_threshold_sample"]
+    aum = cols["aum"][keep]
+    truth = noisy[keep]
+    res["aum_auroc_run1"] = float(roc_auc_score(truth, -aum))
+    res["aum_threshold"] = info["aum_threshold"]
+    res["n_threshold_samples"] = info["n_threshold_samples"]
+    res["threshold_rule_f1"] = f1(truth, cols["is_low_aum"][keep])
+    res["threshold_rule_flagged"] = int(cols["is_low_aum"][keep].sum())
+    res["best_f1"], res["best_f1_cut"] = best_f1(truth, -aum)
+    res["best_f1_cut"] = -res["best_f1_cut"]
+    res["fallback_rule_f1_run1"] = f1(truth, aum < 0)
+    res["cartography_hard_recall"] = float((cols["cartography_region"][keep][truth] == "hard").mean())
+    if not with_analyze:
+        return res
+
+    # run 2: the same data, no threshold samples; analyze with and without the run
+    t0 = time.perf_counter()
+    rec = dq.TrainingRecorder(workdir, name=f"{kind}_plain", classes=names)
+    train_mlp(images, given, ids, rec, C, epochs, seed)
+    res["seconds_train_run2"] = time.perf_counter() - t0
+    out2 = training_scores(rec, ids, given, cls)
+    aum2 = out2["columns"]["aum"]
+    res["aum_auroc_run2"] = float(roc_auc_score(noisy, -aum2))
+    res["fallback_rule_f1_run2"] = f1(noisy, out2["columns"]["is_low_aum"])
+    res["best_f1_run2"], _ = best_f1(noisy, -aum2)
+    res["forgetting_auroc_run2"] = float(roc_auc_score(noisy, out2["columns"]["forgetting_events"]))
+    never = out2["columns"]["cartography_correctness"] == 0  # never learned: forgotten infinitely often (Toneva et al.)
+    res["forgetting_never_learned_inf_auroc_run2"] = float(roc_auc_score(
+        noisy, np.where(never, np.inf, out2["columns"]["forgetting_events"]).clip(max=1e9)))
+    res["cartography_confidence_auroc_run2"] = float(roc_auc_score(noisy, -out2["columns"]["cartography_confidence"]))
+
+    (feats,) = pca_features(images)
+    labels = np.asarray(names, dtype=object)[given]
+    ds = dq.Dataset.from_arrays(feats, labels=labels, ids=ids)
+    t0 = time.perf_counter()
+    an = dq.analyze(ds, workdir=workdir, layout="pca", progress=False, seed=seed)
+    res["seconds_analyze"] = time.perf_counter() - t0
+    base = an.samples["label_issue_score"].to_numpy()
+    res["analyze_label_auroc"] = float(roc_auc_score(noisy, base))
+    t0 = time.perf_counter()
+    an_t = dq.analyze(ds, workdir=workdir, layout="pca", progress=False, seed=seed, training=rec)
+    res["seconds_analyze_training"] = time.perf_counter() - t0
+    s = an_t.samples
+    res["analyze_training_label_auroc"] = float(roc_auc_score(noisy, s["label_issue_score"].to_numpy()))
+    res["analyze_training_flag_f1"] = f1(noisy, s["is_label_issue"].to_numpy())
+    res["analyze_flag_f1"] = f1(noisy, an.samples["is_label_issue"].to_numpy())
+    res["analyze_training_aum_in_samples"] = bool(np.allclose(s["aum"].to_numpy(), aum2, equal_nan=True))
+    # the candidate combinations, measured on the same run (the one analyze uses is reported above)
+    from dqwidgets.compute.aum import aum_label_issue_score
+    from scipy.stats import rankdata
+
+    sig = aum_label_issue_score(aum2, out2["info"]["aum_threshold"])
+    res["combo_mean_sigmoid_auroc"] = float(roc_auc_score(noisy, (base + sig) / 2))
+    res["combo_mean_rank_auroc"] = float(roc_auc_score(noisy, rankdata(base) + rankdata(-aum2)))
+    res["combo_carto_auroc"] = float(roc_auc_score(noisy, (base + 1 - out2["columns"]["cartography_confidence"]) / 2))
+    return res
+
+
+# ------------------------------------------------------------------------------------ B. ATC
+CORRUPTIONS = {
+    "blur": [0.6, 1.0, 1.5, 2.0, 3.0],  # Gaussian sigma, pixels
+    "noise": [15, 30, 50, 75, 110],  # Gaussian std, grey levels
+    "contrast": [0.7, 0.5, 0.35, 0.25, 0.15],  # factor towards the image mean
+    "rotation": [8, 15, 25, 35, 50],  # degrees
+}
+
+
+def corrupt(images: np.ndarray, kind: str, level: float, rng) -> np.ndarray:
+    x = images.astype(np.float32)
+    if kind == "blur":
+        x = ndimage.gaussian_filter(x, sigma=(0, level, level))
+    elif kind == "noise":
+        x = x + rng.normal(0, level, x.shape)
+    elif kind == "contrast":
+        m = x.mean((1, 2), keepdims=True)
+        x = m + (x - m) * level
+    elif kind == "rotation":
+        angles = rng.choice([-1, 1], len(x)) * level
+        x = np.stack([ndimage.rotate(im, a, reshape=False, order=1, mode="constant") for im, a in zip(x, angles)])
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def bench_atc(workdir: Path, n_ref: int = 5000, n_shift: int = 1000, seed: int = 0, features: str = "pixels",
+              severities=(1, 2, 3, 4, 5)) -> dict:
+    """``features="pixels"``: the reference's top 64 principal components of the pixels, given as
+    arrays; ``"efficientnet"``: the images themselves, embedded by analyze (EfficientNet-Lite0, cached
+    in ``workdir``)."""
+    ref_images, ref_labels, names = load_fashion_mnist("train", n_ref, seed=seed + 1)
+    test_images, test_labels, _ = load_fashion_mnist("test", n_shift, seed=seed)
+    rng = np.random.default_rng(seed)
+    batches, splits, labels = [test_images], ["clean"], [test_labels]
+    for kind, levels in CORRUPTIONS.items():
+        for sev, level in enumerate(levels, 1):
+            if sev not in severities:
+                continue
+            batches.append(corrupt(test_images, kind, level, rng))
+            splits.append(f"{kind}-{sev}")
+            labels.append(test_labels)
+    names_arr = np.asarray(names, dtype=object)
+    split_col = np.repeat(splits, n_shift)
+    if features == "pixels":
+        feats_ref, *feats_shift = pca_features(ref_images, *batches)
+        ref = dq.Dataset.from_arrays(feats_ref, labels=names_arr[ref_labels], ids=[f"r{i}" for i in range(n_ref)])
+        X = np.concatenate(feats_shift)
+        new = dq.Dataset.from_arrays(X, labels=names_arr[np.concatenate(labels)], split=split_col,
+                                     ids=[f"t{i}" for i in range(len(X))])
+    else:
+        ref = dq.Dataset.from_dataframe(pd.DataFrame({"image": list(ref_images), "label": names_arr[ref_labels]}),
+                                        image="image", label="label")
+        new = dq.Dataset.from_dataframe(pd.DataFrame({"image": list(np.concatenate(batches)),
+                                                      "label": names_arr[np.concatenate(labels)], "split": split_col}),
+                                        image="image", label="label", split="split")
+    t0 = time.perf_counter()
+    an = dq.analyze(ref, workdir=workdir, layout="pca", progress=False, seed=seed)
+    seconds_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    an_new = dq.analyze(new, reference=an, workdir=workdir, layout="pca", progress=False, seed=seed)
+    seconds = time.perf_counter() - t0
+    out = {"n_reference": n_ref, "n_per_split": n_shift, "seconds_analyze_reference": seconds_ref,
+           "seconds_analyze_shifted": seconds, "corruptions": CORRUPTIONS, "features": features,
+           "severities": list(severities)}
+    for score in ("negative_entropy", "max_softmax"):
+        by_split = an_new.estimate_accuracy(by="split", score=score)
+        by_slice = an.estimate_accuracy(by="slice", score=score)
+        shifted = by_split.drop(index="clean")
+        entry = {}
+        for name, frame in (("splits", shifted), ("slices", by_slice)):
+            err_atc = (frame["atc_accuracy"] - frame["labelled_accuracy"]).abs()
+            err_ac = (frame["average_confidence"] - frame["labelled_accuracy"]).abs()
+            w = frame["n"] / frame["n"].sum()
+            entry[name] = {"atc_mae": float(err_atc.mean()), "ac_mae": float(err_ac.mean()),
+                           "atc_mae_weighted": float((err_atc * w).sum()), "ac_mae_weighted": float((err_ac * w).sum()),
+                           "n_groups": len(frame)}
+        entry["clean_split"] = by_split.loc["clean"].to_dict()
+        entry["table_splits"] = by_split.reset_index().to_dict(orient="records")
+        entry["table_slices"] = by_slice.reset_index().to_dict(orient="records")
+        out[score] = entry
+    return out
+
+
+def write_markdown(res: dict, path: Path) -> None:
+    a, u = res["label_noise"], res["label_noise_uniform"]
+    lines = [
+        "# bench_training: training dynamics and ATC on planted Fashion-MNIST",
+        "",
+        f"Machine: {res['machine']}; load average at start {res['loadavg_start']}, at end {res['loadavg_end']} "
+        "(shared machine: timings are under load).",
+        "",
+        f"## A. AUM on {a['n']} images, {a['noise_rate']:.0%} labels flipped (dqwidgets.planted's model: half between "
+        f"confusable classes, half at random), {a['epochs']} epochs ({a['model']})",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| AUM AUROC (run with threshold samples, {a['n_threshold_samples']} of them excluded) | {a['aum_auroc_run1']:.4f} | >= 0.95 |",
+        f"| AUM AUROC (run without threshold samples) | {a['aum_auroc_run2']:.4f} | |",
+        f"| threshold-sample rule: cut {a['aum_threshold']:.3f}, {a['threshold_rule_flagged']} flagged, F1 | {a['threshold_rule_f1']:.4f} | |",
+        f"| best F1 over every cut (cut {a['best_f1_cut']:.3f}) | {a['best_f1']:.4f} | rule within 0.05: "
+        f"{'yes' if a['best_f1'] - a['threshold_rule_f1'] <= 0.05 else 'NO'} ({a['best_f1'] - a['threshold_rule_f1']:+.4f}) |",
+        f"| fallback rule AUM < 0, F1 (run 1 / run 2) | {a['fallback_rule_f1_run1']:.4f} / {a['fallback_rule_f1_run2']:.4f} | |",
+        f"| forgetting events AUROC (as counted / never-learned = ∞, Toneva et al.) / 1 - cartography confidence AUROC "
+        f"(run 2) | {a['forgetting_auroc_run2']:.4f} / {a['forgetting_never_learned_inf_auroc_run2']:.4f} / "
+        f"{a['cartography_confidence_auroc_run2']:.4f} | |",
+        f"| planted flips in the cartography 'hard' region (run 1) | {a['cartography_hard_recall']:.3f} | |",
+        f"| analyze label-issue AUROC, pixel-PCA probe only | {a['analyze_label_auroc']:.4f} | |",
+        f"| analyze label-issue AUROC with training=rec | {a['analyze_training_label_auroc']:.4f} | >= the line above |",
+        f"| analyze is_label_issue F1 without / with training=rec | {a['analyze_flag_f1']:.4f} / {a['analyze_training_flag_f1']:.4f} | |",
+        f"| candidate combinations (AUROC): mean with σ(cut − AUM) / rank mean / mean with 1 − confidence | "
+        f"{a['combo_mean_sigmoid_auroc']:.4f} / {a['combo_mean_rank_auroc']:.4f} / {a['combo_carto_auroc']:.4f} | |",
+        f"| seconds: training run 1 / run 2 / analyze / analyze with training | {a['seconds_train_run1']:.1f} / "
+        f"{a['seconds_train_run2']:.1f} / {a['seconds_analyze']:.1f} / {a['seconds_analyze_training']:.1f} | |",
+        "",
+        f"Uniform noise instead ({u['noise_rate']:.0%} of the labels to a random other class, same model and epochs): "
+        f"AUM AUROC {u['aum_auroc_run1']:.4f}; threshold-sample rule (cut {u['aum_threshold']:.3f}) F1 "
+        f"{u['threshold_rule_f1']:.4f} vs best {u['best_f1']:.4f} at cut {u['best_f1_cut']:.3f} "
+        f"(gap {u['best_f1'] - u['threshold_rule_f1']:+.4f}); fallback AUM < 0 F1 {u['fallback_rule_f1_run1']:.4f}.",
+        "",
+    ]
+    for key, title in (("atc_efficientnet", "EfficientNet-Lite0 embeddings (analyze's default for images)"),
+                       ("atc", "pixels projected on the reference's top 64 principal components")):
+        b = res[key]
+        ne = b["negative_entropy"]
+        lines += [
+            f"## B. ATC, {title}: {b['n_reference']} clean reference images (labelled; the probe's out-of-fold "
+            f"confidences fit the threshold), {b['n_per_split']} test images per split, 4 corruptions x severities "
+            f"{b['severities']}, scored with dq.analyze(shifted, reference=an)",
+            "",
+            "Mean absolute error against the true (labelled) accuracy, in accuracy points:",
+            "",
+            "| score | groups | ATC MAE | AC (average confidence) MAE | ATC <= AC/2 | ATC <= 3 points |",
+            "|---|---|---|---|---|---|",
+        ]
+        for score in ("negative_entropy", "max_softmax"):
+            for name in ("splits", "slices"):
+                e = b[score][name]
+                what = f"{e['n_groups']} shifted splits" if name == "splits" else f"{e['n_groups']} slices of the reference"
+                lines.append(f"| {score} | {what} | {100 * e['atc_mae']:.2f} | {100 * e['ac_mae']:.2f} | "
+                             f"{'yes' if e['atc_mae'] <= e['ac_mae'] / 2 else 'NO'} | "
+                             f"{'yes' if e['atc_mae'] <= 0.03 else 'NO'} |")
+        lines += ["", "Per split (default score, negative entropy):", "",
+                  "| split | n | true accuracy | ATC | average confidence |", "|---|---|---|---|---|"]
+        for r in ne["table_splits"]:
+            lines.append(f"| {r['split']} | {r['n']} | {r['labelled_accuracy']:.3f} | {r['atc_accuracy']:.3f} | "
+                         f"{r['average_confidence']:.3f} |")
+        lines += ["", "Per slice of the reference (negative entropy):", "",
+                  "| slice | n | true accuracy (out-of-fold) | ATC | average confidence |", "|---|---|---|---|---|"]
+        for r in ne["table_slices"]:
+            lines.append(f"| {r['slice']} | {r['n']} | {r['labelled_accuracy']:.3f} | {r['atc_accuracy']:.3f} | "
+                         f"{r['average_confidence']:.3f} |")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    import tempfile
+
+    torch.set_num_threads(1)  # the machine is shared: one thread is faster than two oversubscribed ones
+    load0 = open("/proc/loadavg").read().split()[:3]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}", "loadavg_start": " ".join(load0)}
+        res["label_noise"] = bench_label_noise(Path(tmp))
+        print(json.dumps(res["label_noise"], indent=1), flush=True)
+        res["label_noise_uniform"] = bench_label_noise(Path(tmp), kind="uniform", with_analyze=False)
+        print(json.dumps(res["label_noise_uniform"], indent=1), flush=True)
+        res["atc"] = bench_atc(Path(tmp))
+        print(json.dumps({k: res["atc"][k]["splits"] for k in ("negative_entropy", "max_softmax")}), flush=True)
+        # embeddings are cached by content beside the other analyses' (.dqwidgets/, not committed)
+        res["atc_efficientnet"] = bench_atc(ROOT / ".dqwidgets" / "bench_training", n_ref=2000, n_shift=200,
+                                            features="efficientnet", severities=(1, 3, 5))
+    res["seconds_total"] = time.perf_counter() - t0
+    res["loadavg_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_training.json").write_text(json.dumps(res, indent=1, default=float))
+    write_markdown(res, RESULTS / "bench_training.md")
+    print((RESULTS / "bench_training.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
