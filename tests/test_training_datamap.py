@@ -36,7 +36,7 @@ def test_data_map_plots_the_samples_the_run_saw(explorer):
 
 
 def test_a_lasso_on_the_data_map_selects_in_the_explorer_and_back(explorer):
-    fig = data_map(explorer)
+    fig = explorer.data_map()
     trace = fig.data[0]
     trace._dispatch_on_selection(Points(point_inds=[3, 5, 7], xs=[], ys=[], trace_name="", trace_index=0), None)
     assert list(explorer.selection) == ["s3", "s5", "s7"]

@@ -102,6 +102,13 @@ class Explorer(anywidget.AnyWidget):
         """Plotly versions of the summary charts (see :mod:`dqwidgets.widgets.charts`)."""
         return charts.summary_figures(self._an)
 
+    def data_map(self, max_points: int = 50_000):
+        """The data map of the training run (``dq.analyze(ds, training=rec)``): a plotly FigureWidget of
+        variability vs confidence linked to this Explorer's selection; see :mod:`dqwidgets.widgets.datamap`."""
+        from dqwidgets.widgets.datamap import data_map
+
+        return data_map(self, max_points)
+
     # ------------------------------------------------------------------ state the views read
     def _labels(self) -> pd.Series | None:
         review = getattr(self._an, "review", None)
