@@ -121,7 +121,8 @@ def accuracy_summary_rows(an) -> list[dict]:
     for key, r in estimate_accuracy(an, by="split").iterrows():
         name = "accuracy" if key == "all" and "split" not in an.samples.columns else f"accuracy[{key}]"
         labelled = f", labelled {r['labelled_accuracy']:.1%} of {int(r['n_labelled'])}" if r["n_labelled"] else ""
+        atc = (f"estimated accuracy (ATC) {r['atc_accuracy']:.1%}" if np.isfinite(r["atc_accuracy"])
+               else "no ATC estimate (no labelled samples to fit its threshold, here or in a reference)")
         rows.append({"issue": name, "count": int(r["n"]), "statistic": r["atc_accuracy"],
-                     "detail": f"estimated accuracy (ATC) {r['atc_accuracy']:.1%}; average confidence "
-                               f"{r['average_confidence']:.1%}{labelled}"})
+                     "detail": f"{atc}; average confidence {r['average_confidence']:.1%}{labelled}"})
     return rows

@@ -21,7 +21,8 @@ On disk, under ``<workdir>/training/<name>/`` (``workdir`` defaults to ``.dqwidg
 Resuming: a new recorder on the same folder continues the run. Logging an epoch that is already on
 disk overwrites it if it is the last one recorded (the run restarts the epoch it was interrupted
 in); logging an earlier one is refused (it would mix two runs) unless :meth:`truncate` drops it.
-Within an epoch a sample logged twice keeps its last logits.
+Within an epoch a sample logged twice keeps its last logits. One process writes a run: with
+several (distributed data parallel), give each rank its own ``name=`` or log from rank 0 only.
 """
 
 from __future__ import annotations
