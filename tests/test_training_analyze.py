@@ -144,8 +144,8 @@ def test_estimate_accuracy_of_a_new_batch_uses_the_reference_threshold(tmp_path)
 def test_unlabelled_pred_probs_without_a_reference_have_no_atc_estimate_but_say_why(tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), 80).astype(np.float32)
-    an = dq.analyze(dq.Dataset.from_arrays(rng.normal(size=(80, 4)).astype(np.float32)), pred_probs=probs,
-                    workdir=tmp_path, layout="pca", progress=False)
+    ds = dq.Dataset.from_arrays(rng.normal(size=(80, 4)).astype(np.float32), pred_probs=probs, classes=["a", "b", "c"])
+    an = dq.analyze(ds, workdir=tmp_path, layout="pca", progress=False)
     acc = an.estimate_accuracy()
     assert acc.loc["all", "n"] == 80 and np.isnan(acc.loc["all", "atc_accuracy"])
     assert acc.loc["all", "average_confidence"] == pytest.approx(probs.max(1).mean(), rel=1e-5)
