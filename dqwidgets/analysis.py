@@ -21,10 +21,12 @@ from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame, 
 from dqwidgets.compute.device import resolve_device
 from dqwidgets.compute.duplicates import near_duplicate_score, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
+from dqwidgets.compute.foreign import find_foreign_clusters
 from dqwidgets.compute.label import find_label_issues
 from dqwidgets.compute.layout import pca_layout, umap_layout
-from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, energy, fit_class_gaussians,
-                                   knn_distance, max_softmax_uncertainty, z_to_score)
+from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
+                                   fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
+                                   z_to_score)
 from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
 from dqwidgets.export import export_analysis
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
@@ -106,6 +108,20 @@ class Analysis:
         self.thresholds[issue.score_column] = threshold
         for column, values in issue.flags(self.samples, threshold, self.context).items():
             self.samples[column] = values
+        self._suggest()
+
+    def _suggest(self) -> None:
+        """``suggested_action``: "drop" for a sample flagged out of distribution (no class fits it: its
+        ``suggested_label`` is None), "relabel" for a label issue, None otherwise; follows the flags."""
+        s = self.samples
+        if "suggested_label" not in s or "is_label_issue" not in s:
+            return
+        codes = self.context.suggested_codes
+        names = np.asarray(list(self.classes) + [None], dtype=object)
+        ood = s["is_ood"].to_numpy(dtype=bool) if "is_ood" in s else np.zeros(len(s), bool)
+        relabel = s["is_label_issue"].to_numpy(dtype=bool) & ~ood
+        s["suggested_label"] = np.where(ood, None, names[codes])
+        s["suggested_action"] = np.where(ood, "drop", np.where(relabel, "relabel", None)).astype(object)
 
     def reference_probe(self, device="auto") -> Probe | None:
         """The probe that scores new batches against this analysis (``analyze(..., reference=an)``),
@@ -257,7 +273,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     graph = step("knn", knn_graph, v.features, k, device=dev, seed=seed)
     probs, lg = step("probe", _probabilities, inp, v, dev, seed, reference)
     label = step("label", _label_step, v, probs, graph, reference)
-    ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference)
+    ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed)
+    ood_default = ood.pop("_ood_default", None)
     typical = reference.calibration.typical_nn_distance if reference is not None \
         else typical_nn_distance(graph.distances, graph.metric)
     edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric, typical)
@@ -280,7 +297,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     samples = _samples_frame(inp, columns, _spread(xy, pos, inp.n))
     context = IssueContext(n=inp.n, valid_pos=pos, graph=graph, label_codes=inp.label_codes,
                            suggested_codes=suggested, label_issue_count=label.count, duplicate_edges=edges,
-                           content_hashes=inp.content_hashes, split_codes=inp.split_codes)
+                           content_hashes=inp.content_hashes, split_codes=inp.split_codes,
+                           ood_default=ood_default)
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
                   valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
                   classes=list(inp.classes), context=context,
@@ -390,7 +408,7 @@ def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResul
                         probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist())
 
 
-def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference):
+def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference, seed=0):
     """Component and combined OOD scores over the valid samples, the robust scales and the class
     Gaussians (fitted here, or the reference's)."""
     X = v.features
@@ -416,6 +434,13 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
     z = {name: scales[name].z(r) for name, r in raw.items() if name in scales}
     out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
+    if reference is None and probs is not None and (v.codes >= 0).sum() >= 2:
+        # foreign clusters: graph regions whose labels look random to the probe (compute.foreign)
+        zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
+        foreign = find_foreign_clusters(graph.indices, v.codes, probs, seed=seed, zscores=zmax)
+        out["ood_cluster_score"] = foreign.probability.astype(np.float32)
+        out["ood_score"] = ood_with_clusters(out["ood_score"], foreign.probability)
+        out["_ood_default"] = default_ood_threshold(out["ood_score"], foreign.probability)
     return out, scales, gauss
 
 

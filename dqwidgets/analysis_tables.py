@@ -13,7 +13,8 @@ from dqwidgets.compute.slices import graph_slices, slice_table
 from dqwidgets.compute.spurious import spurious_associations
 from dqwidgets.issues import ISSUES
 
-SUMMARY_COLUMNS = ["issue", "count", "share", "threshold", "statistic", "p_value", "detail"]
+SUMMARY_COLUMNS = ["issue", "count", "share", "threshold", "estimated_precision", "estimated_real", "statistic",
+                   "p_value", "detail"]
 
 
 def slice_frame(neighbors, label_codes, probs, classes, attributes, seed) -> tuple[np.ndarray, pd.DataFrame]:
@@ -54,8 +55,14 @@ def summary_table(an) -> pd.DataFrame:
 
     for issue in ISSUES:
         if issue.flag_column in s:
+            more = {}
+            if issue.calibrated and issue.score_column in s:  # mean / sum of P(real) over the flags
+                p = s[issue.score_column].to_numpy(dtype=np.float64)[s[issue.flag_column].to_numpy(dtype=bool)]
+                p = p[np.isfinite(p)]
+                more = {"estimated_precision": float(p.mean()) if len(p) else np.nan,
+                        "estimated_real": float(p.sum())}
             count_row(issue.name, issue.flag_column, threshold=an.thresholds.get(issue.score_column, np.nan),
-                      detail=issue.detail(s) if issue.detail else "")
+                      detail=issue.detail(s) if issue.detail else "", **more)
     for column in ("is_unreadable", "is_empty", "is_unlabeled"):
         if column in s and s[column].any():
             count_row(column[3:], column, detail="left out of the graph")

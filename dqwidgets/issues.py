@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dqwidgets.compute.duplicates import DEFAULT_THRESHOLD as DUPLICATE_THRESHOLD
+from dqwidgets.compute.duplicates import default_threshold as duplicate_default_threshold
 from dqwidgets.compute.duplicates import duplicate_groups
 
 if TYPE_CHECKING:
@@ -42,10 +43,11 @@ class IssueContext:
     graph: KnnGraph
     label_codes: np.ndarray  # int64 N, -1 = unlabelled
     suggested_codes: np.ndarray  # int64 N, most likely class of the combined probabilities, -1 = none
-    label_issue_count: int  # how many samples confident learning flags (see compute.label.find_label_issues)
+    label_issue_count: int  # how many label issues to flag by default (see compute.label.find_label_issues)
     duplicate_edges: np.ndarray  # float32 valid x k, closeness of every graph edge (near_duplicate_score)
     content_hashes: np.ndarray | None  # object N, sha1 of the raw bytes, or None
     split_codes: np.ndarray | None  # int64 N, -1 = no split
+    ood_default: float | None = None  # default OOD threshold from the foreign-cluster probabilities (compute.ood)
 
 
 FlagRule = Callable[[np.ndarray, float, IssueContext], dict]
@@ -70,6 +72,7 @@ class IssueType:
     rule: FlagRule | None = None  # (full-length scores, threshold, context) -> {column: full-length array}
     detail: Callable[[pd.DataFrame], str] | None = None  # extra words for summary()
     requires: str | None = None  # the analyze() argument without which this issue is absent, e.g. "training"
+    calibrated: bool = False  # the score is a calibrated probability: summary() estimates the flags' precision
 
     def flags(self, samples: pd.DataFrame, threshold: float, context: IssueContext) -> dict:
         """The columns this issue's rule sets at ``threshold`` (the flag column, and any it derives)."""
@@ -106,14 +109,23 @@ def _label_rule(scores, threshold, ctx):
 
 
 def _label_default(scores, ctx):
-    # as many flags as confident learning finds: the confident joint's per-class counts of wrong
-    # labels, taken where another class is more likely (compute.label.find_label_issues)
+    # the expected-F1 count of the calibrated probabilities that the label is wrong
+    # (compute.label.find_label_issues, compute.calibration.expected_f1_count)
     return score_at_count(scores[_label_candidates(scores, ctx)], ctx.label_issue_count)
 
 
 # ------------------------------------------------------------------------------- the others
+def _ood_default(scores, ctx):
+    return OOD_THRESHOLD if ctx.ood_default is None else ctx.ood_default
+
+
 def _ood_rule(scores, threshold, ctx):
     return {"is_ood": at_least(scores, threshold)}
+
+
+def _duplicate_default(scores, ctx):
+    # from the distance distribution: near copies are far below the typical neighbour distance
+    return duplicate_default_threshold(ctx.duplicate_edges[:, 0]) if len(ctx.duplicate_edges) else DUPLICATE_THRESHOLD
 
 
 def _duplicate_rule(scores, threshold, ctx):
@@ -142,13 +154,14 @@ def _low_aum_rule(scores, threshold, ctx):
 ISSUES: tuple[IssueType, ...] = (
     IssueType("label_issue", "is_label_issue", "label issue", rank=3, filter_key="label",
               filter_text="only label issues", count_text="label issues", export_drops=False,
-              score_column="label_issue_score", default_threshold=_label_default, rule=_label_rule),
+              score_column="label_issue_score", default_threshold=_label_default, rule=_label_rule,
+              calibrated=True),
     IssueType("ood", "is_ood", "out of distribution", rank=2, filter_key="ood",
               filter_text="only out of distribution", count_text="OOD", export_drops=True,
-              score_column="ood_score", default_threshold=lambda scores, ctx: OOD_THRESHOLD, rule=_ood_rule),
+              score_column="ood_score", default_threshold=_ood_default, rule=_ood_rule, calibrated=True),
     IssueType("duplicate", "is_duplicate", "duplicate", rank=1, filter_key="duplicate",
               filter_text="only duplicates", count_text="duplicates", export_drops=True,
-              score_column="duplicate_score", default_threshold=lambda scores, ctx: DUPLICATE_THRESHOLD,
+              score_column="duplicate_score", default_threshold=_duplicate_default,
               rule=_duplicate_rule, detail=_duplicate_detail),
     IssueType("invalid", "is_invalid", "invalid", rank=4, filter_key="invalid",
               filter_text="only invalid samples", count_text=None, export_drops=False, detail=_invalid_detail),

@@ -31,7 +31,9 @@ def test_samples_have_every_contract_column_with_scores_in_unit_interval(an, pla
         assert c in s.columns, c
     for c in ["label_issue_score", "ood_score"]:
         assert s[c].between(0, 1).all(), c
-    assert set(s["suggested_label"]) <= set(an.classes)
+    assert set(s["suggested_label"].dropna()) <= set(an.classes)
+    # no class fits a sample flagged out of distribution: no suggested label, the action is "drop"
+    assert (s["suggested_label"].isna() == (s["suggested_action"] == "drop")).all()
     assert "corner_patch" in s.columns  # metadata travels along
     assert an.layout_status == "final" and s[["x", "y"]].notna().all().all()
 
@@ -40,8 +42,9 @@ def test_planted_label_noise_is_found(an, planted):
     s, clean = an.samples, ~planted.is_ood
     assert roc_auc_score(planted.is_noisy[clean], s["label_issue_score"][clean]) > 0.9
     flagged = s["is_label_issue"].to_numpy()
-    assert flagged[planted.is_noisy].mean() > 0.7  # recall
-    assert planted.is_noisy[flagged].mean() > 0.35  # precision, 3.5x the base rate
+    # the default count is the expected-F1 count of calibrated probabilities: precision and recall balance
+    assert flagged[planted.is_noisy].mean() > 0.6  # recall
+    assert planted.is_noisy[flagged].mean() > 0.6  # precision, 6x the base rate
     # where flagged, the suggestion is mostly the true class
     hit = flagged & planted.is_noisy
     assert (s["suggested_label"][hit] == planted.true_labels[hit]).mean() > 0.6

@@ -14,7 +14,30 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 # A pair is a near copy when it is closer than (1 - threshold) x the median nearest-neighbour distance.
-DEFAULT_THRESHOLD = 0.87
+DEFAULT_THRESHOLD = 0.87  # the fixed radius (13% of the typical distance); the floor of the data-driven default
+MAX_RADIUS = 0.5  # never call a pair at more than half the typical neighbour distance a near copy
+Z_COPY = 4.0  # near copies lie this many robust standard deviations below the typical log distance
+
+
+def default_threshold(closeness: np.ndarray) -> float:
+    """The default closeness threshold from the distribution of every sample's nearest-neighbour
+    closeness (``near_duplicate_score(...)[:, 0]``): near copies are outliers *below* the typical
+    nearest-neighbour distance. On the log of the distance ratio ``r = d1 / median(d1)``, a normal is
+    fitted to the left half of the bulk (centre = median, scale = median - 15.9th percentile; the
+    copies, a small share, do not move either), and pairs more than ``Z_COPY`` of its standard
+    deviations below the centre are near copies; the radius is kept between the fixed 13% of the
+    typical distance (cleanlab's near-duplicate radius) and half of it."""
+    c = np.asarray(closeness, dtype=np.float64)
+    c = c[np.isfinite(c)]
+    if len(c) < 20:
+        return DEFAULT_THRESHOLD
+    log_r = np.log(np.maximum(1.0 - c, 1e-6))
+    med = float(np.median(log_r))
+    sd = float(med - np.quantile(log_r, 0.15866))
+    if not sd > 0:
+        return DEFAULT_THRESHOLD
+    radius = float(np.clip(np.exp(med - Z_COPY * sd), 1.0 - DEFAULT_THRESHOLD, MAX_RADIUS))
+    return float(np.clip(1.0 - radius, 0.0, DEFAULT_THRESHOLD))
 
 
 def _euclidean_scale(distances: np.ndarray, metric: str) -> np.ndarray:

@@ -95,24 +95,92 @@ def flag_label_issues(score: np.ndarray, label_codes: np.ndarray, n_issues_per_c
 class LabelIssues:
     """What :func:`find_label_issues` returns, one entry per sample unless said otherwise."""
 
-    label_issue_score: np.ndarray  # float32, NaN for unlabelled samples
-    is_label_issue: np.ndarray  # bool
-    suggested_label: np.ndarray  # int64 code of the most likely class (combined probabilities)
-    n_issues_per_class: np.ndarray  # float C: wrong labels per given class, from the confident joint
-    combined_probs: np.ndarray  # float32 N x C
+    label_issue_score: np.ndarray  # float32: P(the given label is wrong | x, label), NaN for unlabelled samples
+    is_label_issue: np.ndarray  # bool: the expected-F1 count of the highest scores
+    suggested_label: np.ndarray  # int64: the most likely true class other than the given one (-1 = none)
+    n_issues_per_class: np.ndarray  # float C: expected wrong labels per given class (sum of the score)
+    combined_probs: np.ndarray  # float32 N x C: probe and neighbour labels, averaged
+    posterior: np.ndarray | None = None  # float32 N x C: P(true class | x, given label)
+    noise_matrix: np.ndarray | None = None  # C x C: P(given label = column | true class = row)
+    temperature: float = 1.0
+    count: int = 0  # how many are flagged by default
+
+
+def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float = 0.1,
+                    iters: int = 30) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(posterior N x C, noise matrix C x C, temperature)`` of the class-conditional noise model
+    ``p(given = y | x) = sum_j pi_j(x) T[j, y]`` with ``pi = softmax(log combined / temperature)`` the
+    clean posterior. Fitted by EM on the labelled rows (Dawid & Skene, "Maximum Likelihood Estimation of
+    Observer Error-Rates Using the EM Algorithm", Applied Statistics 1979; the temperature of Guo et al.
+    2017 refitted each step). The posterior row of a labelled sample is ``P(true = j | x, given y)``;
+    of an unlabelled one, ``pi``."""
+    from scipy.optimize import minimize_scalar
+
+    from dqwidgets.compute.calibration import apply_temperature, probs_to_logits
+
+    n, C = combined.shape
+    logits = probs_to_logits(combined)
+    codes = np.asarray(label_codes)
+    lab = np.flatnonzero(codes >= 0)
+    y = codes[lab]
+    T = np.full((C, C), init_noise / max(C - 1, 1))
+    np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
+    temp = 1.0
+    Zl = logits[lab]
+    for _ in range(iters):
+        cols = T[:, y].T  # len(lab) x C: T[j, y_i]
+
+        def nll(log_t, cols=cols):
+            pi = apply_temperature(Zl, float(np.exp(log_t))).astype(np.float64)
+            return -np.log((pi * cols).sum(1) + 1e-300).mean()
+
+        temp = float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded",
+                                            options={"xatol": 1e-3}).x))
+        pi = apply_temperature(Zl, temp).astype(np.float64)
+        R = pi * cols
+        R /= np.maximum(R.sum(1, keepdims=True), 1e-300)
+        M = np.zeros((C, C))
+        np.add.at(M.T, y, R)  # M[j, y] += R[i, j]
+        T_new = M / np.maximum(M.sum(1, keepdims=True), 1e-12)
+        empty = M.sum(1) <= 0
+        T_new[empty] = T[empty]
+        done = np.abs(T_new - T).max() < 1e-4
+        T = T_new
+        if done:
+            break
+    post = apply_temperature(logits, temp).astype(np.float64)
+    cols = T[:, y].T
+    R = post[lab] * cols
+    post[lab] = R / np.maximum(R.sum(1, keepdims=True), 1e-300)
+    return post.astype(np.float32), T, temp
 
 
 def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_codes: np.ndarray,
                       knn_weight: float = 0.5) -> LabelIssues:
-    """Score and flag label issues: ``is_label_issue`` is the number per class estimated by the
-    confident joint of the combined probabilities, highest scores first, and only where another
-    class is more likely than the given one; ``suggested_label`` is the most likely class."""
+    """Score and flag label issues.
+
+    The score is the calibrated probability that the given label is wrong, ``1 - P(true = given | x,
+    given)`` under the noise model of :func:`fit_noise_model` on the averaged probe and neighbour-label
+    probabilities. The flags are the highest scores, as many as maximise the expected F1
+    (``compute.calibration.expected_f1_count``): the right number follows from the probabilities, not from
+    one dataset's tuning. ``suggested_label`` is the most likely true class other than the given one."""
+    from dqwidgets.compute.calibration import expected_f1_count
+
     n_classes = probs.shape[1]
-    Q = knn_label_distribution(neighbors, label_codes, n_classes) if neighbors is not None else None
+    codes = np.asarray(label_codes)
+    Q = knn_label_distribution(neighbors, codes, n_classes) if neighbors is not None else None
     combined = combined_probs(probs, Q, knn_weight)
-    score = label_issue_score(probs, Q, label_codes, knn_weight)
-    cj = confident_joint(combined, label_codes)
-    n_issues = cj.sum(1) - np.diag(cj)
-    flags = flag_label_issues(np.nan_to_num(score, nan=-1.0), label_codes, n_issues)
-    flags &= combined.argmax(1) != label_codes  # only where the data supports another label
-    return LabelIssues(score, flags, combined.argmax(1).astype(np.int64), n_issues, combined.astype(np.float32))
+    post, T, temp = fit_noise_model(combined, codes)
+    lab = codes >= 0
+    score = np.full(len(codes), np.nan, dtype=np.float32)
+    score[lab] = np.clip(1.0 - post[lab, codes[lab]], 0.0, 1.0)
+    others = post.astype(np.float64).copy()
+    others[np.flatnonzero(lab), codes[lab]] = -1.0
+    suggested = others.argmax(1).astype(np.int64) if n_classes > 1 else np.full(len(codes), -1, np.int64)
+    count = expected_f1_count(score[lab])
+    flags = np.zeros(len(codes), dtype=bool)
+    if count > 0:
+        order = np.flatnonzero(lab)[np.argsort(-score[lab], kind="stable")[:count]]
+        flags[order] = True
+    per_class = np.bincount(codes[lab], weights=score[lab].astype(np.float64), minlength=n_classes)
+    return LabelIssues(score, flags, suggested, per_class, combined.astype(np.float32), post, T, temp, count)
