@@ -1,10 +1,12 @@
 // The Explorer: one anywidget view holding the map, slice table, charts, sample grid and review
 // panel, linked in the browser through the shared Selection model.
+import { EvidencePanel } from "./grid/evidence";
 import { GridView } from "./grid/view";
 import { MapView } from "./map/view";
 import { KernelChannel, bytesOf } from "./protocol";
 import { ReviewPanel } from "./review/panel";
 import { linkSelection, type WidgetModel } from "./selection/model";
+import { SliceActions } from "./table/slice_actions";
 import { SliceTableView } from "./table/view";
 import { ThresholdChart, type ScoreHistogram } from "./charts/view";
 import { Toolbar } from "./toolbar";
@@ -58,6 +60,17 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     if (a.action !== "undo") grid.moveCursor(1);
   }, () => ({ grid: grid.shown(), selection: selection.encoded() }));
   const table = new SliceTableView(channel);
+  // #11: a click on a card shows its evidence; a slice row offers drop / relabel of the whole slice
+  const evidence = new EvidencePanel(channel);
+  grid.root.addEventListener("click", (e) => {
+    const cell = (e.target as HTMLElement).closest<HTMLElement>(".dqx-cell");
+    if (cell?.dataset.row) void evidence.show(Number(cell.dataset.row));
+  });
+  const sliceActions = new SliceActions(channel, cfg.classes, cfg.can_relabel, () => undefined);
+  table.root.addEventListener("click", (e) => {
+    const tr = (e.target as HTMLElement).closest<HTMLElement>("tr.dqx-row");
+    if (tr) sliceActions.choose(tr);
+  });
   const charts = new Map<string, ThresholdChart>();
   const chartBox = el("div", "dqx-charts");
   for (const h of cfg.histograms as ScoreHistogram[]) {
@@ -75,11 +88,11 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
   setCounts(cfg.counts_text);
 
   const side = el("div", "dqx-side");
-  side.append(chartBox, table.root);
+  side.append(chartBox, table.root, sliceActions.root);
   const top = el("div", "dqx-top");
   top.append(map.root, side);
   const bottom = el("div", "dqx-bottom");
-  bottom.append(grid.root, review.root);
+  bottom.append(grid.root, review.root, evidence.root);
   root.append(toolbar.root, banners, notices, top, bottom);
 
   async function hover(row: number | null, at: { x: number; y: number }) {

@@ -16,4 +16,6 @@ it("d drops, o marks fine, z undoes; modifiers leave keys to the browser", () =>
   expect(actionForKey("z", classes)).toEqual({ action: "undo" });
   expect(actionForKey("z", classes, true)).toBeNull();
   expect(actionForKey("q", classes)).toBeNull();
+  expect(actionForKey("a", classes)).toEqual({ action: "accept" });
+  expect(actionForKey("a", classes, true)).toBeNull();
 });

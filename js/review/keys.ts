@@ -1,11 +1,13 @@
 // Keyboard of the review panel: digits relabel to the class with that number, `d` drops,
-// `o` marks as fine, `z` undoes. Pure so it can be tested without a DOM.
+// `o` marks as fine, `z` undoes, `a` accepts the suggested labels (of the selection, else of the
+// focused card). Pure so it can be tested without a DOM.
 
 export type ReviewAction =
   | { action: "relabel"; label: string }
   | { action: "drop" }
   | { action: "mark_ok" }
   | { action: "undo" }
+  | { action: "accept" }
   | null;
 
 export function actionForKey(key: string, classes: readonly string[], modifiers = false): ReviewAction {
@@ -22,6 +24,8 @@ export function actionForKey(key: string, classes: readonly string[], modifiers 
       return { action: "mark_ok" };
     case "z":
       return { action: "undo" };
+    case "a":
+      return { action: "accept" };
     default:
       return null;
   }

@@ -21,6 +21,7 @@ export class ReviewPanel {
   private labelSelect = el("select", "dqx-relabel-select");
   private scope = el("select", "dqx-review-scope");
   private status = el("div", "dqx-review-status");
+  private withDuplicates = el("input", "dqx-with-duplicates");
   private row: Row | null = null;
 
   constructor(private channel: KernelChannel, private classes: string[], private canRelabel: boolean,
@@ -42,8 +43,13 @@ export class ReviewPanel {
       relabel.disabled = true;
       relabel.title = "no classes: the data is unlabelled";
     }
+    const accept = el("button", "dqx-btn", "accept suggested (a)");
+    accept.title = "relabel every selected sample (or this one) to its suggested label: one action, one undo";
+    accept.addEventListener("click", () => this.act({ action: "accept" }));
+    this.withDuplicates.type = "checkbox";
     const bar = el("div", "dqx-review-bar");
-    bar.append(labelled("label", this.labelSelect), relabel, drop, ok, undo, labelled("apply to", this.scope));
+    bar.append(labelled("label", this.labelSelect), relabel, drop, ok, undo, accept, labelled("apply to", this.scope),
+               labelled("with duplicates", this.withDuplicates));
     this.root.append(this.current, bar, this.status);
   }
 
@@ -77,13 +83,15 @@ export class ReviewPanel {
   }
 
   act(a: NonNullable<ReviewAction>): void {
-    const scope = this.scope.value;
+    // accept (a): every selected sample when there is a selection, else the focused card
+    const scope = a.action === "accept" ? (this.shown().selection.count ? "all" : "sample") : this.scope.value;
     if (a.action !== "undo" && scope === "sample" && !this.row) {
       this.status.textContent = "select a sample in the grid first";
       return;
     }
     this.root.dataset.ready = "false";
-    const body: Record<string, unknown> = { ...a, scope, rows: this.row && scope === "sample" ? [this.row.row] : [] };
+    const body: Record<string, unknown> = { ...a, scope, rows: this.row && scope === "sample" ? [this.row.row] : [],
+                                            with_duplicates: this.withDuplicates.checked };
     const buffers: ArrayBuffer[] = [];
     if (scope === "all" && a.action !== "undo") {
       const { grid, selection } = this.shown();

@@ -41,6 +41,11 @@ export class SliceTableView {
     const body = rows.map((r) => {
       const tr = el("tr", "dqx-row");
       tr.dataset.key = String(r._key);
+      if (r.slice_id !== undefined && r.size !== undefined) {  // for the slice actions (slice_actions.ts)
+        tr.dataset.sliceId = String(r.slice_id);
+        tr.dataset.size = String(r.size);
+        if (r.dominant_label !== null && r.dominant_label !== undefined) tr.dataset.dominant = String(r.dominant_label);
+      }
       for (const c of columns.filter((c) => c !== "_key")) tr.append(el("td", "", formatCell(r[c])));
       tr.addEventListener("click", () => {
         this.table.querySelectorAll("tr.dqx-active").forEach((x) => x.classList.remove("dqx-active"));

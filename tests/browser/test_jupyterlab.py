@@ -348,6 +348,66 @@ def test_lab_digit_d_d_z_reach_the_journal_and_leave_the_notebook_alone(lab, tmp
     page.screenshot(path=str(screenshot_path(tmp_path, "explorer-jupyterlab.png")))
 
 
+def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_suggestions_in_one_entry(lab):
+    page = lab.page
+    cells_before = page.locator(".jp-Notebook .jp-Cell").count()
+    # a click on a card: the evidence panel shows its neighbours from the analysis' kNN graph
+    cell = page.locator(".dqx-cell").nth(2)
+    row, sample_id = int(cell.get_attribute("data-row")), cell.get_attribute("data-id")
+    cell.click()
+    lab.w.wait(f".dqx-evidence[data-row='{row}'][data-ready=true]", "the evidence panel", UI_S)
+    want = lab.kernel(
+        f"ev = an.explain(an.samples.index[{row}])\n"
+        "valid = np.flatnonzero(an.valid)\n"
+        f"nb = valid[an.graph.indices[np.searchsorted(valid, {row})]]\n"
+        "_out.update(ids=[str(n.id) for n in ev.neighbours], labels=[str(n.label) for n in ev.neighbours],\n"
+        "            graph=[str(i) for i in an.samples.index[nb]])")
+    assert want["ids"] == want["graph"] and len(want["ids"]) > 0
+    assert page.locator(".dqx-evidence-nb").evaluate_all("cs => cs.map(c => c.dataset.id)") == want["ids"]
+    assert page.locator(".dqx-evidence-nb-label").all_inner_texts() == want["labels"]
+    assert page.locator(".dqx-evidence-nb img.dqx-evidence-thumb").count() == len(want["ids"])
+    assert sample_id in page.locator(".dqx-evidence-title").inner_text()
+    # `a` on a lasso selection: one journal row, exactly the selected ids whose suggestion differs
+    data = lab.samples()
+    lab.tool("lasso")
+    _, box = screen_positions(page, data["x"], data["y"])
+    drag(page, polygon_at(box, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)]))
+    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
+    selected = lab.selection()
+    _grid_shows(lab, data, selected)
+    expected = lab.kernel(
+        "cur = an.review.labels()\n"
+        "sel = explorer.selection\n"
+        "sug = an.samples.loc[sel, 'suggested_label']\n"
+        "keep = sug.notna() & (sug.astype(object) != cur[sel].astype(object))\n"
+        "_out['pairs'] = sorted([str(i), str(l)] for i, l in zip(sel[keep.to_numpy()], sug[keep]))")["pairs"]
+    assert expected, "a weak test: the lasso should hold samples with another suggested label"
+    before = _journal_rows(lab.server.root, "work_lab")
+    actions = int(page.locator(".dqx-review").get_attribute("data-actions"))
+    page.locator(".dqx-cell").first.click()
+    page.keyboard.press("a")
+    lab.w.wait(f".dqx-review[data-actions='{actions + 1}'][data-ready=true]", "the kernel's answer to a", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")
+    assert len(rows) == len(before) + 1, rows[len(before):]
+    action, ids, new = rows[-1]
+    assert action == "relabel"
+    assert sorted([str(i), str(l)] for i, l in zip(json.loads(ids), json.loads(new))) == expected
+    now = lab.kernel("cur = an.review.labels()\n"
+                     f"_out['pairs'] = sorted([str(i), str(cur[i])] for i in an.review.history().iloc[-1]['ids'])")
+    assert now["pairs"] == expected                             # read back in Python
+    assert page.locator(".dqx-review-status").inner_text().startswith(
+        f"accepted the suggested label for {len(expected):,}")
+    assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before  # `a` did not insert a cell
+    page.locator(".dqx-cell").first.click()                     # the kernel calls above focused the notebook
+    page.keyboard.press("z")                                    # one undo takes it all back
+    lab.w.wait(f".dqx-review[data-actions='{actions + 2}'][data-ready=true]", "the kernel's answer to z", UI_S)
+    back = lab.kernel("ids = an.review.history().iloc[-2]['ids']\n"
+                      "_out['mismatch'] = int((an.review.labels()[ids] != an.samples.loc[ids, 'label']).sum())")
+    assert back["mismatch"] == 0
+    lab.tool("pan")
+    lab.clear()
+
+
 def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browser):
     try:
         import notebook
