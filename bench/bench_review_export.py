@@ -7,8 +7,17 @@ Data: the 70k Fashion-MNIST images (train + test, 7 x 7 average-pooled pixels as
 30k mirrored train images, 100k rows in all, analysed with ``dq.analyze(..., layout="pca")``; the
 review journal then holds a relabel of all 100k ids, a drop of 5k and a mark-ok of 1k.
 
-Prints a table and writes ``bench/results/bench_review_export.json`` and ``.md``.
-Run: ``.venv/bin/python bench/bench_review_export.py [--n 100000] [--repeats 5]``.
+Baselines, in the same run, on the same rows: a relabel beside writing the whole label column with
+pandas to parquet and fsync-ing it (what a user saves a relabel with otherwise); each export beside
+plain pandas / pyarrow writes of the very table the export wrote (read back from its output), to one
+file: ``pyarrow.parquet.write_table``, ``DataFrame.to_parquet``, ``to_csv``, ``to_json(lines=True)``.
+The difference is what the export does besides writing: applying the journal and flags, the
+group-aware stratified split, the manifest and the atomic rename.
+
+Prints a table and writes ``bench/results/bench_review_export.json`` and ``.md`` (another ``--n``:
+``bench_review_export.n<N>.json`` and ``.md``, so a smaller run leaves the full one in place).
+Run: ``.venv/bin/python bench/bench_review_export.py [--n 100000] [--repeats 5]`` (on a shared machine
+e.g. ``--n 30000 --repeats 2``; the load average is recorded in the result).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dqwidgets.examples import load_fashion_mnist
 from dqwidgets.review import Review
 
 RESULTS = Path(__file__).parent / "results"
+DEFAULT_N = 100_000
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -58,6 +68,15 @@ def fashion_rows(n: int):
     return features, np.array(names, dtype=object)[labels], split, names
 
 
+def fsynced(write, path: Path):
+    write(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def bench_journal(n: int, repeats: int, folder: Path) -> dict:
     results = {}
     for kind, ids in (("int ids", pd.RangeIndex(n, name="id")),
@@ -70,7 +89,10 @@ def bench_journal(n: int, repeats: int, folder: Path) -> dict:
         undo = timed(review.undo, repeats)
         review.close()
         reopen = timed(lambda: Review(path, ids, labels, list(range(10))).close(), 3)
+        column = labels.rename("label").to_frame()
+        plain = timed(lambda: fsynced(column.to_parquet, folder / "labels.parquet"), repeats)
         results[kind] = {"relabel_all_s": relabel, "drop_half_s": drop, "undo_s": undo,
+                         "baseline: label column to parquet + fsync_s": plain,
                          f"reopen_{3 * repeats}_actions_s": reopen,
                          "journal_mb": round(sum(p.stat().st_size for p in folder.glob(path.name + "*")) / 2**20, 1)}
     return results
@@ -94,7 +116,23 @@ def bench_export(n: int, repeats: int, folder: Path) -> dict:
             manifest = json.loads((out / "manifest.json").read_text())
             results[f"{fmt}, {how}"] = {"export_s": times, "exported_rows": manifest["counts"]["exported"],
                                         "dropped_rows": manifest["counts"]["dropped"]}
+    results["baseline"] = plain_writes(folder / "export-parquet-re-split", folder / "plain", repeats)
     return results
+
+
+def plain_writes(exported: Path, out: Path, repeats: int) -> dict:
+    """The table the export wrote, written again with plain pandas / pyarrow calls to one file each."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted(exported.rglob("*.parquet")))
+    frame = table.to_pandas()
+    out.mkdir(exist_ok=True)
+    writes = {"pyarrow.parquet.write_table": lambda: pq.write_table(table, out / "a.parquet"),
+              "DataFrame.to_parquet": lambda: frame.to_parquet(out / "b.parquet"),
+              "DataFrame.to_csv": lambda: frame.to_csv(out / "c.csv"),
+              "DataFrame.to_json(lines=True)": lambda: frame.to_json(out / "d.jsonl", orient="records", lines=True)}
+    return {"rows": len(frame), "columns": frame.shape[1],
+            **{name: timed(fn, repeats) for name, fn in writes.items()}}
 
 
 def summarise(seconds: list[float]) -> str:
@@ -103,9 +141,10 @@ def summarise(seconds: list[float]) -> str:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--n", type=int, default=DEFAULT_N)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="dq-bench-review-"))
     try:
         journal = bench_journal(args.n, args.repeats, folder)
@@ -115,14 +154,17 @@ def main(argv=None) -> dict:
     record = {
         "benchmark": "bench_review_export",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "load_average_at_end": os.getloadavg()},
+                    "load_average_at_start": load_start, "load_average_at_end": os.getloadavg()},
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "dqwidgets_version": dq.__version__,
         "n": args.n,
         "journal": journal,
         "export": export,
         "targets": {"relabel 100k ids in one action": "< 1 s", "export 100k rows to parquet": "< 5 s"},
     }
-    lines = [f"# bench_review_export ({args.n:,} rows, {os.cpu_count()} CPUs, median of repeats, seconds)", "",
+    lines = [f"# bench_review_export ({args.n:,} rows, {os.cpu_count()} CPUs, median of {args.repeats} repeats, "
+             "seconds)", "", f"Run {record['when']} on a machine shared with other jobs: load average at start "
+             f"{tuple(round(x, 2) for x in load_start)}, at end {tuple(round(x, 2) for x in os.getloadavg())}.", "",
              "| what | seconds |", "|---|---|"]
     for kind, r in journal.items():
         for key, values in r.items():
@@ -130,14 +172,20 @@ def main(argv=None) -> dict:
                 lines.append(f"| journal, {kind}: {key[:-2].replace('_', ' ')} | {summarise(values)} |")
         lines.append(f"| journal, {kind}: file size | {r['journal_mb']} MB |")
     for key, r in export.items():
-        if isinstance(r, dict):
+        if isinstance(r, dict) and "export_s" in r:
             lines.append(f"| export {key} ({r['exported_rows']:,} rows written) | {summarise(r['export_s'])} |")
+    base = export["baseline"]
+    for key, values in base.items():
+        if isinstance(values, list):
+            lines.append(f"| baseline: {key}, same {base['rows']:,} rows x {base['columns']} columns, one file | "
+                         f"{summarise(values)} |")
     lines.append(f"| (analyze, to get the rows to export) | {export['analyze_s (not part of export)']} |")
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_review_export.json").write_text(json.dumps(record, indent=1))
-    (RESULTS / "bench_review_export.md").write_text(table)
+    stem = "bench_review_export" if args.n == DEFAULT_N else f"bench_review_export.n{args.n}"   # a smaller run
+    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=1))                      # keeps the full one
+    (RESULTS / f"{stem}.md").write_text(table)
     return record
 
 

@@ -1,7 +1,21 @@
-"""`make bench`: every benchmark in bench/, one after the other, then the tables they wrote.
+"""`make bench`: every CPU benchmark in bench/, one after the other, then the tables they wrote.
 
-Each script measures dqwidgets side by side with the tool a user would otherwise run and writes
-bench/results/<name>.json and .md. Pass names to run a subset: ``python bench/run_all.py quality embed``.
+Each run below measures dqwidgets and, in the same run, the baseline a user would otherwise run:
+
+- ``bench_analyze``: ``dq.analyze`` vs scikit-learn LR out-of-fold + cleanlab Datalab + umap-learn, each in
+  a fresh process, imports timed on both sides, numba cache cold for both, then warm for both;
+- ``bench_quality``: detection quality vs cleanlab Datalab on the same features and planted truth;
+- ``bench_embed``: the embedding pipeline vs a plain torch DataLoader loop (same weights) and
+  sentence-transformers' own ``encode``; the cached second ``analyze`` in a fresh process;
+- ``bench_review_export``: journal actions and export vs plain pandas / pyarrow writes of the same rows;
+- ``bench_explorer --lab``: the Explorer vs jupyter-scatter in one real JupyterLab (same samples, same lasso);
+  ``bench_explorer`` alone (first draw, lasso, bytes, notebook growth) has no baseline;
+- ``bench_training``: ATC accuracy estimates vs the average-confidence baseline, AUM's flags vs the best
+  cut (see its docstring).
+
+Any other ``bench/bench_*.py`` is run too (its docstring names its baseline). ``bench_gpu`` needs CUDA
+and is left out unless named. Each writes bench/results/<name>[...].json and .md. Pass names to run a
+subset: ``python bench/run_all.py quality embed``.
 """
 
 import subprocess
@@ -9,22 +23,33 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["bench_analyze", "bench_quality", "bench_embed", "bench_review_export", "bench_explorer"]
+RUNS = [["bench_analyze"], ["bench_quality"], ["bench_embed"], ["bench_review_export"], ["bench_explorer"],
+        ["bench_explorer", "--lab"], ["bench_training"]]
+GPU_ONLY = {"bench_gpu"}
+
+
+def plan(names):
+    known = [r for r in RUNS if (HERE / f"{r[0]}.py").exists()]
+    others = [[p.stem] for p in sorted(HERE.glob("bench_*.py"))
+              if p.stem not in {r[0] for r in RUNS} | GPU_ONLY]
+    if not names:
+        return known + others
+    chosen = [n if n.startswith("bench_") else f"bench_{n}" for n in names]
+    unknown = [n for n in chosen if not (HERE / f"{n}.py").exists()]
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {unknown}; choose from {sorted(p.stem for p in HERE.glob('bench_*.py'))}")
+    return [r for n in chosen for r in ([r for r in known + others if r[0] == n] or [[n]])]
 
 
 def main(names):
-    chosen = [n if n.startswith("bench_") else f"bench_{n}" for n in names] or ORDER
-    unknown = [n for n in chosen if not (HERE / f"{n}.py").exists()]
-    if unknown:
-        sys.exit(f"unknown benchmark(s) {unknown}; choose from {ORDER}")
+    runs = plan(names)
     failed = []
-    for name in chosen:
-        print(f"\n=== {name}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / f"{name}.py")]).returncode != 0:
-            failed.append(name)
-    for name in chosen:
-        md = HERE / "results" / f"{name}.md"
-        if md.exists():
+    for run in runs:
+        print(f"\n=== {' '.join(run)}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / f"{run[0]}.py"), *run[1:]]).returncode != 0:
+            failed.append(" ".join(run))
+    for name in dict.fromkeys(r[0] for r in runs):
+        for md in sorted((HERE / "results").glob(f"{name}*.md")):
             print(f"\n{md.read_text()}")
     if failed:
         sys.exit(f"failed: {failed}")
