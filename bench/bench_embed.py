@@ -238,6 +238,8 @@ def main():
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "gpu" if gpu else "cpu"
+    if (args.images, args.texts) != (None, None):        # a smaller (or larger) run keeps the default one
+        tag = f"{tag}, {n_images} images / {n_texts} texts"
     path = RESULTS / "bench_embed.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     stored[tag] = result
