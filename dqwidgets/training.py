@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 _EPOCH_FILE = re.compile(r"^epoch_(\d{5,})\.pos$")
-_CHUNK_ROWS = 65536
+_CHUNK_ROWS = 16384  # rows of logits scored at a time (bounded temporaries: ~13 MB per float64 copy at 100 classes)
 DTYPES = ("float32", "float16")
 
 
