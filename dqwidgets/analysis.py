@@ -236,7 +236,8 @@ class Analysis:
 # ---------------------------------------------------------------------------------------------
 def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k: int = 15, workdir=None,
             reference: Analysis | None = None, layout: str = "umap", wait_layout: bool = True,
-            progress: bool = True, seed: int = 0, thresholds: dict | None = None, training=None) -> Analysis:
+            progress: bool = True, seed: int = 0, thresholds: dict | None = None, training=None,
+            engine: str = "local", engine_options: dict | None = None) -> Analysis:
     """Score every sample of ``ds`` for label issues, out-of-distribution, duplicates; find slices,
     spurious associations and drift; lay the samples out in 2-D.
 
@@ -246,6 +247,13 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     ``set_threshold`` afterwards). ``training``: a :class:`dqwidgets.TrainingRecorder` of the user's
     training run; adds AUM, cartography and forgetting columns (dqwidgets.training). ``wait_layout=False`` returns with the PCA layout while UMAP runs
     in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
+    if engine != "local":  # the same Analysis from Ray Data passes over Parquet shards (docs/scale.md)
+        from dqwidgets.engine import run_engine
+
+        return run_engine(engine, ds, engine_options, embedder=embedder, pred_probs=pred_probs, logits=logits,
+                          device=device, k=k, workdir=workdir, reference=reference, layout=layout,
+                          wait_layout=wait_layout, progress=progress, seed=seed, thresholds=thresholds,
+                          training=training)
     from tqdm.auto import tqdm
 
     if layout not in LAYOUTS:

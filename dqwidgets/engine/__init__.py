@@ -11,16 +11,14 @@ from __future__ import annotations
 ENGINES = ("local", "ray")
 
 
-def check_engine(engine) -> str:
+def run_engine(engine, ds, engine_options: dict | None = None, **kwargs):
+    """``analyze(ds, engine=...)`` for an engine other than "local": the same :class:`dqwidgets.Analysis`."""
     if engine not in ENGINES:
         raise ValueError(f"analyze: engine must be one of {ENGINES}, got {engine!r}")
-    return engine
-
-
-def run(engine: str, ds, **kwargs):
-    """Run a non-local engine; returns the same :class:`dqwidgets.Analysis` as the local engine."""
-    if check_engine(engine) == "ray":
+    if engine_options is not None and not isinstance(engine_options, dict):
+        raise ValueError(f"analyze: engine_options must be a dict, got {type(engine_options).__name__}")
+    if engine == "ray":
         from dqwidgets.engine.ray_engine import analyze_ray
 
-        return analyze_ray(ds, **kwargs)
-    raise ValueError("dqwidgets.engine.run: the local engine runs in dqwidgets.analysis.analyze")
+        return analyze_ray(ds, **kwargs, **(engine_options or {}))
+    raise ValueError("analyze: engine='local' runs in dqwidgets.analysis.analyze")

@@ -1,0 +1,893 @@
+"""``analyze(ds, engine="ray")``: the analysis as Ray Data passes over Parquet shards.
+
+Stages (each resumable; see ``stages.py`` for the store):
+
+1. ``embed``: chunks of rows through an actor pool (``map_batches(..., compute=ActorPoolStrategy)``,
+   one GPU per actor where the cluster has GPUs), one embedding shard per chunk.
+2. ``fit``: a sample of at most ``fit_sample`` valid rows is read (one remote task per shard) and the
+   driver fits on it alone: the out-of-fold probe (stratified folds over the sample, the fold of the
+   id's hash for the rows outside it), the class
+   Gaussians for the Mahalanobis OOD score, the PCA axes, the UMAP layout of ``layout_sample`` anchors
+   and, for large N, the IVF coarse quantiser of the kNN index.
+3. ``knn``: one index — exact cosine search (torch) when N <= ``exact_max`` or faiss is missing, else
+   a faiss IVF-Flat index trained on the sample and filled by one remote task — then a sharded
+   all-kNN pass (an actor pool, each actor holding the index).
+4. ``score``: one pass over the embeddings (probe logits, neighbour-label agreement, kNN and
+   Mahalanobis distances, PCA and layout placement, near-duplicate edges) writing per-row score
+   shards and per-shard statistics; a second pass over the score shards counts the confident joint
+   under the broadcast class thresholds (confident learning in two passes).
+5. The driver reads the 1-D columns, calibrates the OOD scores, flags label issues per class, joins the
+   duplicate edges into groups, finds slices and drift on the graph, and builds the same ``Analysis`` as
+   the local engine. Features, graph and probabilities reach it as memory-mapped ``.npy`` files written
+   by a remote task: nothing N x D or N x N is held by the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dqwidgets.engine import stages as st
+
+RAY_INSTALL = "pip install 'dqwidgets[ray]'  (or: pip install 'ray[data]>=2.9' faiss-cpu)"
+DEFAULTS = {"chunk_rows": 4096, "fit_sample": 100_000, "layout_sample": 20_000, "exact_max": 60_000,
+            "nprobe": 24, "address": None, "num_cpus": None, "knn": "auto", "actors": None}
+
+
+# ---------------------------------------------------------------------------------------------- Ray
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"analyze(engine='ray') needs Ray Data, which is not installed ({err}). "
+                          f"Install it with: {RAY_INSTALL}") from None
+    return ray
+
+
+def connect(address=None, num_cpus=None):
+    """The Ray runtime: the one already initialised (e.g. ``ray.init(address=...)`` by the user), the
+    cluster at ``address``, or a new local runtime."""
+    ray = import_ray()
+    if address not in (None, "local"):
+        _check_reachable(address)
+    if ray.is_initialized():
+        return ray
+    if address not in (None, "local"):
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as err:
+            raise ConnectionError(f"analyze(engine='ray'): could not connect to the Ray cluster at {address!r} "
+                                  f"({type(err).__name__}: {err}). Start it with `ray start --head` or pass the "
+                                  "address `ray status` prints") from None
+        return ray
+    return start_local(num_cpus)
+
+
+def start_local(num_cpus=None, object_store_memory=None, attempts: int = 3):
+    """A local Ray runtime. Ray gives its processes 30 s to register; on a loaded machine that can
+    run out, so the start is tried again (after a clean shutdown) before the error is raised."""
+    ray = import_ray()
+    for attempt in range(attempts):
+        try:
+            with _fixed_agent_ports():
+                ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory, include_dashboard=False,
+                         log_to_driver=False)
+            return ray
+        except Exception as err:
+            ray.shutdown()
+            if attempt == attempts - 1 or "timed out during startup" not in str(err):
+                raise RuntimeError(f"analyze(engine='ray'): could not start a local Ray runtime ({err}); check "
+                                   "free memory and /tmp space, or start one with `ray start --head` and pass "
+                                   "engine_options={'address': 'auto'}") from err
+    return ray
+
+
+@contextmanager
+def _fixed_agent_ports():
+    """Give Ray's node agents fixed free ports. Otherwise the raylet waits at most 15 s for the agents
+    to write the ports they chose, and exits when a loaded machine starts them slower
+    (ray-project/ray#65983: "The current node timed out during startup")."""
+    try:
+        from ray._private import parameter
+    except ImportError:
+        yield
+        return
+    original = parameter.RayParams.__init__
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        for name in ("metrics_agent_port", "dashboard_agent_listen_port", "runtime_env_agent_port",
+                     "metrics_export_port"):
+            if hasattr(self, name) and not getattr(self, name):
+                setattr(self, name, free_port())
+
+    parameter.RayParams.__init__ = init
+    try:
+        yield
+    finally:
+        parameter.RayParams.__init__ = original
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"analyze(engine='ray'): the Ray address {address!r} is not host:port (e.g. "
+                         "'10.0.0.5:6379' or 'ray://10.0.0.5:10001')")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(f"analyze(engine='ray'): the Ray cluster at {address!r} does not answer ({err}). "
+                              "Check that `ray start --head` runs there and that the port is open, or leave the "
+                              "address out to start a local Ray runtime") from None
+
+
+def _actor_pool(ray, wanted, gpu: bool):
+    res = ray.cluster_resources()
+    if gpu:
+        return max(1, int(res.get("GPU", 1)))
+    cpus = int(res.get("CPU", 1))
+    return int(wanted) if wanted else max(1, cpus - 1)  # one CPU stays free for the read tasks
+
+
+def _run_pass(ray, items: list, worker, constructor_kwargs: dict, size: int, gpu: bool = False):
+    """One Ray Data pass: each item (a dict per chunk) goes through a pooled ``worker`` actor."""
+    from ray.data import ActorPoolStrategy
+
+    if not items:
+        return []
+    data = ray.data.from_items(items, override_num_blocks=len(items))
+    out = data.map_batches(worker, fn_constructor_kwargs=constructor_kwargs, batch_size=1, batch_format="pandas",
+                           compute=ActorPoolStrategy(size=min(size, len(items))),
+                           num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
+    return out.take_all()
+
+
+# ---------------------------------------------------------------------------------------------- memory
+@contextmanager
+def _stage(name, seconds: dict, memory: dict):
+    """Time a stage and record the driver's peak resident memory during it (Linux: VmHWM after
+    resetting it through /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    t0 = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - t0
+    try:
+        with open("/proc/self/status") as f:
+            hwm = next(line for line in f if line.startswith("VmHWM"))
+        memory[name] = int(hwm.split()[1]) / 1024.0
+    except (OSError, StopIteration):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- actors
+class EmbedWorker:
+    """Embeds chunks and writes one shard per chunk (skipping any already written)."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.embedder = None
+        self.done = 0
+
+    def _embedder(self):
+        if self.embedder is None:
+            from dqwidgets.compute.device import resolve_device
+            from dqwidgets.embed.resolve import resolve_embedder
+
+            self.device = resolve_device("auto")
+            self.embedder = resolve_embedder(self.spec["embedder"], self.spec["modality"])
+        return self.embedder
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        import ray
+
+        spec = self.spec
+        out = []
+        for _, row in batch.iterrows():
+            c = int(row["chunk"])
+            path = Path(spec["dir"]) / f"part-{c:05d}.parquet"
+            if not path.exists():
+                rows = np.arange(int(row["start"]), int(row["stop"]), dtype=np.int64)
+                if spec["modality"] == "embedding":
+                    if spec.get("parquet") is not None:
+                        X = spec["parquet"].read_file(int(row["file"]), json.loads(row["row_groups"]))
+                    else:
+                        X = ray.get(spec["refs"][c])
+                    table = st.embed_table(rows, X)
+                else:
+                    values = ray.get(spec["refs"][c])
+                    X, reasons, hashes, props, names = st.embed_chunk(values, spec["modality"], self._embedder(),
+                                                                      self.device, spec["root"], None)
+                    table = st.embed_table(rows, X, reasons, hashes, props, names)
+                st.write_atomic(table, path)
+                self.done += 1
+            out.append({"chunk": c})
+        return pd.DataFrame(out)
+
+
+def _todo_shards(batch: pd.DataFrame, spec: dict, vpos: np.ndarray):
+    """(chunk, output path, valid rows' embeddings, their rows, their valid positions) of each chunk
+    of the batch whose output shard is not written yet."""
+    for c in batch["chunk"].tolist():
+        path = Path(spec["dir"]) / f"part-{int(c):05d}.parquet"
+        if path.exists():
+            continue
+        t = st.read_columns(Path(spec["embed_dir"]) / f"part-{int(c):05d}.parquet", ["row", "emb"])
+        rows = t.column("row").to_numpy()
+        keep = vpos[rows] >= 0
+        yield c, path, st.read_matrix(t, "emb")[keep], rows[keep], vpos[rows[keep]]
+
+
+class KnnWorker:
+    """Holds the index (exact: every valid row; faiss: the IVF file) and searches shard after shard."""
+
+    def __init__(self, spec: dict):
+        import torch
+
+        self.spec = spec
+        self.vpos = spec["vpos"]  # row -> valid position (-1 = left out)
+        if spec["method"] == "exact":
+            parts = []
+            for p in spec["embed_shards"]:
+                t = st.read_columns(Path(p), ["row", "emb"])
+                rows = t.column("row").to_numpy()
+                keep = self.vpos[rows] >= 0
+                parts.append(st.normalise(st.read_matrix(t, "emb")[keep]))
+            self.R = torch.as_tensor(np.concatenate(parts))
+        else:
+            import faiss
+
+            faiss.omp_set_num_threads(max(1, int(spec.get("threads", 1))))
+            self.index = faiss.read_index(spec["index"])
+            self.index.nprobe = int(spec["nprobe"])
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        import pyarrow as pa
+
+        spec, k = self.spec, self.spec["k"]
+        for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
+            Q = st.normalise(X)
+            if spec["method"] == "exact":
+                idx, dist = st.knn_exact(Q, vrows, self.R, k)
+            else:
+                idx, dist = st.knn_faiss(self.index, Q, vrows, k)
+            st.write_atomic(pa.table({"vrow": pa.array(vrows), "nbr": st.matrix_column(idx),
+                                      "dist": st.matrix_column(dist)}), path)
+        return pd.DataFrame({"chunk": batch["chunk"].tolist()})
+
+
+class ScoreWorker:
+    """First score pass: per-row scores and per-shard statistics from an embedding and a kNN shard."""
+
+    def __init__(self, spec: dict):
+        import ray
+
+        self.spec = spec
+        self.model = ray.get(spec["model"])
+        self.vpos, self.fold = spec["vpos"], spec["fold"]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        import pyarrow as pa
+
+        spec = self.spec
+        for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
+            g = st.read_columns(Path(spec["knn_dir"]) / f"part-{int(c):05d}.parquet", ["vrow", "nbr", "dist"])
+            assert np.array_equal(g.column("vrow").to_numpy(), vrows), "kNN and embedding shards disagree"
+            cols, stats = st.score_shard(self.model, X, vrows, self.fold[rows],
+                                                       st.read_matrix(g, "nbr"), st.read_matrix(g, "dist"))
+            table = {"row": pa.array(rows)}
+            for name, v in cols.items():
+                table[name] = st.matrix_column(v) if v.ndim == 2 else pa.array(v)
+            st.write_atomic(pa.table(table), path, {"stats": stats})
+        return pd.DataFrame({"chunk": batch["chunk"].tolist()})
+
+
+def _confident_task(path: str, t: np.ndarray, codes_v: np.ndarray):
+    tab = st.read_columns(Path(path), ["vrow", "combined"])
+    return st.confident_counts(st.read_matrix(tab, "combined"), codes_v[tab.column("vrow").to_numpy()], t)
+
+
+def _sample_task(path: str, rows_wanted: np.ndarray):
+    t = st.read_columns(Path(path), ["row", "emb"])
+    rows = t.column("row").to_numpy()
+    keep = np.isin(rows, rows_wanted)
+    return rows[keep], st.read_matrix(t, "emb")[keep]
+
+
+def _build_ivf_task(quantizer_bytes, dim, n_cells, shards, vpos, index_path):
+    import faiss
+
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(np.frombuffer(quantizer_bytes, dtype=np.float32).reshape(n_cells, dim))
+    index = faiss.IndexIVFFlat(quantizer, dim, n_cells, faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True
+    for p in shards:
+        t = st.read_columns(Path(p), ["row", "emb"])
+        rows = t.column("row").to_numpy()
+        keep = vpos[rows] >= 0
+        index.add_with_ids(st.normalise(st.read_matrix(t, "emb")[keep]), vpos[rows[keep]].astype(np.int64))
+    tmp = index_path + ".tmp"
+    faiss.write_index(index, tmp)
+    os.replace(tmp, index_path)
+    return index.ntotal
+
+
+def _assemble_task(shards, column: str, index_column: str, n: int, width: int, out: str, fill, dtype):
+    """Write one N x width ``.npy`` (memory-mapped by the driver) from the shards' ``column``."""
+    arr = np.lib.format.open_memmap(out + ".tmp.npy", mode="w+", dtype=dtype, shape=(n, width))
+    arr[:] = fill
+    for p in shards:
+        t = st.read_columns(Path(p), [index_column, column])
+        arr[t.column(index_column).to_numpy()] = st.read_matrix(t, column)
+    arr.flush()
+    del arr
+    os.replace(out + ".tmp.npy", out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- chunks
+def _chunks(ds, n: int, chunk_rows: int) -> list[dict]:
+    feats = ds.features
+    from dqwidgets.engine.parquet import ParquetFeatures
+
+    if isinstance(feats, ParquetFeatures):
+        import pyarrow.parquet as pq
+
+        from dqwidgets.engine.parquet import open_file
+
+        out, start = [], 0
+        for fi, name in enumerate(feats.files):
+            md = pq.ParquetFile(open_file(name)).metadata
+            group, rows = [], 0
+            for g in range(md.num_row_groups):
+                group.append(g)
+                rows += md.row_group(g).num_rows
+                if rows >= chunk_rows or g == md.num_row_groups - 1:
+                    out.append({"chunk": len(out), "start": start, "stop": start + rows, "file": fi,
+                                "row_groups": json.dumps(group)})
+                    start, group, rows = start + rows, [], 0
+        return out
+    return [{"chunk": i, "start": s, "stop": min(n, s + chunk_rows), "file": -1, "row_groups": "[]"}
+            for i, s in enumerate(range(0, n, chunk_rows))]
+
+
+def _run_key(**parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _embedder_key(ds, embedder) -> str:
+    if ds.modality == "embedding":
+        from dqwidgets.engine.parquet import ParquetFeatures
+
+        f = ds.features
+        return f"parquet:{f.files}:{f.column}" if isinstance(f, ParquetFeatures) else "arrays"
+    if isinstance(embedder, str):
+        return embedder
+    return f"{getattr(embedder, 'name', type(embedder).__name__)}@{getattr(embedder, 'version', None)}"
+
+
+# ---------------------------------------------------------------------------------------------- main
+def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k: int = 15, workdir=None,
+                reference=None, layout: str = "umap", wait_layout: bool = True, progress: bool = True,
+                seed: int = 0, thresholds: dict | None = None, training=None, **options):
+    """See ``dqwidgets.analyze``; ``options`` (``engine_options=``): chunk_rows, fit_sample,
+    layout_sample, exact_max, nprobe, knn ("auto" | "exact" | "ivf"), address, num_cpus, actors."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"analyze(engine='ray'): unknown engine_options {unknown}; known: {sorted(DEFAULTS)}")
+    opt = {**DEFAULTS, **options}
+    from dqwidgets.analysis import LAYOUTS, _check_thresholds
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"analyze: layout must be one of {LAYOUTS}, got {layout!r}")
+    chosen = _check_thresholds(thresholds)
+    if reference is not None or training is not None:
+        raise ValueError("analyze(engine='ray'): reference= and training= are not supported by the Ray engine yet; "
+                         "use engine='local' for them")
+    if pred_probs is not None or logits is not None or getattr(ds, "pred_probs", None) is not None \
+            or getattr(ds, "logits", None) is not None:
+        raise ValueError("analyze(engine='ray'): the Ray engine fits its own probe; pred_probs=/logits= are not "
+                         "supported with it yet, use engine='local' for them")
+    if opt["knn"] not in ("auto", "exact", "ivf"):
+        raise ValueError(f"analyze(engine='ray'): knn must be 'auto', 'exact' or 'ivf', got {opt['knn']!r}")
+    if not hasattr(ds, "frame") or not hasattr(ds, "features"):
+        raise ValueError(f"analyze: expected a dq.Dataset, got {type(ds).__name__}")
+    ray = connect(opt["address"], opt["num_cpus"])
+    n = len(ds.frame)
+    if n == 0:
+        raise ValueError("analyze: the dataset has no samples")
+    if ds.frame.index.has_duplicates:
+        dup = ds.frame.index[ds.frame.index.duplicated()].unique()[:5].tolist()
+        raise ValueError(f"analyze: sample ids must be unique; repeated: {dup}")
+    if ds.modality == "tabular":
+        raise ValueError("analyze(engine='ray'): tables are encoded in one process; use engine='local', or "
+                         "pass the encoded features with Dataset.from_arrays / from_parquet(features=...)")
+    workdir = Path(workdir) if workdir is not None else Path.cwd() / ".dqwidgets"
+    seconds: dict = {}
+    memory: dict = {}
+    gpu = ray.cluster_resources().get("GPU", 0) > 0
+    emb_key = _run_key(e=_embedder_key(ds, embedder), n=n, chunk=opt["chunk_rows"])
+    base = workdir / ds.fingerprint / "ray"
+    embed_stage = st.Stage(base, f"embed-{emb_key}")
+    chunks = _chunks(ds, n, opt["chunk_rows"])
+
+    # ------------------------------------------------------------------ 1. embed
+    with _stage("embed", seconds, memory):
+        if embed_stage.done() is None:
+            todo = [c for c in chunks if c["chunk"] not in embed_stage.written()]
+            spec = {"dir": str(embed_stage.path), "modality": ds.modality, "embedder": embedder,
+                    "root": ds.root, "parquet": None, "refs": {}}
+            from dqwidgets.engine.parquet import ParquetFeatures
+
+            if ds.modality == "embedding" and isinstance(ds.features, ParquetFeatures):
+                spec["parquet"] = ds.features
+            else:
+                src = ds.features if ds.modality == "embedding" else ds.frame[ds.image or ds.text].to_numpy(object)
+                if ds.modality == "embedding":
+                    src = np.asarray(src)
+                    if src.ndim != 2 or len(src) != n:
+                        raise ValueError(f"analyze: features must be N x D with N={n}, got shape {src.shape}")
+                spec["refs"] = {c["chunk"]: ray.put(src[c["start"]:c["stop"]]) for c in todo}
+            embed_stage.path.mkdir(parents=True, exist_ok=True)
+            _run_pass(ray, todo, EmbedWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], gpu), gpu)
+            missing = sorted({c["chunk"] for c in chunks} - embed_stage.written())
+            if missing:
+                raise RuntimeError(f"analyze(engine='ray'): embedding shards {missing[:5]} were not written")
+            embed_stage.mark_done({"chunks": len(chunks), "computed": len(todo), "n": n,
+                                   "embedder": _embedder_key(ds, embedder)})
+    shards = [str(embed_stage.shard(c["chunk"])) for c in chunks]
+
+    # ------------------------------------------------------------------ validity, labels, folds (1-D)
+    with _stage("validate", seconds, memory):
+        side = [st.read_columns(Path(p), None).drop(["emb"]).to_pandas() for p in shards]
+        side = pd.concat(side, ignore_index=True).sort_values("row").reset_index(drop=True)
+        dim = st.read_columns(Path(shards[0]), ["emb"]).schema.field("emb").type.list_size
+        inp = _input(ds, side, n, k, reference=None)
+        valid = inp.valid
+        vpos = np.full(n, -1, dtype=np.int64)
+        pos = np.flatnonzero(valid)
+        vpos[pos] = np.arange(len(pos))
+        codes_v = inp.label_codes[pos]
+        fold_hash = st.fold_of(inp.ids)
+        labelled_v = codes_v >= 0
+        n_classes = len(inp.classes)
+        folds = 0
+        if labelled_v.sum() and len(np.unique(codes_v[labelled_v])) >= 2:
+            counts = np.bincount(codes_v[labelled_v], minlength=n_classes)
+            folds = 5 if labelled_v.sum() < 20_000 else 3
+            folds = int(max(2, min(folds, counts[counts > 0].min())))
+        fold = (fold_hash % max(folds, 1)).astype(np.int64)
+        fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
+        # the probe is fitted on a sample; its labelled rows get stratified folds (compute.probe.fold_ids,
+        # the local engine's folds, the same for the same seed), every other row the fold of its id's hash
+        # (all fold models are out of fold for a row outside the sample)
+        sample_v = np.sort(np.random.default_rng(seed).permutation(len(pos))[: min(len(pos), opt["fit_sample"])])
+        s_lab = sample_v[codes_v[sample_v] >= 0]
+        if folds:
+            from dqwidgets.compute.probe import fold_ids
+
+            fold[pos[s_lab]] = fold_ids(codes_v[s_lab], folds, seed)
+        del side
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout,
+                       **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn")})
+    run_dir = base / f"run-{run_key}"
+
+    # ------------------------------------------------------------------ 2. fit on a sample
+    fit_stage = st.Stage(run_dir, "fit")
+    rng = np.random.default_rng(seed)
+    nv = len(pos)
+    method = opt["knn"]
+    if method == "auto":
+        method = "exact" if nv <= opt["exact_max"] else "ivf"
+    if method == "ivf":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            if nv > 4 * opt["exact_max"]:
+                raise ImportError(f"analyze(engine='ray'): {nv} samples need the faiss IVF index; "
+                                  "pip install faiss-cpu (or faiss-gpu), or pass engine_options={'knn': 'exact'}") from None
+            method = "exact"
+    with _stage("fit", seconds, memory):
+        if fit_stage.done() is not None:
+            fitted = _load_pickle(fit_stage.file("fit.pkl"))
+        else:
+            sample_rows = pos[sample_v]
+            remote_sample = ray.remote(_sample_task)
+            got = ray.get([remote_sample.remote(p, sample_rows) for p in shards])
+            s_rows = np.concatenate([g[0] for g in got])
+            Xs = np.concatenate([g[1] for g in got]).astype(np.float32)
+            order = np.argsort(s_rows)
+            s_rows, Xs = s_rows[order], Xs[order]
+            del got
+            fitted = _fit(Xs, vpos[s_rows], codes_v, fold[s_rows], n_classes, folds, seed, opt, method, rng)
+            m = min(len(Xs), opt["layout_sample"])  # the layout's anchors: a sub-sample of the fit sample
+            pick = np.sort(np.random.default_rng(seed + 1).permutation(len(Xs))[:m])
+            fitted["anchor_X"], fitted["anchor_rows"] = Xs[pick], vpos[s_rows][pick]
+            del Xs
+            _save_pickle(fit_stage, "fit.pkl", fitted)
+
+    # ------------------------------------------------------------------ 3. kNN graph
+    knn_stage = st.Stage(run_dir, "knn")
+    with _stage("knn", seconds, memory):
+        if knn_stage.done() is None:
+            knn_stage.path.mkdir(parents=True, exist_ok=True)
+            spec = {"dir": str(knn_stage.path), "embed_dir": str(embed_stage.path), "k": k, "method": method,
+                    "vpos": vpos, "embed_shards": shards, "nprobe": opt["nprobe"]}
+            if method == "ivf":
+                index_path = str(knn_stage.file("index.faiss"))
+                if not os.path.exists(index_path):
+                    C = fitted["centroids"]
+                    ray.get(ray.remote(_build_ivf_task).remote(C.tobytes(), dim, len(C), shards, vpos, index_path))
+                spec["index"] = index_path
+            todo = [c for c in chunks if c["chunk"] not in knn_stage.written()]
+            _run_pass(ray, todo, KnnWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
+            knn_stage.mark_done({"method": method, "chunks": len(chunks)})
+        knn_shards = [str(knn_stage.shard(c["chunk"])) for c in chunks]
+        nn1 = np.empty(nv, dtype=np.float32)
+        for p in knn_shards:
+            t = st.read_columns(Path(p), ["vrow", "dist"])
+            nn1[t.column("vrow").to_numpy()] = st.read_matrix(t, "dist")[:, 0]
+    from dqwidgets.compute.duplicates import typical_nn_distance
+
+    typical = typical_nn_distance(nn1[:, None], "cosine")
+    graph_files = _assemble(ray, run_dir, knn_shards, nv, k, typical)
+
+    # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
+    layout_stage = st.Stage(run_dir, "layout")
+    with _stage("layout_fit", seconds, memory):
+        anchors = anchor_rows = anchor_xy = None
+        if layout == "umap":
+            if layout_stage.done() is None:
+                _save_pickle(layout_stage, "anchors.pkl",
+                             _fit_layout(fitted["anchor_X"], fitted["anchor_rows"], nv, graph_files, fitted, seed, k))
+            anchor_rows, anchors, anchor_xy = _load_pickle(layout_stage.file("anchors.pkl"))
+    model = st.Model(n_classes=n_classes, codes_v=codes_v, folds=folds, probe=fitted["probe"],
+                     gaussians=fitted["gaussians"], pca_mean=fitted["pca_mean"], pca_axes=fitted["pca_axes"],
+                     anchors=anchors, anchor_rows=anchor_rows, anchor_xy=anchor_xy, typical=typical,
+                     k=k)
+
+    # ------------------------------------------------------------------ 4. score passes
+    score_stage = st.Stage(run_dir, "score")
+    with _stage("score", seconds, memory):
+        if score_stage.done() is None:
+            score_stage.path.mkdir(parents=True, exist_ok=True)
+            spec = {"dir": str(score_stage.path), "embed_dir": str(embed_stage.path), "knn_dir": str(knn_stage.path),
+                    "model": ray.put(model), "vpos": vpos, "fold": fold}
+            todo = [c for c in chunks if c["chunk"] not in score_stage.written()]
+            _run_pass(ray, todo, ScoreWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
+            score_stage.mark_done({"chunks": len(chunks)})
+        score_shards = [str(score_stage.shard(c["chunk"])) for c in chunks]
+        cols, stats = _read_scores(score_shards, nv, model)
+        n_issues = None
+        if model.probe is not None:
+            sums = np.sum([s["class_sums"] for s in stats], 0)
+            cnt = np.sum([s["class_counts"] for s in stats], 0)
+            t = np.where(cnt > 0, sums / np.maximum(cnt, 1), 1.0)
+            task = ray.remote(_confident_task)
+            codes_ref = ray.put(codes_v)
+            C = np.sum(ray.get([task.remote(p, t, codes_ref) for p in score_shards]), 0)
+            cj = st.calibrate_joint(C, cnt.astype(float))
+            n_issues = cj.sum(1) - np.diag(cj)
+    with _stage("assemble", seconds, memory):
+        probs_file = _assemble_probs(ray, run_dir, score_shards, n, n_classes) if model.probe is not None else None
+        features_file = _assemble_features(ray, run_dir, shards, n, dim)
+        an = _build(ds, inp, pos, cols, model, n_issues, typical, graph_files, probs_file, features_file,
+                    method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen)
+    return an
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def _input(ds, side: pd.DataFrame, n: int, k: int, reference):
+    """The same AnalysisInput the local engine builds, from the embed shards' side columns (reasons,
+    hashes, properties) instead of an in-memory embedding."""
+    from dqwidgets.analysis_input import AnalysisInput, _codes, _empty_flags, _encode_attribute, _labels
+
+    ids = ds.frame.index
+    flags = _empty_flags(ids)
+    reasons = side["reason"].fillna("").to_numpy(object)
+    labels, codes, classes = _labels(ds, reference)
+    if ds.modality in ("image", "text"):
+        flags["is_unreadable" if ds.modality == "image" else "is_empty"] = reasons != ""
+        unl = ds.labels.isna().to_numpy() if ds.labels is not None else np.zeros(n, bool)
+        why = [[r] if r else [] for r in reasons]
+        for w, u in zip(why, unl):
+            if u:
+                w.append("missing label")
+        flags["invalid_reason"] = ["; ".join(w) for w in why]
+        flags["is_invalid"] = flags["invalid_reason"].to_numpy() != ""
+    else:
+        bad = reasons != ""
+        flags.loc[bad, "is_invalid"] = True
+        flags.loc[bad, "invalid_reason"] = "features contain NaN or inf"
+    flags["is_unlabeled"] = flags["is_unlabeled"].to_numpy() | (codes < 0)
+    valid = ~flags["is_invalid"].to_numpy(dtype=bool)
+    if int(valid.sum()) <= k:
+        raise ValueError(f"analyze: {int(valid.sum())} valid samples but k={k} neighbours per sample; "
+                         f"pass k={max(1, int(valid.sum()) - 1)} or fewer, or add samples")
+    props = pd.DataFrame({c[5:]: side[c].to_numpy() for c in side.columns if c.startswith("prop:")}, index=ids)
+    if "is_grayscale" in props:
+        props["is_grayscale"] = props["is_grayscale"].map({1.0: True, 0.0: False}).astype("boolean")
+    splits = ds.splits.to_numpy(dtype=object) if getattr(ds, "split", None) else None
+    split_codes = split_names = None
+    if splits is not None:
+        split_codes, split_names = _codes(splits)
+    hashes = None
+    if "hash" in side:
+        hashes = side["hash"].to_numpy(object)
+    elif ds.modality == "text":
+        hashes = ds.content_hashes()
+    meta = ds.metadata.reset_index(drop=True)
+    extra = pd.concat([meta, props.reset_index(drop=True).drop(columns=[c for c in props.columns
+                                                                         if c in meta.columns])], axis=1)
+    attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
+    return AnalysisInput(ids, np.zeros((n, 0), np.float32), valid, flags, labels, codes, classes, splits,
+                         split_codes, split_names, None, None, hashes, attributes, extra, "")
+
+
+def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng) -> dict:
+    """Everything fitted on the sample: probe per fold, class Gaussians, PCA axes, IVF centroids."""
+    import torch
+
+    from dqwidgets.compute.device import cpu_threads_for
+    from dqwidgets.compute.ood import fit_class_gaussians
+    from dqwidgets.compute.probe import fit_softmax_regression
+
+    out: dict = {"probe": None, "gaussians": None}
+    y = codes_v[s_vrows]
+    correct = None
+    if folds:
+        Xt, yt = torch.as_tensor(Xs), torch.as_tensor(y)
+        f_t = torch.as_tensor(s_fold)
+        torch.manual_seed(seed)
+        probe, start = [], None
+        logits = np.zeros((len(Xs), n_classes), np.float32)
+        for f in range(folds):
+            train = (f_t != f) & (yt >= 0)
+            mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
+            with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
+                W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, start=start)
+            start = (W, b)
+            probe.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))
+            m = (s_fold == f)
+            logits[m] = ((Xs[m] - probe[-1][0]) / probe[-1][1]) @ probe[-1][2] + probe[-1][3]
+        out["probe"] = probe
+        correct = logits.argmax(1) == y
+    fit_codes = y if correct is None else np.where(correct, y, -1)
+    if (fit_codes >= 0).sum() > Xs.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
+        out["gaussians"] = fit_class_gaussians(Xs, fit_codes, n_classes, device="cpu")
+    Xc = torch.as_tensor(Xs) - torch.as_tensor(Xs).mean(0)
+    torch.manual_seed(seed)
+    q = min(2, Xs.shape[1])
+    if min(Xc.shape) > 10:
+        _, _, V = torch.pca_lowrank(Xc, q=q + 4, center=False, niter=3)
+        axes = V[:, :q].numpy()
+    else:
+        axes = torch.linalg.svd(Xc, full_matrices=False)[2][:q].T.numpy()
+    if q < 2:
+        axes = np.hstack([axes, np.zeros((Xs.shape[1], 2 - q), np.float32)])
+    out["pca_mean"], out["pca_axes"] = Xs.mean(0), axes.astype(np.float32)
+    if method == "ivf":
+        from dqwidgets.compute.knn import _kmeans
+
+        n_cells = int(max(8, min(65536, 4 * len(codes_v) ** 0.5, len(Xs) // 39)))
+        out["centroids"] = _kmeans(torch.as_tensor(st.normalise(Xs)), n_cells, seed, iters=10).numpy() \
+            .astype(np.float32)
+    return out
+
+
+def _edges_task(distances: str, typical: float, out: str):
+    """The closeness of every graph edge (``near_duplicate_score``), as a memory-mapped file."""
+    from dqwidgets.compute.duplicates import near_duplicate_score
+
+    d = np.load(distances, mmap_mode="r")
+    arr = np.lib.format.open_memmap(out + ".tmp.npy", mode="w+", dtype=np.float32, shape=d.shape)
+    for s in range(0, len(d), 1 << 18):
+        arr[s:s + (1 << 18)] = near_duplicate_score(np.asarray(d[s:s + (1 << 18)]), "cosine", typical)
+    arr.flush()
+    del arr
+    os.replace(out + ".tmp.npy", out)
+
+
+def _assemble(ray, run_dir: Path, knn_shards, nv, k, typical) -> dict:
+    files = {"indices": str(run_dir / "graph_indices.npy"), "distances": str(run_dir / "graph_distances.npy"),
+             "edges": str(run_dir / "duplicate_edges.npy")}
+    task = ray.remote(_assemble_task)
+    todo = []
+    if not os.path.exists(files["indices"]):
+        todo.append(task.remote(knn_shards, "nbr", "vrow", nv, k, files["indices"], 0, np.int64))
+    if not os.path.exists(files["distances"]):
+        ray.get(task.remote(knn_shards, "dist", "vrow", nv, k, files["distances"], 0.0, np.float32))
+    if not os.path.exists(files["edges"]):
+        todo.append(ray.remote(_edges_task).remote(files["distances"], typical, files["edges"]))
+    ray.get(todo)
+    return files
+
+
+def _assemble_probs(ray, run_dir, score_shards, n, c) -> str:
+    out = str(run_dir / "probs.npy")
+    if not os.path.exists(out):
+        ray.get(ray.remote(_assemble_task).remote(score_shards, "probs", "row", n, c, out, np.nan, np.float32))
+    return out
+
+
+def _assemble_features(ray, run_dir, shards, n, dim) -> str:
+    out = str(run_dir.parent / (Path(shards[0]).parent.name + "-features.npy"))
+    if not os.path.exists(out):
+        ray.get(ray.remote(_assemble_task).remote(shards, "emb", "row", n, dim, out, 0.0, np.float32))
+    return out
+
+
+def _load_graph(files: dict):
+    from dqwidgets.compute.knn import KnnGraph
+
+    return KnnGraph(np.load(files["indices"], mmap_mode="r"), np.load(files["distances"], mmap_mode="r"), "cosine")
+
+
+def _save_pickle(stage: st.Stage, name: str, obj) -> None:
+    import pickle
+
+    stage.path.mkdir(parents=True, exist_ok=True)
+    tmp = stage.file(f".{name}.tmp")
+    tmp.write_bytes(pickle.dumps(obj, protocol=5))
+    os.replace(tmp, stage.file(name))
+    stage.mark_done({"file": name})
+
+
+def _load_pickle(path: Path):
+    import pickle
+
+    return pickle.loads(path.read_bytes())
+
+
+def _fit_layout(A, rows, nv, graph_files, fitted, seed, k):
+    """UMAP of the ``layout_sample`` anchors: on the analysis' own graph when every valid sample is an
+    anchor, else on the exact kNN graph among the anchors; the score pass places the rest."""
+    from dqwidgets.compute.knn import knn_graph
+    from dqwidgets.compute.layout import umap_layout
+
+    m = len(A)
+    init = _scaled(((A - fitted["pca_mean"]) @ fitted["pca_axes"]).astype(np.float32))
+    if m == nv:
+        graph = _load_graph(graph_files)
+        graph.indices, graph.distances = np.asarray(graph.indices), np.asarray(graph.distances)
+    else:
+        graph = knn_graph(A, min(k, m - 1), device="cpu", method="exact", seed=seed)
+    xy = umap_layout(graph, init=init, seed=seed, features=A)
+    return rows, st.normalise(A), xy.astype(np.float32)
+
+
+def _scaled(Y: np.ndarray) -> np.ndarray:
+    span = np.abs(Y).max() if len(Y) else 0
+    return (Y * (10.0 / span if span > 0 else 1.0)).astype(np.float32)
+
+
+def _read_scores(score_shards, nv, model):
+    """The 1-D score columns (over valid positions) and each shard's statistics; no N x C matrix."""
+    cols: dict[str, np.ndarray] = {}
+    stats = []
+    names = ["vrow", "raw_knn", "pca", "duplicate_score"]
+    names += ["raw_mahalanobis"] if model.gaussians is not None else []
+    names += ["umap"] if model.anchors is not None else []
+    want_combined = model.probe is not None
+    for p in score_shards:
+        t = st.read_columns(Path(p), names + (["combined"] if want_combined else []))
+        r = t.column("vrow").to_numpy()
+        for name in names[1:]:
+            v = st.read_matrix(t, name) if name in ("pca", "umap") else t.column(name).to_numpy()
+            if name not in cols:
+                cols[name] = np.zeros((nv,) + v.shape[1:], dtype=v.dtype)
+            cols[name][r] = v
+        if want_combined:
+            comb = st.read_matrix(t, "combined")
+            codes = model.codes_v[r]
+            lab = codes >= 0
+            score = np.full(len(r), np.nan, np.float32)
+            score[lab] = 1.0 - comb[lab, codes[lab]]
+            for name, v in (("label_issue_score", np.clip(score, 0, 1)), ("suggested", comb.argmax(1))):
+                if name not in cols:
+                    cols[name] = np.zeros(nv, dtype=v.dtype)
+                cols[name][r] = v
+        stats.append(st.shard_metadata(Path(p))["stats"])
+    return cols, stats
+
+
+def _build(ds, inp, pos, cols, model, n_issues, typical, graph_files, probs_file, features_file, method,
+           layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds):
+    """The Analysis, from the engine's columns, flagged by the registry's rules (dqwidgets.issues) the
+    way the local engine flags them."""
+    from dqwidgets.analysis import Analysis, Calibration, _flag_all, _samples_frame, _spread
+    from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame
+    from dqwidgets.compute.label import flag_label_issues
+    from dqwidgets.compute.ood import RobustScale, combine_ood, z_to_score
+    from dqwidgets.issues import IssueContext
+
+    n, nv = inp.n, len(pos)
+    codes_v = model.codes_v
+    correct_v = pred = probs = None
+    count, per_class = 0, None
+    score = np.full(nv, np.nan, np.float32)
+    suggested = np.full(nv, -1, np.int64)
+    if n_issues is not None:
+        score, suggested = cols["label_issue_score"], cols["suggested"].astype(np.int64)
+        flags = flag_label_issues(np.nan_to_num(score, nan=-1.0), codes_v, n_issues) & (suggested != codes_v)
+        count, per_class = int(flags.sum()), np.round(n_issues).astype(int).tolist()
+        probs = np.load(probs_file, mmap_mode="r")  # N x C, NaN rows for the invalid samples
+        pred = np.empty(nv, np.int64)
+        for s in range(0, nv, 1 << 18):
+            pred[s:s + (1 << 18)] = np.asarray(probs[pos[s:s + (1 << 18)]]).argmax(1)
+        correct_v = pred == codes_v
+    raw = {"knn": cols["raw_knn"]}
+    if "raw_mahalanobis" in cols:
+        raw["mahalanobis"] = cols["raw_mahalanobis"]
+    scales = {name: RobustScale.fit(r, log=True) for name, r in raw.items()}
+    z = {name: scales[name].z(r) for name, r in raw.items()}
+    columns = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
+    columns.update({"label_issue_score": score, "ood_score": combine_ood(z),
+                    "duplicate_score": cols["duplicate_score"]})
+
+    t0 = time.perf_counter()
+    graph = _load_graph(graph_files)
+    graph.method = method
+    nbr = np.asarray(graph.indices)
+    attrs = {a: (c[pos], nm) for a, (c, nm) in inp.attributes.items()}
+    slice_id, slices = slice_frame(nbr, codes_v, None if pred is None else _Argmax(pred, len(inp.classes)),
+                                   inp.classes, attrs, seed)
+    spurious = spurious_frame(attrs, codes_v, inp.classes, correct_v)
+    drift = drift_tests(nbr, inp.split_codes[pos] if inp.split_codes is not None else None, seed)
+    del nbr
+    seconds["slices"] = time.perf_counter() - t0
+    columns["slice_id"] = slice_id
+    columns = {c: _spread(x, pos, n) for c, x in columns.items()}
+    sugg = _spread(suggested, pos, n)
+    names = np.asarray(list(inp.classes) + [None], dtype=object)
+    columns["suggested_label"] = names[sugg]
+    columns["predicted_label"] = names[_spread(pred, pos, n) if pred is not None else np.full(n, -1)]
+    xy = cols["umap"] if layout == "umap" else _scaled(cols["pca"])
+    samples = _samples_frame(inp, columns, _spread(xy, pos, n))
+    context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=sugg,
+                           label_issue_count=count, duplicate_edges=np.load(graph_files["edges"], mmap_mode="r"),
+                           content_hashes=inp.content_hashes, split_codes=inp.split_codes)
+    embed_info = embed_stage.done() or {}
+    info = {"seconds": seconds, "driver_peak_mb": memory, "graph_method": method, "device": "ray", "k": model.k,
+            "embedder": "precomputed" if ds.modality == "embedding" else str(embed_info.get("embedder")),
+            "n_issues_per_class": per_class, "reference": False, "engine": "ray", "engine_options": opt,
+            "embed_chunks_computed": embed_info.get("computed"), "run_dir": str(Path(graph_files["indices"]).parent)}
+    an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,
+                  features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs,
+                  classes=list(inp.classes), context=context,
+                  calibration=Calibration(typical, scales, model.gaussians), workdir=workdir, info=info)
+    _flag_all(an, thresholds)
+    if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
+        an.review
+    an.layout_status = "final"
+    return an
+
+
+class _Argmax:
+    """What the slice table reads of the probabilities (``argmax(1)``), without an N x C matrix."""
+
+    def __init__(self, pred, c):
+        self.pred, self.shape = pred, (len(pred), c)
+
+    def argmax(self, axis=1):
+        return self.pred

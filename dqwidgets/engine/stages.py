@@ -1,0 +1,278 @@
+"""The work of each Ray engine stage on one shard, as plain functions (no Ray here), and the shard store.
+
+A stage writes ``part-<chunk>.parquet`` files under its folder, each atomically (a temporary name,
+then a rename), and ``_DONE.json`` when every shard is there. A stage with ``_DONE.json`` is never run
+again; a stage without it runs only the chunks whose shard is missing: a run killed mid-way goes on
+from the shards already written. Scores reuse the pure array functions of ``dqwidgets.compute``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dqwidgets.compute.knn import drop_self
+from dqwidgets.compute.label import knn_label_distribution
+
+DONE = "_DONE.json"
+
+
+# ---------------------------------------------------------------------------------------------- store
+class Stage:
+    def __init__(self, root: Path, name: str):
+        self.path = Path(root) / name
+        self.name = name
+
+    def shard(self, chunk: int) -> Path:
+        return self.path / f"part-{int(chunk):05d}.parquet"
+
+    def written(self) -> set[int]:
+        if not self.path.exists():
+            return set()
+        return {int(p.name[5:10]) for p in self.path.glob("part-*.parquet")}
+
+    def done(self) -> dict | None:
+        p = self.path / DONE
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def mark_done(self, info: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{DONE}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.path / DONE)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def write_atomic(table, path: Path, metadata: dict | None = None) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        table = table.replace_schema_metadata({k: json.dumps(v) for k, v in metadata.items()})
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def shard_metadata(path: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    md = pq.read_schema(path).metadata or {}
+    return {k.decode(): json.loads(v) for k, v in md.items() if k != b"pandas"}
+
+
+def matrix_column(M: np.ndarray):
+    import pyarrow as pa
+
+    M = np.ascontiguousarray(M)
+    return pa.FixedSizeListArray.from_arrays(pa.array(M.ravel()), M.shape[1])
+
+
+def read_matrix(table, column: str) -> np.ndarray:
+    col = table.column(column).combine_chunks()
+    width = col.type.list_size
+    return np.asarray(col.flatten().to_numpy(zero_copy_only=False)).reshape(len(col), width)
+
+
+def read_columns(path: Path, columns: list):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns)
+
+
+def normalise(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- embed
+@dataclass
+class Chunk:
+    chunk: int
+    start: int
+    stop: int
+    file: int = -1  # Parquet features: which file and which of its row groups
+    row_groups: tuple = ()
+
+
+def embed_chunk(values, modality: str, embedder, device, root, dim: int | None):
+    """(features, reasons, hashes, properties, property names) of one chunk's images or texts."""
+    from dqwidgets.embed.pipeline import embed_images, embed_texts
+
+    if modality == "image":
+        from dqwidgets.engine.parquet import is_uri, read_bytes
+
+        loaded = []
+        pre = [""] * len(values)
+        for i, v in enumerate(values):
+            if isinstance(v, str) and is_uri(v):
+                try:
+                    v = read_bytes(v)
+                except Exception as err:  # one unreadable file never stops the run
+                    v, pre[i] = None, f"could not read the file ({type(err).__name__})"
+            loaded.append(v)
+        out = embed_images(loaded, root, embedder, device, None, progress=False, num_workers=0)
+        reasons = [p or r for p, r in zip(pre, out.reasons)]
+        for i in np.flatnonzero(np.array([bool(p) for p in pre], dtype=bool)):
+            out.features[i] = 0.0
+        return out.features, reasons, out.hashes, out.properties, out.property_names
+    texts = [t if isinstance(t, str) else None for t in values]
+    out = embed_texts(texts, embedder, device, None, progress=False)
+    return out.features, out.reasons, out.hashes, out.properties, out.property_names
+
+
+def embed_table(rows: np.ndarray, X: np.ndarray, reasons=None, hashes=None, properties=None, names=()):
+    import pyarrow as pa
+
+    X = np.asarray(X, dtype=np.float32)
+    finite = np.isfinite(X).all(1)
+    cols = {"row": pa.array(rows.astype(np.int64)), "emb": matrix_column(np.where(finite[:, None], X, 0.0))}
+    r = list(reasons) if reasons is not None else [""] * len(rows)
+    r = [x or ("" if ok else "features contain NaN or inf") for x, ok in zip(r, finite)]
+    cols["reason"] = pa.array(r, pa.string())
+    if hashes is not None:
+        cols["hash"] = pa.array([h if isinstance(h, str) else None for h in hashes], pa.string())
+    for j, name in enumerate(names):
+        cols[f"prop:{name}"] = pa.array(np.asarray(properties[:, j], dtype=np.float32))
+    return pa.table(cols)
+
+
+# ---------------------------------------------------------------------------------------------- kNN
+def knn_exact(Q: np.ndarray, q_rows: np.ndarray, R_t, k: int):
+    """Exact cosine top-k of normalised queries ``Q`` (valid positions ``q_rows``) among the torch
+    reference ``R_t`` (all valid rows, normalised), self left out."""
+    import torch
+
+    from dqwidgets.compute.knn import _search
+
+    idx, dist = _search(torch.as_tensor(Q), R_t, k + 1, "cosine", None)
+    return _without_self(idx.numpy(), dist.numpy(), q_rows)
+
+
+def _without_self(idx, dist, q_rows):
+    # drop_self compares with 0..n-1: shift every row so that its own position reads as its row number
+    shift = q_rows[:, None] - np.arange(len(q_rows))[:, None]
+    i, d = drop_self(idx - shift, dist)
+    return (i + shift).astype(np.int64), np.clip(d, 0.0, 2.0).astype(np.float32)
+
+
+def knn_faiss(index, Q: np.ndarray, q_rows: np.ndarray, k: int):
+    sim, idx = index.search(np.ascontiguousarray(Q, dtype=np.float32), k + 1)
+    missing = idx < 0  # fewer than k+1 candidates in the probed lists: repeat the farthest found
+    if missing.any():
+        last = np.maximum.accumulate(np.where(missing, 0, np.arange(idx.shape[1])[None, :]), axis=1)
+        idx = np.take_along_axis(idx, last, 1)
+        sim = np.take_along_axis(sim, last, 1)
+    return _without_self(idx.astype(np.int64), 1.0 - sim, q_rows)
+
+
+# ---------------------------------------------------------------------------------------------- scores
+@dataclass
+class Model:
+    """What the score pass broadcasts: fitted on a sample by the driver, O(D x C + sample) in size."""
+
+    n_classes: int
+    codes_v: np.ndarray  # label code of every valid sample (-1 = unlabelled), by valid position
+    folds: int
+    probe: list | None  # per fold (mean, std, W, b) as numpy
+    gaussians: object | None  # compute.ood.ClassGaussians
+    pca_mean: np.ndarray
+    pca_axes: np.ndarray  # D x 2
+    anchors: np.ndarray | None  # S x D normalised rows the layout was fitted on
+    anchor_rows: np.ndarray | None  # their valid positions
+    anchor_xy: np.ndarray | None  # S x 2
+    typical: float
+    k: int
+
+
+def fold_of(ids) -> np.ndarray:
+    """Fold hash of each sample id (stable across runs, machines and shard layouts)."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(pd.Index(ids).astype(str), index=False).to_numpy(np.uint64)
+
+
+def probe_logits(model: Model, X: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    logits = np.empty((len(X), model.n_classes), dtype=np.float32)
+    for f, (mean, std, W, b) in enumerate(model.probe):
+        m = fold == f
+        if m.any():
+            logits[m] = ((X[m] - mean) / std) @ W + b
+    return logits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def place_on_anchors(model: Model, Xn: np.ndarray, rows: np.ndarray, m: int = 10) -> np.ndarray:
+    """2-D positions: an anchor keeps its fitted place; any other row goes to the similarity-weighted
+    mean of its ``m`` most similar anchors (the initialisation of UMAP's own ``transform``)."""
+    sim = Xn @ model.anchors.T
+    m = min(m, sim.shape[1])
+    top = np.argpartition(-sim, m - 1, axis=1)[:, :m]
+    s = np.take_along_axis(sim, top, 1)
+    w = np.exp((s - s.max(1, keepdims=True)) * 20.0)
+    xy = (w[:, :, None] * model.anchor_xy[top]).sum(1) / w.sum(1, keepdims=True)
+    where = np.searchsorted(model.anchor_rows, rows)
+    where = np.minimum(where, len(model.anchor_rows) - 1)
+    own = model.anchor_rows[where] == rows
+    xy[own] = model.anchor_xy[where[own]]
+    return xy.astype(np.float32)
+
+
+def score_shard(model: Model, X: np.ndarray, vrows: np.ndarray, fold: np.ndarray, nbr: np.ndarray,
+                dist: np.ndarray):
+    """Per-row columns and per-shard statistics of the first score pass over one shard's valid rows."""
+    from dqwidgets.compute.duplicates import near_duplicate_score
+    from dqwidgets.compute.label import combined_probs
+
+    out: dict[str, np.ndarray] = {"vrow": vrows}
+    stats: dict = {}
+    codes = model.codes_v[vrows]
+    if model.probe is not None:
+        probs = softmax(probe_logits(model, X, fold))
+        Q = knn_label_distribution(nbr, model.codes_v, model.n_classes)
+        combined = combined_probs(probs, Q)
+        out["probs"], out["combined"] = probs, combined.astype(np.float32)
+        lab = codes >= 0
+        sums = np.bincount(codes[lab], weights=combined[lab, codes[lab]], minlength=model.n_classes)
+        stats["class_sums"] = sums.tolist()
+        stats["class_counts"] = np.bincount(codes[lab], minlength=model.n_classes).tolist()
+    out["raw_knn"] = dist[:, -1].astype(np.float64)
+    if model.gaussians is not None:
+        out["raw_mahalanobis"] = model.gaussians.distance(X)
+    out["pca"] = ((X - model.pca_mean) @ model.pca_axes).astype(np.float32)
+    Xn = normalise(X)
+    if model.anchors is not None:
+        out["umap"] = place_on_anchors(model, Xn, vrows)
+    out["duplicate_score"] = near_duplicate_score(dist[:, :1], "cosine", model.typical)[:, 0]
+    return out, stats
+
+
+def confident_counts(combined: np.ndarray, codes: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The uncalibrated confident joint of one shard: [y, j] counts the samples labelled y whose
+    combined probability of j is the largest at or above class j's threshold (confident learning,
+    eq. 1; calibrated by ``calibrate_joint`` on the summed counts, as ``compute.label.confident_joint``)."""
+    n_classes = combined.shape[1]
+    lab = codes >= 0
+    P, y = combined[lab], codes[lab]
+    above = P >= t[None, :]
+    guess = np.where(above, P, -np.inf).argmax(1)
+    confident = above.any(1)
+    C = np.zeros((n_classes, n_classes))
+    np.add.at(C, (y[confident], guess[confident]), 1.0)
+    return C
+
+
+def calibrate_joint(C: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    row = C.sum(1, keepdims=True)
+    return np.where(row > 0, C / np.maximum(row, 1e-12) * counts[:, None], np.diag(counts))

@@ -1,0 +1,198 @@
+"""analyze(ds, engine="ray"): the same Analysis as the local engine, resumable, on a local Ray runtime.
+
+One Ray runtime for the whole session (2 CPUs, small object store); every actor pool has one actor,
+so a CPU stays free for Ray Data's read tasks. N is small: these tests check results, not speed
+(bench/bench_scale.py measures that).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+import dqwidgets as dq
+
+OPTS = {"chunk_rows": 300, "actors": 1}
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    import ray
+
+    from dqwidgets.engine.ray_engine import start_local
+
+    if os.environ.get("RAY_ADDRESS"):  # a runtime started beforehand (`ray start --head --num-cpus=2`)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    elif not ray.is_initialized():
+        start_local(num_cpus=2, object_store_memory=200 * 2 ** 20)
+    yield ray
+    ray.shutdown()
+
+
+def planted(n=1500, d=32, c=5, seed=0):
+    """Gaussian classes with 5% flipped labels, 20 far samples and 20 near copies."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)) * 3
+    y = rng.integers(0, c, n)
+    X = centers[y] + rng.normal(size=(n, d))
+    X[:20] += rng.normal(size=(20, d)) * 8
+    X[20:40] = X[40:60] + rng.normal(size=(20, d)) * 0.01
+    flip = rng.random(n) < 0.05
+    given = np.where(flip, (y + 1) % c, y)
+    meta = pd.DataFrame({"source": rng.choice(["a", "b"], n)})
+    return X.astype(np.float32), np.array([f"c{v}" for v in given], dtype=object), meta
+
+
+def assert_same(ray_an, local_an, flag_share=0.995, rho=0.99):
+    r, lo = ray_an.samples, local_an.samples
+    assert list(r.index) == list(lo.index)
+    missing = set(lo.columns) - set(r.columns)
+    assert not missing, f"the Ray engine's samples lack {missing}"
+    for col in ("is_label_issue", "is_ood", "is_duplicate", "is_invalid"):
+        same = (r[col].to_numpy() == lo[col].to_numpy()).mean()
+        assert same >= flag_share, f"{col}: only {same:.4f} of the flags agree"
+    for col in ("label_issue_score", "ood_score", "duplicate_score"):
+        ok = r[col].notna() & lo[col].notna()
+        assert ok.sum() > 0.9 * len(r)
+        got = spearmanr(r.loc[ok, col], lo.loc[ok, col]).statistic
+        assert got >= rho, f"{col}: Spearman {got:.4f} between the engines"
+    assert (r["suggested_label"] == lo["suggested_label"]).mean() >= flag_share
+
+
+def test_import_dqwidgets_never_imports_ray():
+    code = "import sys, dqwidgets, dqwidgets.engine, dqwidgets.engine.parquet; " \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'faiss')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_ray_engine_matches_local_engine(ray_runtime, tmp_path):
+    X, labels, meta = planted()
+    ds = dq.Dataset.from_arrays(X, labels, metadata=meta)
+    an = dq.analyze(ds, engine="ray", engine_options=OPTS, workdir=tmp_path / "ray", progress=False)
+    lo = dq.analyze(ds, workdir=tmp_path / "local", progress=False)
+    assert an.info["engine"] == "ray" and an.info["graph_method"] == "exact"
+    assert_same(an, lo)
+    assert 50 <= an.samples["is_label_issue"].sum() <= 120
+    assert an.samples["is_ood"].iloc[:20].mean() >= 0.9
+    assert an.samples["is_duplicate"].iloc[20:60].sum() == 20
+    # the rest of the Analysis works as for the local engine
+    assert list(an.summary()["issue"]) == list(lo.summary()["issue"])
+    assert len(an.slices) and an.samples["slice_id"].ge(0).all()
+    assert an.features.shape == X.shape and np.allclose(an.features[5], X[5])
+    assert an.pred_probs.shape == (len(X), 5)
+    an.set_threshold("duplicate_score", 0.5)
+    assert an.samples["is_duplicate"].sum() >= 20
+    an.review.relabel([an.samples.index[0]], "c1")
+    assert an.samples["current_label"].iloc[0] == "c1"
+    out = an.export(tmp_path / "clean")
+    assert (tmp_path / "clean" / "manifest.json").exists() and out is not None
+    dq.Explorer(an)
+    # a second call reuses every stage
+    again = dq.analyze(ds, engine="ray", engine_options=OPTS, workdir=tmp_path / "ray", progress=False)
+    assert again.info["embed_chunks_computed"] is not None
+    assert (again.samples["label_issue_score"].to_numpy() == an.samples["label_issue_score"].to_numpy()).all()
+
+
+class FlakyText:
+    """A deterministic text embedder (hashed character trigrams) that fails on the texts of the rows
+    from ``fail_from`` on while ``fail_flag`` exists: a model crashing mid-stage."""
+
+    name, version, modality, dimension = "trigram-test", "1", "text", 64
+
+    def __init__(self, fail_flag: str, fail_from: int = 450):
+        self.fail_flag, self.fail_from = fail_flag, fail_from
+
+    def embed_batch(self, texts, device):
+        if Path(self.fail_flag).exists() and max(int(t.rsplit(" ", 1)[1]) for t in texts) >= self.fail_from:
+            raise RuntimeError("planted failure in the embedding stage")
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for i, t in enumerate(texts):
+            for j in range(len(t) - 2):
+                out[i, zlib.crc32(t[j:j + 3].encode()) % self.dimension] += 1.0
+        return torch.as_tensor(out)
+
+
+def _texts(n=900, seed=1):
+    rng = np.random.default_rng(seed)
+    topics = {"sport": ["goal", "match", "team", "score", "league"], "food": ["bread", "salt", "soup", "cook", "bake"],
+              "tech": ["chip", "code", "disk", "byte", "cloud"]}
+    names = list(topics)
+    y = rng.integers(0, 3, n)
+    texts = [" ".join(rng.choice(topics[names[c]], 6)) + f" {i}" for i, c in enumerate(y)]
+    given = [names[(c + 1) % 3] if rng.random() < 0.05 else names[c] for c in y]
+    texts[7] = ""  # an empty text: flagged, left out of the graph, the run goes on
+    return pd.DataFrame({"text": texts, "label": given})
+
+
+def test_killed_embedding_stage_resumes_with_the_same_result(ray_runtime, tmp_path):
+    from ray import cloudpickle  # Ray's own pickler ships this module's embedder to the actors
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    flag = tmp_path / "fail"
+    flag.write_text("1")
+    ds = dq.Dataset.from_dataframe(_texts(), text="text", label="label")
+    emb = FlakyText(str(flag))
+    opts = {**OPTS, "chunk_rows": 150}  # 6 chunks; the one actor embeds each in one batch
+    with pytest.raises(Exception, match="planted failure"):
+        dq.analyze(ds, embedder=emb, engine="ray", engine_options=opts, workdir=tmp_path / "ray", progress=False)
+    shards = list((tmp_path / "ray").rglob("embed-*/part-*.parquet"))
+    assert 0 < len(shards) < 6, "the failed run should have left some, not all, embedding shards"
+    before = {p: p.stat().st_mtime_ns for p in shards}
+    flag.unlink()
+    an = dq.analyze(ds, embedder=FlakyText(str(flag)), engine="ray", engine_options=opts,
+                    workdir=tmp_path / "ray", progress=False)
+    assert an.info["embed_chunks_computed"] == 6 - len(shards)
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "a written shard was embedded again"
+    assert an.samples.loc[7, "is_empty"] and an.samples.loc[7, "is_invalid"]
+    lo = dq.analyze(ds, embedder=FlakyText(str(flag)), workdir=tmp_path / "local", progress=False)
+    assert_same(an, lo)
+
+
+def test_sharded_ivf_graph_recall_at_10(ray_runtime, tmp_path):
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(20, 24)) * 2
+    y = rng.integers(0, 20, 6000)
+    X = (centers[y] + rng.normal(size=(6000, 24))).astype(np.float32)
+    ds = dq.Dataset.from_arrays(X, np.array([f"k{v % 4}" for v in y], dtype=object))
+    an = dq.analyze(ds, engine="ray", k=10, layout="pca", progress=False, workdir=tmp_path,
+                    engine_options={**OPTS, "chunk_rows": 1500, "knn": "ivf"})
+    assert an.info["graph_method"] == "ivf"
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    queries = rng.choice(len(X), 400, replace=False)
+    sim = Xn[queries] @ Xn.T
+    sim[np.arange(len(queries)), queries] = -np.inf
+    exact = np.argsort(-sim, axis=1)[:, :10]
+    got = np.asarray(an.graph.indices)[queries]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])
+    assert recall >= 0.95, f"recall@10 of the sharded IVF graph is {recall:.3f}"
+
+
+def test_bad_engine_arguments(ray_runtime, tmp_path):
+    X, labels, _ = planted(n=200)
+    ds = dq.Dataset.from_arrays(X, labels)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        dq.analyze(ds, engine="spark")
+    with pytest.raises(ValueError, match="pred_probs"):
+        dq.analyze(ds, engine="ray", pred_probs=np.full((200, 5), 0.2, np.float32))
+    with pytest.raises(ValueError, match="unknown engine_options"):
+        dq.analyze(ds, engine="ray", engine_options={"chunks": 3})
+    with pytest.raises(ConnectionError, match="does not answer"):
+        dq.analyze(ds, engine="ray", engine_options={"address": "127.0.0.1:9"}, workdir=tmp_path)
+
+
+def test_ray_missing_names_the_pip_command(monkeypatch):
+    from dqwidgets.engine import ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install 'dqwidgets\[ray\]'"):
+        ray_engine.import_ray()
