@@ -2,8 +2,8 @@
 
 ``rec = dq.TrainingRecorder()``; in the training loop ``rec.log(ids, logits, epoch)``; then
 ``dq.analyze(ds, training=rec)`` adds AUM, dataset-cartography and forgetting columns to
-``an.samples`` and folds AUM into the label-issue score (see :func:`training_columns`). Ready-made callbacks: :meth:`TrainingRecorder.huggingface_callback`
-(a ``transformers.TrainerCallback``) and :meth:`TrainingRecorder.lightning_callback` (a
+``an.samples`` and folds AUM into the label-issue score (see :func:`training_columns`). Ready-made
+callbacks: :meth:`TrainingRecorder.huggingface_callback` (a ``transformers.TrainerCallback``) and :meth:`TrainingRecorder.lightning_callback` (a
 ``lightning.pytorch.Callback``); those packages are imported only when the callback is asked for.
 
 On disk, under ``<workdir>/training/<name>/`` (``workdir`` defaults to ``.dqwidgets``, as for
@@ -52,7 +52,8 @@ class TrainingRecorder:
         if dtype not in DTYPES:
             raise ValueError(f"TrainingRecorder: dtype must be one of {DTYPES}, got {dtype!r}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(name)) or str(name) in (".", ".."):
-            raise ValueError(f"TrainingRecorder: name must be a plain folder name (letters, digits, _ . -), got {name!r}")
+            raise ValueError(f"TrainingRecorder: name must be a plain folder name (letters, digits, _ . -), "
+                             f"got {name!r}")
         if dataset is not None and ids is not None:
             raise ValueError("TrainingRecorder: pass dataset= or ids=, not both")
         self.path = Path(workdir if workdir is not None else Path.cwd() / ".dqwidgets") / "training" / str(name)
