@@ -45,7 +45,8 @@ def test_neighbours_are_the_graphs_row_with_ids_labels_and_distances(an):
 
 
 def test_scores_flags_probabilities_and_slice_are_the_analysis_own(an):
-    row = int(np.flatnonzero(an.samples["is_label_issue"].to_numpy())[0])
+    s = an.samples
+    row = int(np.flatnonzero((s["is_label_issue"] & ~s["is_ood"] & s["suggested_label"].notna()).to_numpy())[0])
     sid = an.samples.index[row]
     ev = an.explain(sid)
     s = an.samples.iloc[row]
@@ -93,3 +94,34 @@ def test_unlabelled_data_explains_without_classes(tmp_path):
     assert ev.label is None and ev.top_classes == [] and ev.suggested_label is None
     assert len(ev.neighbours) == an.graph.k and all(n.label is None for n in ev.neighbours)
     assert "no class fits" in repr(ev)
+
+
+def _letters(texts):
+    """A small real text embedding: letter counts (a-z) per text."""
+    return np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], float)
+
+
+def test_texts_left_out_say_why_and_the_panel_shows_the_neighbours_snippets(tmp_path, monkeypatch):
+    import comm as comm_module
+    import pandas as pd
+    from test_widgets_explorer import RecordingComm, Wire
+
+    monkeypatch.setattr(comm_module, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+    rng = np.random.default_rng(0)
+    words = {"movie": ["film", "actor", "scene", "plot", "cast"], "food": ["soup", "bread", "waiter", "salty", "menu"]}
+    rows = [(" ".join(rng.choice(words[c], size=6)) + f" {HOSTILE}" * (i == 3), c)
+            for i, c in enumerate(["movie", "food"] * 40)]
+    rows[10] = ("   ", "movie")  # an empty text: left out of the analysis
+    df = pd.DataFrame(rows, columns=["text", "label"])
+    ds = dq.Dataset.from_dataframe(df, text="text", label="label")
+    an = dq.analyze(ds, embedder=_letters, workdir=tmp_path, layout="pca", progress=False)
+    empty = an.explain(an.samples.index[10])
+    assert not empty.valid and "empty" in empty.reason and empty.neighbours == []
+    from dqwidgets.widgets.explorer import Explorer
+
+    body = Wire(Explorer(an)).ask("explain", row=3)[0]
+    ev = an.explain(an.samples.index[3])
+    assert body["modality"] == "text" and body["snippet"] == df["text"][3]  # markup stays a plain string
+    assert body["neighbour_snippets"] == [df["text"][r] for r in body["neighbour_rows"]]
+    assert [n["id"] for n in body["neighbours"]] == [str(n.id) for n in ev.neighbours]
+    assert 10 not in body["neighbour_rows"]  # the left-out text is in no one's neighbourhood
