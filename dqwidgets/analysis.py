@@ -245,8 +245,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     distribution against it, and their label issues come from a probe fitted on it.
     ``thresholds``: {score column: threshold} instead of the defaults (the same flags as
     ``set_threshold`` afterwards). ``training``: a :class:`dqwidgets.TrainingRecorder` of the user's
-    training run; adds AUM, cartography and forgetting columns (dqwidgets.training). ``wait_layout=False`` returns with the PCA layout while UMAP runs
-    in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
+    training run; adds AUM, cartography and forgetting columns (dqwidgets.training).
+    ``wait_layout=False`` returns with the PCA layout while UMAP runs in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
     if engine != "local":  # the same Analysis from Ray Data passes over Parquet shards (docs/scale.md)
         from dqwidgets.engine import run_engine
 
@@ -285,7 +285,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     ood_default = ood.pop("_ood_default", None)
     typical = reference.calibration.typical_nn_distance if reference is not None \
         else typical_nn_distance(graph.distances, graph.metric)
-    edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric, typical)
+    edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric)  # on each sample's own scale
     slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
     xy = step("layout_pca", pca_layout, v.features, seed)
 
