@@ -246,7 +246,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     ``thresholds``: {score column: threshold} instead of the defaults (the same flags as
     ``set_threshold`` afterwards). ``training``: a :class:`dqwidgets.TrainingRecorder` of the user's
     training run; adds AUM, cartography and forgetting columns (dqwidgets.training).
-    ``wait_layout=False`` returns with the PCA layout while UMAP runs in a background thread (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
+    ``wait_layout=False`` returns with the PCA layout while UMAP runs in a background thread
+    (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
     if engine != "local":  # the same Analysis from Ray Data passes over Parquet shards (docs/scale.md)
         from dqwidgets.engine import run_engine
 
