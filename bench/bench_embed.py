@@ -13,6 +13,10 @@ Measures, on whatever device torch picks (or --device), each beside its baseline
 3. ``dq.analyze`` of the image folder in two FRESH processes with one workdir: the first embeds, the
    second must take every embedding from the cache. Both the analyze call and the whole process
    (imports included) are timed, so the cache benefit is not mixed with in-process warm-up.
+4. Hostile images (a 9,000 x 9,000 PNG decompression bomb, a PNG whose header says 50,000 x 50,000):
+   ``Dataset.embed`` of a folder with them and 8 good images, in a fresh process (wall time and that
+   process' peak RSS), beside the same folder without them and beside PIL decoding the bomb (what
+   embedding would cost if the files were decoded).
 
 Writes bench/results/bench_embed.json and bench/results/bench_embed.md.
 
@@ -186,6 +190,62 @@ print("RESULT " + json.dumps({"import_s": imported, "analyze_s": seconds,
 """
 
 
+HOSTILE_CHILD = """
+import json, resource, sys, time
+t = time.perf_counter()
+if sys.argv[1] == "pil":
+    from PIL import Image
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(sys.argv[2]) as img:
+        img.load()
+    unreadable = None
+else:
+    import dqwidgets as dq
+    emb = dq.Dataset.from_image_folder(sys.argv[2]).embed(
+        embedder=lambda x: x.float().mean(dim=(2, 3)), cache_dir=False, progress=False, num_workers=0)
+    unreadable = int(emb.flags["is_unreadable"].sum())
+print("RESULT " + json.dumps({"seconds": time.perf_counter() - t, "unreadable": unreadable,
+                              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _png(width: int, height: int, rows) -> bytes:
+    """An 8-bit grayscale PNG of the given header size, its IDAT from ``rows`` (an iterable of bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(r) for r in rows) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _child(*args) -> dict:
+    proc = subprocess.run([sys.executable, "-c", HOSTILE_CHILD, *map(str, args)], capture_output=True, text=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not line:
+        raise RuntimeError(f"hostile-image child failed:\n{proc.stderr[-3000:]}")
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in json.loads(line[-1][7:]).items()}
+
+
+def bench_hostile(tmp: Path) -> dict:
+    good, hostile = tmp / "good", tmp / "hostile"
+    for folder in (good, hostile):
+        (folder / "ok").mkdir(parents=True)
+        for i in range(8):
+            Image.new("RGB", (32, 32), (30 * i, 80, 160)).save(folder / "ok" / f"{i}.png")
+    (hostile / "bad").mkdir()
+    side = 9000
+    (hostile / "bad" / "bomb.png").write_bytes(_png(side, side, (b"\x00" * (side + 1) for _ in range(side))))
+    (hostile / "bad" / "huge_50000.png").write_bytes(_png(50_000, 50_000, [b"\x00" * 1000]))
+    return {"files": {"bomb.png": f"{side}x{side}, {(hostile / 'bad' / 'bomb.png').stat().st_size:,} bytes",
+                      "huge_50000.png": "header 50000x50000"},
+            "embed_good_only": _child("dq", good), "embed_with_hostile": _child("dq", hostile),
+            "pil_decodes_the_bomb": _child("pil", hostile / "bad" / "bomb.png")}
+
+
 def bench_second_run(folder: Path, workdir: Path, dev):
     """Two fresh processes, one workdir: the second analyze takes its embeddings from the cache."""
     runs = []
@@ -213,6 +273,8 @@ def main():
     ap.add_argument("--texts", type=int, default=None, help="default: 2000 on CPU, 20000 on CUDA")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--skip-analyze", action="store_true")
+    ap.add_argument("--hostile-only", action="store_true",
+                    help="measure only the hostile-image rows and add them to the stored run of these sizes")
     args = ap.parse_args()
     dev = resolve_device(args.device)
     gpu = dev.type == "cuda"
@@ -221,6 +283,22 @@ def main():
     result = {"device": device_name(dev), "torch": torch.__version__,
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "load_average_1m_at_start": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    tag = "gpu" if gpu else "cpu"
+    if (args.images, args.texts) != (None, None):        # a smaller (or larger) run keeps the default one
+        tag = f"{tag}, {n_images} images / {n_texts} texts"
+    path = RESULTS / "bench_embed.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if args.hostile_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            load = os.getloadavg()[0]
+            hostile = bench_hostile(Path(tmp))
+        hostile.update(when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       load_average_1m=[round(load, 2), round(os.getloadavg()[0], 2)])
+        print("hostile images:", hostile, flush=True)
+        stored.setdefault(tag, result)["hostile"] = hostile
+        path.write_text(json.dumps(stored, indent=2) + "\n")
+        (RESULTS / "bench_embed.md").write_text(markdown(stored))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "fashion"
         write_image_folder(folder, n_images)
@@ -232,16 +310,14 @@ def main():
         print("texts:", result["texts"], flush=True)
         result["texts_baseline"] = baseline_texts(n_texts, dev, args.batch_size)
         print("texts, sentence-transformers encode:", result["texts_baseline"], flush=True)
+        result["hostile"] = bench_hostile(Path(tmp) / "hostile-images")
+        result["hostile"]["load_average_1m"] = [round(os.getloadavg()[0], 2)]
+        print("hostile images:", result["hostile"], flush=True)
         if not args.skip_analyze:
             result["second_run"] = bench_second_run(folder, Path(tmp) / "work", dev)
             print("second run:", result["second_run"], flush=True)
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tag = "gpu" if gpu else "cpu"
-    if (args.images, args.texts) != (None, None):        # a smaller (or larger) run keeps the default one
-        tag = f"{tag}, {n_images} images / {n_texts} texts"
-    path = RESULTS / "bench_embed.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
     stored[tag] = result
     path.write_text(json.dumps(stored, indent=2) + "\n")
     (RESULTS / "bench_embed.md").write_text(markdown(stored))
@@ -276,6 +352,16 @@ def markdown(stored: dict) -> str:
                          f"analyze wall {s['first']['analyze_wall_s']} s, then {s['second']['analyze_wall_s']} s"
                          + (f"; whole process {s['first']['process_wall_s']} s, then {s['second']['process_wall_s']} s"
                             if "process_wall_s" in s["first"] else "") + " |")
+        if "hostile" in r:
+            h = r["hostile"]
+            lines.append(f"| {r['device']} | Dataset.embed, 8 good images + a {h['files']['bomb.png']} PNG bomb and a "
+                         f"{h['files']['huge_50000.png']} PNG, fresh process | 10 | "
+                         f"{h['embed_with_hostile']['seconds']} s, peak RSS {h['embed_with_hostile']['peak_rss_mb']:.0f} MB, "
+                         f"{h['embed_with_hostile']['unreadable']} refused | the 8 good images alone: "
+                         f"{h['embed_good_only']['seconds']} s, {h['embed_good_only']['peak_rss_mb']:.0f} MB | "
+                         f"PIL decoding the bomb: {h['pil_decodes_the_bomb']['seconds']} s, peak RSS "
+                         f"{h['pil_decodes_the_bomb']['peak_rss_mb']:.0f} MB; load average "
+                         f"{h.get('load_average_1m')} {h.get('when', '')} |")
     return "\n".join(lines) + "\n"
 
 
