@@ -406,6 +406,21 @@ def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_sugges
     assert back["mismatch"] == 0
     lab.tool("pan")
     lab.clear()
+    # a slice row's "drop slice": one journal row with exactly that slice's ids
+    row = page.locator("tr.dqx-row").nth(2)
+    sid, size = row.get_attribute("data-slice-id"), int(row.get_attribute("data-size"))
+    members = lab.kernel(f"_out['ids'] = sorted(str(i) for i in an.samples.index[an.samples['slice_id'] == {sid}])")["ids"]
+    assert len(members) == size > 0
+    row.click()
+    lab.w.wait(f".dqx-slice-what:has-text('slice {sid} ')", "the slice actions for the clicked row", UI_S)
+    before = _journal_rows(lab.server.root, "work_lab")
+    page.locator(".dqx-slice-drop").click()
+    lab.w.wait(".dqx-slice-status:has-text('dropped the')", "the kernel's answer to drop slice", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")
+    assert len(rows) == len(before) + 1 and rows[-1][0] == "drop"
+    assert sorted(str(i) for i in json.loads(rows[-1][1])) == members
+    lab.kernel("an.review.undo()")
+    lab.clear()
 
 
 def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browser):
