@@ -106,3 +106,22 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no GPU"):
             resolve_device("cuda")
+
+
+def test_ivf_parameters_reach_recall_at_15_of_0_9_on_isotropic_clusters():
+    """The hardest case measured for the cells: Gaussian clusters whose members are isotropic in 128-D,
+    as in bench_analyze. The graph method and its parameters are the ones analyze uses above the exact cut-off."""
+    from dqwidgets.compute.knn import ivf_parameters
+
+    rng = np.random.default_rng(0)
+    n = 15_000
+    X = (rng.normal(0, 3, (10, 128))[rng.integers(0, 10, n)] + rng.normal(size=(n, 128))).astype(np.float32)
+    approx = knn_graph(X, 15, device="cpu", method="ivf")
+    queries = rng.choice(n, 500, replace=False)
+    exact = knn_query(X[queries], X, 16, device="cpu")
+    exact.indices = np.array([[j for j in row if j != q][:15] for row, q in zip(exact.indices, queries)])
+    recall = float(np.mean([len(set(a) & set(b)) / 15 for a, b in zip(exact.indices, approx.indices[queries])]))
+    assert recall >= 0.9, f"IVF recall@15 {recall:.3f} with (cells, probes) = {ivf_parameters(n)}"
+    cells, probes = ivf_parameters(n)
+    assert probes < 0.15 * cells                  # still a small share of the exact search's work
+    assert ivf_parameters(1_000_000)[1] <= 96 and ivf_parameters(100)[1] >= 8
