@@ -17,6 +17,7 @@ function evidence(modality: string) {
 function fakeChannel(modality: string, asked: string[]): KernelChannel {
   const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   return {
+    on: () => undefined,
     request: async (kind: string, body: Record<string, unknown>) => {
       asked.push(kind);
       if (kind === "explain") return { content: evidence(modality), buffers: [] };
@@ -60,4 +61,17 @@ it("asks for the neighbours' thumbnails for images and says why one is missing",
   const missing = panel.root.querySelector(".dqx-evidence-nb[data-row='9'] .dqx-placeholder")!;
   expect(missing.textContent).toBe(`no image: ${EVIL}`);
   expect(panel.root.dataset.neighbours).toBe("2");
+});
+
+it("shows the evidence anew when the kernel pushes new flags (a review action, a threshold)", async () => {
+  const asked: string[] = [];
+  let push: () => void = () => undefined;
+  const channel = { ...fakeChannel("text", asked), on: (kind: string, h: () => void) => { if (kind === "flags") push = h; } };
+  const panel = new EvidencePanel(channel as unknown as KernelChannel);
+  push();
+  expect(asked).toEqual([]); // nothing shown yet: nothing to refresh
+  await panel.show(3);
+  push();
+  await new Promise((r) => setTimeout(r, 0));
+  expect(asked).toEqual(["explain", "explain"]);
 });

@@ -19,6 +19,10 @@ export class EvidencePanel {
     this.root.dataset.ready = "true";
     this.root.dataset.row = "";
     this.root.append(this.title, this.lines, this.neighbours);
+    // a review action or a threshold move changes labels and flags: show the sample's evidence anew
+    channel.on("flags", () => {
+      if (this.root.dataset.row) void this.show(Number(this.root.dataset.row));
+    });
   }
 
   /** Ask the kernel for the evidence of grid row `row` (a row of an.samples) and show it. */
