@@ -199,11 +199,12 @@ def _current_labels(an: Analysis) -> pd.Series | None:
     return None
 
 
-def _flagged_mask(samples: pd.DataFrame) -> np.ndarray:
+def _flagged(samples: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Whether each of ``rows`` has any issue flag (read for those rows only)."""
     cols = [i.flag_column for i in ISSUES if i.flag_column in samples.columns]
     if not cols:
-        return np.zeros(len(samples), dtype=bool)
-    return samples[cols].fillna(False).to_numpy(dtype=bool).any(axis=1)
+        return np.zeros(len(rows), dtype=bool)
+    return samples[cols].iloc[rows].fillna(False).to_numpy(dtype=bool).any(axis=1)
 
 
 def _neighbours(an: Analysis, row: int, labels: pd.Series | None) -> list[Neighbour]:
@@ -212,10 +213,10 @@ def _neighbours(an: Analysis, row: int, labels: pd.Series | None) -> list[Neighb
     at = int(np.searchsorted(valid_pos, row))
     rows = valid_pos[an.graph.indices[at]]
     dist = an.graph.distances[at]
-    flagged = _flagged_mask(an.samples)
+    flagged = _flagged(an.samples, rows)
     ids = an.samples.index
     return [Neighbour(id=_plain(ids[r]), label=_plain(labels.iloc[r]) if labels is not None else None,
-                      distance=float(d), flagged=bool(flagged[r])) for r, d in zip(rows.tolist(), dist.tolist())]
+                      distance=float(d), flagged=bool(f)) for r, d, f in zip(rows.tolist(), dist.tolist(), flagged)]
 
 
 def _top_classes(an: Analysis, row: int) -> tuple[list[tuple[Any, float]], str | None]:

@@ -41,6 +41,8 @@ def test_neighbours_are_the_graphs_row_with_ids_labels_and_distances(an):
         assert [n.id for n in ev.neighbours] == an.samples.index[expected_rows].tolist()
         assert np.allclose([n.distance for n in ev.neighbours], an.graph.distances[at])
         assert [n.label for n in ev.neighbours] == an.samples["label"].iloc[expected_rows].tolist()
+        flags = an.samples[["is_label_issue", "is_ood", "is_duplicate", "is_invalid"]].iloc[expected_rows]
+        assert [n.flagged for n in ev.neighbours] == flags.any(axis=1).tolist()
         assert ev.metric == an.graph.metric and ev.row == row and ev.valid
 
 
