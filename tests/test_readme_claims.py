@@ -43,7 +43,10 @@ mean_colour.calls = 0
 
 # --------------------------------------------------------------------------- your pred_probs and logits
 def test_user_pred_probs_are_used_instead_of_the_probe(tmp_path):
-    X, labels, codes = blobs()
+    # features that carry no class information: a probe fitted on them cannot know which labels are wrong,
+    # the user's model (pred_probs) does
+    _, labels, codes = blobs()
+    X = np.random.default_rng(5).normal(size=(400, 8)).astype(np.float32)
     P = np.full((400, 3), 0.02)
     P[np.arange(400), codes] = 0.96
     P[np.arange(20), (codes[:20] + 1) % 3] = 0.96          # "your model" disagrees with these 20 labels
@@ -55,7 +58,6 @@ def test_user_pred_probs_are_used_instead_of_the_probe(tmp_path):
     np.testing.assert_allclose(given.pred_probs, P, atol=1e-6)            # used as given, not re-fitted
     np.testing.assert_allclose(as_argument.pred_probs, P, atol=1e-6)
     assert not np.allclose(probe.pred_probs, P, atol=0.05)                 # the probe would have said otherwise
-    # the features support the given labels, so only the user's probabilities make these 20 suspicious
     s, p = given.samples, probe.samples
     assert s["label_issue_score"].iloc[:20].mean() > s["label_issue_score"].iloc[20:].mean() + 0.3
     assert p["label_issue_score"].iloc[:20].mean() < p["label_issue_score"].iloc[20:].mean() + 0.1
