@@ -15,7 +15,9 @@ Each run below measures dqwidgets and, in the same run, the baseline a user woul
 
 Any other ``bench/bench_*.py`` is run too (its docstring names its baseline). ``bench_gpu`` needs CUDA
 and is left out unless named. Each writes bench/results/<name>[...].json and .md. Pass names to run a
-subset: ``python bench/run_all.py quality embed``.
+subset: ``python bench/run_all.py quality embed``. ``--small`` runs the reduced sizes the README's latest
+figures were measured at on the shared 2-core machine (analyze N=5,000; 128 images / 500 texts; 30k rows
+for review/export); without it each script runs its full default sizes.
 """
 
 import subprocess
@@ -26,6 +28,8 @@ HERE = Path(__file__).parent
 RUNS = [["bench_analyze"], ["bench_quality"], ["bench_embed"], ["bench_review_export"], ["bench_explorer"],
         ["bench_explorer", "--lab"], ["bench_training"]]
 GPU_ONLY = {"bench_gpu"}
+SMALL = {"bench_analyze": ["5000"], "bench_embed": ["--images", "128", "--texts", "500"],
+         "bench_review_export": ["--n", "30000", "--repeats", "2"]}
 
 
 def plan(names):
@@ -42,7 +46,10 @@ def plan(names):
 
 
 def main(names):
-    runs = plan(names)
+    small = "--small" in names
+    runs = plan([n for n in names if n != "--small"])
+    if small:
+        runs = [r + SMALL.get(r[0], []) if len(r) == 1 else r for r in runs]
     failed = []
     for run in runs:
         print(f"\n=== {' '.join(run)}", flush=True)
