@@ -23,7 +23,7 @@ from dqwidgets.compute.duplicates import near_duplicate_score, typical_nn_distan
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
 from dqwidgets.compute.foreign import find_foreign_clusters
 from dqwidgets.compute.label import find_label_issues
-from dqwidgets.compute.layout import pca_layout, umap_layout
+from dqwidgets.compute.layout import FINAL_LAYOUTS, final_layout, pca_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
                                    z_to_score)
@@ -33,7 +33,7 @@ from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
 
 EVENTS = ("layout", "flags", "review")
-LAYOUTS = ("umap", "pca")
+LAYOUTS = FINAL_LAYOUTS + ("pca",)   # "umap": umap-learn; "umap-torch": the same objective in torch
 
 
 @dataclass
@@ -147,14 +147,14 @@ class Analysis:
                 from self.layout_error
         return self
 
-    def _start_layout(self, background: bool, seed: int, prefer_gpu: bool):
+    def _start_layout(self, background: bool, seed: int, device, method: str = "umap"):
         def run():
             try:
                 t0 = time.perf_counter()
                 pos = np.flatnonzero(self.valid)
                 init = self.samples[["x", "y"]].to_numpy(np.float32)[pos]
-                xy = umap_layout(self.graph, init=init, seed=seed, features=self.features[pos],
-                                 prefer_gpu=prefer_gpu)
+                xy = final_layout(method, self.graph, init=init, seed=seed, features=self.features[pos],
+                                  device=device)
                 self.samples[["x", "y"]] = _spread(xy.astype(np.float32), pos, len(self.valid))
                 self.layout_status = "final"
                 self.info["seconds"]["layout_umap"] = time.perf_counter() - t0
@@ -320,8 +320,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     bar.close()
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
         an.review
-    if layout == "umap":
-        an._start_layout(background=not wait_layout, seed=seed, prefer_gpu=dev.type == "cuda")
+    if layout != "pca":
+        an._start_layout(background=not wait_layout, seed=seed, device=dev, method=layout)
     else:
         an.layout_status = "final"
     return an

@@ -15,3 +15,55 @@ def test_pca_layout_separates_the_widest_direction():
 def test_umap_epochs_follow_umap_defaults_and_shrink_for_large_n():
     assert umap_epochs(5000) == 500 and umap_epochs(30_000) == 200
     assert 60 <= umap_epochs(1_000_000) < umap_epochs(100_000) < 200
+
+
+def test_umap_layouts_keep_neighbourhoods_as_well_as_umap_learn_default():
+    """trustworthiness@15 and 15-NN preservation of both UMAP optimisers on the analysis' graph, within
+    0.01 (trustworthiness) and 0.03 (preservation, noisier on 1,200 points) of umap-learn's own
+    fit_transform with the same metric; a layout that loses the clusters fails."""
+    import umap
+    from sklearn.manifold import trustworthiness
+
+    from dqwidgets.compute.knn import knn_graph
+    from dqwidgets.compute.layout import umap_layout, umap_torch_layout
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    centres = rng.normal(0, 1, (6, 3)) @ rng.normal(0, 1, (3, 40))       # clusters on a 3-D subspace
+    X = (centres[rng.integers(0, 6, n)] * 3 + rng.normal(0, 1, (n, 40)) * 0.6).astype(np.float32)
+    graph = knn_graph(X, 15, device="cpu")
+    init = pca_layout(X)
+    reference = umap.UMAP(metric="cosine", random_state=0).fit_transform(X)
+    cos_nn = knn_graph(X, 15, device="cpu", method="exact").indices
+
+    def quality(Y):
+        nn = knn_graph(Y, 15, metric="euclidean", device="cpu", method="exact").indices
+        keep = np.mean([len(set(a) & set(b)) / 15 for a, b in zip(cos_nn, nn)])
+        return trustworthiness(X, Y, n_neighbors=15, metric="cosine"), keep
+
+    t_ref, p_ref = quality(reference)
+    for Y in (umap_torch_layout(graph, init=init), umap_layout(graph, init=init)):
+        assert Y.shape == (n, 2) and np.isfinite(Y).all()
+        t, p = quality(Y)
+        assert t >= t_ref - 0.01 and p >= p_ref - 0.03, (t, t_ref, p, p_ref)
+    t_pca, _ = quality(init)
+    assert t_ref > t_pca + 0.01        # the bound means something: PCA alone is clearly worse
+
+
+def test_analyze_with_the_torch_layout_replaces_the_pca_map(tmp_path):
+    import pytest
+
+    import dqwidgets as dq
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    X = (rng.normal(0, 4, (3, 16))[y] + rng.normal(size=(400, 16))).astype(np.float32)
+    an = dq.analyze(dq.Dataset.from_arrays(X, y), layout="umap-torch", wait_layout=False, progress=False,
+                    workdir=tmp_path, device="cpu")
+    pca = an.samples[["x", "y"]].to_numpy().copy()
+    an.wait_layout(timeout=600)
+    xy = an.samples[["x", "y"]].to_numpy()
+    assert an.layout_status == "final" and np.isfinite(xy).all() and not np.allclose(xy, pca)
+    assert "layout_umap" in an.info["seconds"]
+    with pytest.raises(ValueError, match="umap-torch"):
+        dq.analyze(dq.Dataset.from_arrays(X, y), layout="tsne", progress=False, workdir=tmp_path)

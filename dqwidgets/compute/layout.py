@@ -1,9 +1,20 @@
 """2-D layouts of the samples: an instant PCA map, then UMAP on the analysis' own kNN graph.
 
 UMAP: McInnes, Healy & Melville, "UMAP: Uniform Manifold Approximation and Projection for Dimension
-Reduction", 2018 (the ``umap-learn`` package; cuML's GPU UMAP when it is installed and a GPU is
-used). The graph from ``knn_graph`` is handed to UMAP's fuzzy simplicial set directly, so no second
-neighbour search runs, and the optimisation starts from the PCA layout, which it therefore refines.
+Reduction", 2018. Two optimisers of the same objective on the same graph:
+
+- ``umap_layout``: the ``umap-learn`` package (cuML's GPU UMAP when it is installed and a GPU is
+  used). The graph from ``knn_graph`` is handed to UMAP's fuzzy simplicial set directly, so no second
+  neighbour search runs, and the optimisation starts from the PCA layout, which it therefore refines.
+- ``umap_torch_layout``: the same fuzzy simplicial set (section 3.1 of the paper: per-sample ``rho``
+  and ``sigma`` by bisection, fuzzy union ``A + A^T - A * A^T``) and the same edge-sampled SGD with
+  negative sampling (section 4.2; gradient clipping at 4, learning rate falling linearly to 0), written
+  as whole-epoch tensor operations in torch: every sampled edge of an epoch moves its two ends at once
+  from the epoch's start positions (as cuML does on a GPU) instead of one edge after another. Nothing
+  is compiled, so it starts at once, and it runs on a GPU when the analysis does.
+
+How close each layout keeps the data's neighbourhoods (trustworthiness@15, 15-NN preservation) beside
+umap-learn's default ``fit_transform``: bench/results/bench_speed.md.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dqwidgets.compute.device import cpu_threads_for
 from dqwidgets.compute.knn import KnnGraph
 
 
@@ -44,6 +56,121 @@ def umap_epochs(n: int) -> int:
     if n <= 50_000:
         return 200
     return int(max(60, 200 * 50_000 / n))
+
+
+def fuzzy_graph(graph: KnnGraph, device=None):
+    """UMAP's fuzzy simplicial set of a kNN graph as ``(rows, cols, weights)`` torch tensors (each
+    undirected edge once per direction, weights in (0, 1])."""
+    n, k = graph.indices.shape
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    d = torch.as_tensor(_metric_distances(graph), device=dev)
+    positive = torch.where(d > 0, d, torch.full_like(d, float("inf")))
+    rho = positive.min(1).values
+    rho = torch.where(torch.isfinite(rho), rho, torch.zeros_like(rho))      # all neighbours at distance 0
+    excess = (d - rho[:, None]).clamp_min(0)
+    target = float(np.log2(k + 1))            # umap-learn counts the sample itself among its k + 1
+    lo, hi = torch.zeros(n, device=dev), torch.full((n,), float("inf"), device=dev)
+    sigma = torch.ones(n, device=dev)
+    for _ in range(64):                       # bisection on sigma: sum_j exp(-excess_ij / sigma) = target
+        over = torch.exp(-excess / sigma[:, None]).sum(1) > target
+        hi = torch.where(over, sigma, hi)
+        lo = torch.where(over, lo, sigma)
+        sigma = torch.where(torch.isinf(hi), sigma * 2, (lo + hi) / 2)
+    sigma = torch.maximum(sigma, 1e-3 * d.mean(1).clamp_min(1e-12))
+    w = torch.exp(-excess / sigma[:, None]).flatten().cpu().numpy()
+    from scipy.sparse import coo_matrix
+
+    rows = np.repeat(np.arange(n), k)
+    A = coo_matrix((w, (rows, graph.indices.ravel())), shape=(n, n)).tocsr()
+    A.sum_duplicates()
+    At = A.T.tocsr()
+    U = (A + At - A.multiply(At)).tocoo()
+    keep = U.data > 0
+    return (torch.as_tensor(U.row[keep].astype(np.int64), device=dev),
+            torch.as_tensor(U.col[keep].astype(np.int64), device=dev),
+            torch.as_tensor(U.data[keep].astype(np.float32), device=dev))
+
+
+def _metric_distances(graph: KnnGraph) -> np.ndarray:
+    d = graph.distances.astype(np.float32)
+    if graph.metric == "cosine":  # euclidean distance between unit vectors: a metric, like UMAP expects
+        d = np.sqrt(np.maximum(2.0 * d, 0.0))
+    return d
+
+
+def curve_ab(min_dist: float = 0.1, spread: float = 1.0) -> tuple[float, float]:
+    """``a, b`` of the low-dimensional similarity ``1 / (1 + a d^(2b))``, least-squares fitted to the
+    offset exponential that is 1 up to ``min_dist`` (section 4.1 of the UMAP paper)."""
+    from scipy.optimize import curve_fit
+
+    x = np.linspace(0, spread * 3, 300)
+    y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
+    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), x, y)
+    return float(a), float(b)
+
+
+def umap_torch_layout(graph: KnnGraph, init: np.ndarray | None = None, min_dist: float = 0.1,
+                      n_epochs: int | None = None, seed: int = 0, features=None, device=None,
+                      negative_rate: int = 5) -> np.ndarray:
+    """N x 2 float32 UMAP layout from a kNN graph, optimised in torch (see the module docstring)."""
+    n = len(graph)
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    with cpu_threads_for(n * graph.k * 64, dev):     # many small operations: one thread on a busy CPU
+        return _umap_torch(graph, init, min_dist, umap_epochs(n) if n_epochs is None else int(n_epochs),
+                           seed, features, dev, negative_rate)
+
+
+def _umap_torch(graph, init, min_dist, epochs, seed, features, dev, negative_rate):
+    n = len(graph)
+    rows, cols, w = fuzzy_graph(graph, dev)
+    keep = w >= w.max() / epochs                # as umap-learn: edges sampled less than once are dropped
+    rows, cols, w = rows[keep], cols[keep], w[keep]
+    p = w / w.max()                             # an edge is sampled w / max(w) times per epoch
+    if init is None:
+        init = pca_layout(features, seed) if features is not None else \
+            np.random.default_rng(seed).uniform(-10, 10, (n, 2)).astype(np.float32)
+    Y = torch.as_tensor(np.asarray(init, dtype=np.float32), device=dev).clone()
+    span = (Y.max(0).values - Y.min(0).values).clamp_min(1e-12)
+    Y = 10.0 * (Y - Y.min(0).values) / span      # umap-learn rescales its start to [0, 10] too
+    a, b = curve_ab(min_dist)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    _sgd(Y, rows, cols, p, a, b, epochs, negative_rate, gen)
+    return Y.cpu().numpy().astype(np.float32)
+
+
+def _sgd(Y, rows, cols, p, a, b, epochs, negative_rate, gen):
+    n, dev = len(Y), Y.device
+    for epoch in range(epochs):
+        alpha = 1.0 - epoch / epochs
+        pick = torch.rand(len(p), generator=gen, device=dev) < p
+        i, j = rows[pick], cols[pick]
+        diff = Y[i] - Y[j]
+        d2 = (diff * diff).sum(1, keepdim=True)
+        coef = (-2.0 * a * b) * d2.clamp_min(1e-12).pow(b - 1.0) / (a * d2.pow(b) + 1.0)
+        step = (coef * diff).clamp_(-4.0, 4.0).mul_(alpha)
+        Y.index_add_(0, i, step).index_add_(0, j, -step)
+        ii = i.repeat_interleave(negative_rate)
+        kk = torch.randint(0, n, (len(ii),), generator=gen, device=dev)
+        diff = Y[ii] - Y[kk]
+        d2 = (diff * diff).sum(1, keepdim=True)
+        coef = (2.0 * b) / ((1e-3 + d2) * (a * d2.pow(b) + 1.0))
+        step = torch.where(d2 > 0, (coef * diff).clamp_(-4.0, 4.0), torch.zeros_like(diff)).mul_(alpha)
+        Y.index_add_(0, ii, step)
+
+
+FINAL_LAYOUTS = ("umap", "umap-torch")
+
+
+def final_layout(method: str, graph: KnnGraph, init=None, seed: int = 0, features=None,
+                 device=None) -> np.ndarray:
+    """The map's final layout: ``"umap"`` (umap-learn, or cuML on a GPU when installed) or
+    ``"umap-torch"`` (``umap_torch_layout``, on ``device``)."""
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    if method == "umap":
+        return umap_layout(graph, init=init, seed=seed, features=features, prefer_gpu=dev.type == "cuda")
+    if method == "umap-torch":
+        return umap_torch_layout(graph, init=init, seed=seed, features=features, device=dev)
+    raise ValueError(f"layout must be one of {FINAL_LAYOUTS}, got {method!r}")
 
 
 _NUMBA_OPTIONS = ("parallel", "fastmath", "nogil", "boundscheck", "error_model")
