@@ -117,8 +117,8 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     tip.hidden = false;
   }
 
-  channel.on("grid_reset", (c) => {
-    grid.reset(c);
+  channel.on("grid_reset", (c, b) => {
+    grid.reset(c, b);
     review.scopeShows(c.total, selection.count());
   });
   channel.on("positions", (c, b) => void map.move(c, b));

@@ -153,13 +153,16 @@ def test_a_selection_from_the_browser_arrives_as_memoryview_and_drives_the_grid(
         np.packbits(np.isin(np.arange(N), rows), bitorder="little").tobytes()
     browser_selects(explorer.selection_model, encoding, data, len(rows))
     assert list(explorer.selection) == an.samples.index[rows].tolist()
-    reset = wire.pushed("grid_reset")[-1][0]
+    reset, pushed_page = wire.pushed("grid_reset")[-1]
     assert reset["total"] == 4 and reset["title"] == "4 selected samples"
     assert wire.pushed("counts")[-1][0]["counts_text"].endswith("4 selected")
     _, buffers = wire.ask("grid", offset=0, limit=50)
     page = pa.ipc.open_stream(buffers[0]).read_all().to_pandas()
     by_score = an.samples.iloc[rows].sort_values("label_issue_score", ascending=False, kind="stable")
     assert page["id"].tolist() == [str(i) for i in by_score.index]
+    # the reset carried the same first page, so the browser drew it without asking
+    assert reset["first_page"] == 120
+    assert pa.ipc.open_stream(pushed_page[0]).read_all().to_pandas()["id"].tolist() == page["id"].tolist()
     assert not wire.pushed("error")
 
 

@@ -25,6 +25,7 @@ from dqwidgets.widgets.arrow_pages import frame_to_ipc
 from dqwidgets.widgets.selection import Selection, buffer_bytes, decode_rows, encode_rows
 
 BUNDLE = Path(__file__).parent / "static" / "explorer.js"
+GRID_FIRST_PAGE = 120  # rows pushed with each grid reset: one page of js/grid/view.ts (PAGE)
 log = logging.getLogger(__name__)
 
 
@@ -191,9 +192,17 @@ class Explorer(anywidget.AnyWidget):
                 "title": self._grid_title, "keep_scroll": keep_scroll}
 
     def _push_grid(self, keep_scroll=False) -> None:
+        # the first page goes with the reset, so a new selection draws without another round trip
         self._recompute_grid()
-        self.send(self._grid_reset_message(keep_scroll))
+        self.send({**self._grid_reset_message(keep_scroll), "first_page": GRID_FIRST_PAGE},
+                  [self._grid_page(0, GRID_FIRST_PAGE)])
         self.send({"kind": "counts", "counts_text": self.counts_text()})
+
+    def _grid_page(self, offset: int, limit: int) -> bytes:
+        rows = self._grid_rows[offset: offset + limit]
+        frame = grid.page_frame(self._an, rows, self._labels(), self._dropped(),
+                                map_columns.flag_mask(self._an.samples))
+        return frame_to_ipc(frame)
 
     def _selection_changed(self) -> None:
         self._push_grid()
@@ -269,7 +278,7 @@ class Explorer(anywidget.AnyWidget):
                 self.send({"kind": kind, "req": req, **body}, bufs)
         except Exception as e:
             log.debug("Explorer message %r failed", kind, exc_info=True)
-            if req is not None:  # the view that asked shows it (and the banner, for unexpected errors)
+            if req is not None:  # the view that asked says it; the front end's banner shows every one
                 self.send({"kind": kind, "req": req, "error": _first_line(e),
                            "unexpected": not isinstance(e, ValueError)})
             else:
@@ -316,10 +325,7 @@ class Explorer(anywidget.AnyWidget):
 
     def _msg_grid(self, content, _buffers=()):
         offset, limit = int(content.get("offset", 0)), int(content.get("limit", 100))
-        rows = self._grid_rows[offset: offset + limit]
-        frame = grid.page_frame(self._an, rows, self._labels(), self._dropped(),
-                                map_columns.flag_mask(self._an.samples))
-        return {"version": self._grid_version, "offset": offset}, [frame_to_ipc(frame)]
+        return {"version": self._grid_version, "offset": offset}, [self._grid_page(offset, limit)]
 
     def _msg_thumbs(self, content, _buffers=()):
         rows = [int(r) for r in content.get("rows", [])]

@@ -47,12 +47,18 @@ export class GridView {
   }
 
   /** The kernel says the content changed (new selection, filter, review or flags). */
-  reset(content: { version: number; total: number; title: string; keep_scroll?: boolean }): void {
+  reset(content: { version: number; total: number; title: string; keep_scroll?: boolean; first_page?: number },
+        buffers: DataView[] = []): void {
     this.version = content.version;
     this.total = content.total;
     this.stale = content.keep_scroll ? new Map([...this.stale, ...this.pages]) : new Map();
     this.pages.clear();
     this.loading.clear();
+    // the kernel sends the first page with the reset: no round trip before the grid draws
+    if (content.first_page === PAGE && buffers.length) {
+      this.pages.set(0, rowsFromIPC(buffers[0]).rows);
+      this.stale.delete(0);
+    }
     this.header.textContent = content.title;
     this.root.dataset.ready = "false";
     this.root.dataset.count = String(this.total);

@@ -91,3 +91,14 @@ def worst_first(ids, scores, selected) -> list[str]:
     pos = {i: k for k, i in enumerate(ids)}
     rows = sorted(pos[str(i)] for i in selected)
     return [ids[r] for r in sorted(rows, key=lambda r: -np.nan_to_num(scores[r], nan=-1.0))]
+
+
+def lonely_point(px: np.ndarray, box: dict, margin: float = 8.0) -> int:
+    """The on-screen sample farthest from its nearest neighbour (a click or hover there finds only it)."""
+    d = np.linalg.norm(px[:, None, :] - px[None, :, :], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    onscreen = (px[:, 0] > box["x"] + margin) & (px[:, 0] < box["x"] + box["width"] - margin) & \
+        (px[:, 1] > box["y"] + margin) & (px[:, 1] < box["y"] + box["height"] - margin)
+    lonely = int(np.argmax(np.where(onscreen, d.min(axis=1), -1)))
+    assert d[lonely].min() > margin, "no point stands alone enough to pick"
+    return lonely

@@ -17,7 +17,7 @@ from IPython.display import display
 
 import dqwidgets as dq
 from dqwidgets.examples import load_fashion_mnist
-from map_geometry import assert_selection_is_polygon, box_drag, drag, polygon_at, screen_positions
+from map_geometry import assert_selection_is_polygon, box_drag, drag, lonely_point, polygon_at, screen_positions
 
 EVIL = "<img src=x onerror=alert(1)>"
 N = 300
@@ -111,12 +111,7 @@ def test_lasso_on_the_webgl_layer_and_a_click_on_a_point(solara_test, page_sessi
     assert_selection_is_polygon(px, an.samples.index, polygon, explorer.selection)
     assert len(explorer.selection) == int(mapel.get_attribute("data-selected"))
     # a click on one known point selects exactly it: the sample farthest from its nearest neighbour
-    d = np.linalg.norm(px[:, None, :] - px[None, :, :], axis=-1)
-    np.fill_diagonal(d, np.inf)
-    onscreen = (px[:, 0] > box["x"] + 8) & (px[:, 0] < box["x"] + box["width"] - 8) & \
-        (px[:, 1] > box["y"] + 8) & (px[:, 1] < box["y"] + box["height"] - 8)
-    lonely = int(np.argmax(np.where(onscreen, d.min(axis=1), -1)))
-    assert d[lonely].min() > 8, "no point stands alone enough to click"
+    lonely = lonely_point(px, box)
     page.mouse.click(*px[lonely])
     page.locator(".dqx-map[data-selected='1']").wait_for()
     page.locator(".dqx-grid[data-count='1'][data-ready=true]").wait_for()
