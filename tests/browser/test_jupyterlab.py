@@ -348,7 +348,7 @@ def test_lab_digit_d_d_z_reach_the_journal_and_leave_the_notebook_alone(lab, tmp
     page.screenshot(path=str(screenshot_path(tmp_path, "explorer-jupyterlab.png")))
 
 
-def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_suggestions_in_one_entry(lab):
+def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_suggestions_in_one_entry(lab, tmp_path):
     page = lab.page
     cells_before = page.locator(".jp-Notebook .jp-Cell").count()
     # a click on a card: the evidence panel shows its neighbours from the analysis' kNN graph
@@ -367,6 +367,7 @@ def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_sugges
     assert page.locator(".dqx-evidence-nb-label").all_inner_texts() == want["labels"]
     assert page.locator(".dqx-evidence-nb img.dqx-evidence-thumb").count() == len(want["ids"])
     assert sample_id in page.locator(".dqx-evidence-title").inner_text()
+    page.locator(".dqx-bottom").screenshot(path=str(screenshot_path(tmp_path, "explorer-evidence.png")))
     # `a` on a lasso selection: one journal row, exactly the selected ids whose suggestion differs
     data = lab.samples()
     lab.tool("lasso")
