@@ -5,21 +5,20 @@ Stages (each resumable; see ``stages.py`` for the store):
 1. ``embed``: chunks of rows through an actor pool (``map_batches(..., compute=ActorPoolStrategy)``,
    one GPU per actor where the cluster has GPUs), one embedding shard per chunk.
 2. ``fit``: a sample of at most ``fit_sample`` valid rows is read (one remote task per shard) and the
-   driver fits on it alone: the out-of-fold probe (stratified folds over the sample, the fold of the
-   id's hash for the rows outside it), the class
-   Gaussians for the Mahalanobis OOD score, the PCA axes, the UMAP layout of ``layout_sample`` anchors
-   and, for large N, the IVF coarse quantiser of the kNN index.
-3. ``knn``: one index — exact cosine search (torch) when N <= ``exact_max`` or faiss is missing, else
-   a faiss IVF-Flat index trained on the sample and filled by one remote task — then a sharded
-   all-kNN pass (an actor pool, each actor holding the index).
-4. ``score``: one pass over the embeddings (probe logits, neighbour-label agreement, kNN and
-   Mahalanobis distances, PCA and layout placement, near-duplicate edges) writing per-row score
-   shards and per-shard statistics; a second pass over the score shards counts the confident joint
-   under the broadcast class thresholds (confident learning in two passes).
-5. The driver reads the 1-D columns, calibrates the OOD scores, flags label issues per class, joins the
-   duplicate edges into groups, finds slices and drift on the graph, and builds the same ``Analysis`` as
-   the local engine. Features, graph and probabilities reach it as memory-mapped ``.npy`` files written
-   by a remote task: nothing N x D or N x N is held by the driver.
+   driver fits on it alone: the out-of-fold probe (stratified folds over the sample, as the local
+   engine's; the fold of the id's hash for rows outside it), the class Gaussians of the Mahalanobis
+   OOD score, the PCA axes and, for large N, the IVF coarse quantiser of the kNN index.
+3. ``knn``: one index -- exact cosine search (torch) when N <= ``exact_max`` or faiss is missing, else
+   a faiss IVF-Flat index trained on the sample and filled by one remote task -- then a sharded
+   all-kNN pass (an actor pool, each actor holding the index). ``layout``: UMAP of ``layout_sample``
+   anchors (on the analysis' own graph when they are all the samples).
+4. ``score``: one pass over the embeddings writing per-row shards: the probe's probabilities, kNN and
+   Mahalanobis distances, PCA projection and the layout placement of every non-anchor row.
+5. The driver runs the local engine's own steps that need no N x D matrix -- label issues, foreign
+   clusters, slices, drift, ATC -- on the out-of-fold probabilities (N x C) and the graph (N x k),
+   calibrates the OOD scores, and flags by the registry's rules: the same ``Analysis`` as the local
+   engine. Features, graph and probabilities reach it as memory-mapped ``.npy`` files written by
+   remote tasks: nothing N x D or N x N is held by the driver.
 """
 
 from __future__ import annotations
@@ -293,18 +292,13 @@ class ScoreWorker:
         for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
             g = st.read_columns(Path(spec["knn_dir"]) / f"part-{int(c):05d}.parquet", ["vrow", "nbr", "dist"])
             assert np.array_equal(g.column("vrow").to_numpy(), vrows), "kNN and embedding shards disagree"
-            cols, stats = st.score_shard(self.model, X, vrows, self.fold[rows],
+            cols = st.score_shard(self.model, X, vrows, self.fold[rows],
                                                        st.read_matrix(g, "nbr"), st.read_matrix(g, "dist"))
             table = {"row": pa.array(rows)}
             for name, v in cols.items():
                 table[name] = st.matrix_column(v) if v.ndim == 2 else pa.array(v)
-            st.write_atomic(pa.table(table), path, {"stats": stats})
+            st.write_atomic(pa.table(table), path)
         return pd.DataFrame({"chunk": batch["chunk"].tolist()})
-
-
-def _confident_task(path: str, t: np.ndarray, codes_v: np.ndarray):
-    tab = st.read_columns(Path(path), ["vrow", "combined"])
-    return st.confident_counts(st.read_matrix(tab, "combined"), codes_v[tab.column("vrow").to_numpy()], t)
 
 
 def _sample_task(path: str, rows_wanted: np.ndarray):
@@ -550,7 +544,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     from dqwidgets.compute.duplicates import typical_nn_distance
 
     typical = typical_nn_distance(nn1[:, None], "cosine")
-    graph_files = _assemble(ray, run_dir, knn_shards, nv, k, typical)
+    graph_files = _assemble(ray, run_dir, knn_shards, nv, k)
 
     # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
     layout_stage = st.Stage(run_dir, "layout")
@@ -561,9 +555,9 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                 _save_pickle(layout_stage, "anchors.pkl",
                              _fit_layout(fitted["anchor_X"], fitted["anchor_rows"], nv, graph_files, fitted, seed, k))
             anchor_rows, anchors, anchor_xy = _load_pickle(layout_stage.file("anchors.pkl"))
-    model = st.Model(n_classes=n_classes, codes_v=codes_v, folds=folds, probe=fitted["probe"],
+    model = st.Model(n_classes=n_classes, folds=folds, probe=fitted["probe"],
                      gaussians=fitted["gaussians"], pca_mean=fitted["pca_mean"], pca_axes=fitted["pca_axes"],
-                     anchors=anchors, anchor_rows=anchor_rows, anchor_xy=anchor_xy, typical=typical,
+                     anchors=anchors, anchor_rows=anchor_rows, anchor_xy=anchor_xy,
                      k=k)
 
     # ------------------------------------------------------------------ 4. score passes
@@ -577,21 +571,11 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
             _run_pass(ray, todo, ScoreWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
             score_stage.mark_done({"chunks": len(chunks)})
         score_shards = [str(score_stage.shard(c["chunk"])) for c in chunks]
-        cols, stats = _read_scores(score_shards, nv, model)
-        n_issues = None
-        if model.probe is not None:
-            sums = np.sum([s["class_sums"] for s in stats], 0)
-            cnt = np.sum([s["class_counts"] for s in stats], 0)
-            t = np.where(cnt > 0, sums / np.maximum(cnt, 1), 1.0)
-            task = ray.remote(_confident_task)
-            codes_ref = ray.put(codes_v)
-            C = np.sum(ray.get([task.remote(p, t, codes_ref) for p in score_shards]), 0)
-            cj = st.calibrate_joint(C, cnt.astype(float))
-            n_issues = cj.sum(1) - np.diag(cj)
+        cols = _read_scores(score_shards, nv, model)
     with _stage("assemble", seconds, memory):
         probs_file = _assemble_probs(ray, run_dir, score_shards, n, n_classes) if model.probe is not None else None
         features_file = _assemble_features(ray, run_dir, shards, n, dim)
-        an = _build(ds, inp, pos, cols, model, n_issues, typical, graph_files, probs_file, features_file,
+        an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file,
                     method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen)
     return an
 
@@ -659,14 +643,13 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng)
         Xt, yt = torch.as_tensor(Xs), torch.as_tensor(y)
         f_t = torch.as_tensor(s_fold)
         torch.manual_seed(seed)
-        probe, start = [], None
+        probe = []
         logits = np.zeros((len(Xs), n_classes), np.float32)
         for f in range(folds):
             train = (f_t != f) & (yt >= 0)
             mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
             with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
-                W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, start=start)
-            start = (W, b)
+                W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes)
             probe.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))
             m = (s_fold == f)
             logits[m] = ((Xs[m] - probe[-1][0]) / probe[-1][1]) @ probe[-1][2] + probe[-1][3]
@@ -695,20 +678,20 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng)
     return out
 
 
-def _edges_task(distances: str, typical: float, out: str):
+def _edges_task(distances: str, out: str):
     """The closeness of every graph edge (``near_duplicate_score``), as a memory-mapped file."""
     from dqwidgets.compute.duplicates import near_duplicate_score
 
     d = np.load(distances, mmap_mode="r")
     arr = np.lib.format.open_memmap(out + ".tmp.npy", mode="w+", dtype=np.float32, shape=d.shape)
     for s in range(0, len(d), 1 << 18):
-        arr[s:s + (1 << 18)] = near_duplicate_score(np.asarray(d[s:s + (1 << 18)]), "cosine", typical)
+        arr[s:s + (1 << 18)] = near_duplicate_score(np.asarray(d[s:s + (1 << 18)]), "cosine")
     arr.flush()
     del arr
     os.replace(out + ".tmp.npy", out)
 
 
-def _assemble(ray, run_dir: Path, knn_shards, nv, k, typical) -> dict:
+def _assemble(ray, run_dir: Path, knn_shards, nv, k) -> dict:
     files = {"indices": str(run_dir / "graph_indices.npy"), "distances": str(run_dir / "graph_distances.npy"),
              "edges": str(run_dir / "duplicate_edges.npy")}
     task = ray.remote(_assemble_task)
@@ -718,7 +701,7 @@ def _assemble(ray, run_dir: Path, knn_shards, nv, k, typical) -> dict:
     if not os.path.exists(files["distances"]):
         ray.get(task.remote(knn_shards, "dist", "vrow", nv, k, files["distances"], 0.0, np.float32))
     if not os.path.exists(files["edges"]):
-        todo.append(ray.remote(_edges_task).remote(files["distances"], typical, files["edges"]))
+        todo.append(ray.remote(_edges_task).remote(files["distances"], files["edges"]))
     ray.get(todo)
     return files
 
@@ -782,112 +765,87 @@ def _scaled(Y: np.ndarray) -> np.ndarray:
 
 
 def _read_scores(score_shards, nv, model):
-    """The 1-D score columns (over valid positions) and each shard's statistics; no N x C matrix."""
+    """The per-row columns of the score shards over the valid positions (no N x C matrix)."""
     cols: dict[str, np.ndarray] = {}
-    stats = []
-    names = ["vrow", "raw_knn", "pca", "duplicate_score"]
-    names += ["raw_mahalanobis"] if model.gaussians is not None else []
-    names += ["umap"] if model.anchors is not None else []
-    want_combined = model.probe is not None
+    names = ["raw_knn", "pca"] + (["raw_mahalanobis"] if model.gaussians is not None else []) \
+        + (["umap"] if model.anchors is not None else [])
     for p in score_shards:
-        t = st.read_columns(Path(p), names + (["combined"] if want_combined else []))
+        t = st.read_columns(Path(p), ["vrow"] + names)
         r = t.column("vrow").to_numpy()
-        for name in names[1:]:
+        for name in names:
             v = st.read_matrix(t, name) if name in ("pca", "umap") else t.column(name).to_numpy()
             if name not in cols:
                 cols[name] = np.zeros((nv,) + v.shape[1:], dtype=v.dtype)
             cols[name][r] = v
-        if want_combined:
-            comb = st.read_matrix(t, "combined")
-            codes = model.codes_v[r]
-            lab = codes >= 0
-            score = np.full(len(r), np.nan, np.float32)
-            score[lab] = 1.0 - comb[lab, codes[lab]]
-            for name, v in (("label_issue_score", np.clip(score, 0, 1)), ("suggested", comb.argmax(1))):
-                if name not in cols:
-                    cols[name] = np.zeros(nv, dtype=v.dtype)
-                cols[name][r] = v
-        stats.append(st.shard_metadata(Path(p))["stats"])
-    return cols, stats
+    return cols
 
 
-def _build(ds, inp, pos, cols, model, n_issues, typical, graph_files, probs_file, features_file, method,
+def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file, method,
            layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds):
-    """The Analysis, from the engine's columns, flagged by the registry's rules (dqwidgets.issues) the
-    way the local engine flags them."""
-    from dqwidgets.analysis import Analysis, Calibration, _flag_all, _samples_frame, _spread
-    from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame
-    from dqwidgets.compute.label import flag_label_issues
-    from dqwidgets.compute.ood import RobustScale, combine_ood, z_to_score
+    """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
+    step, the foreign clusters, slices, drift and ATC run here on the out-of-fold probabilities
+    (N x C) and the graph (N x k); the flags come from the registry's rules (dqwidgets.issues)."""
+    from dqwidgets.analysis import (Analysis, Calibration, _atc, _flag_all, _label_step, _samples_frame, _spread,
+                                    _tables, _ValidRows, _with_slice_accuracy)
+    from dqwidgets.compute.foreign import find_foreign_clusters
+    from dqwidgets.compute.ood import RobustScale, combine_ood, default_ood_threshold, ood_with_clusters, z_to_score
     from dqwidgets.issues import IssueContext
 
-    n, nv = inp.n, len(pos)
-    codes_v = model.codes_v
-    correct_v = pred = probs = None
-    count, per_class = 0, None
-    score = np.full(nv, np.nan, np.float32)
-    suggested = np.full(nv, -1, np.int64)
-    if n_issues is not None:
-        score, suggested = cols["label_issue_score"], cols["suggested"].astype(np.int64)
-        flags = flag_label_issues(np.nan_to_num(score, nan=-1.0), codes_v, n_issues) & (suggested != codes_v)
-        count, per_class = int(flags.sum()), np.round(n_issues).astype(int).tolist()
-        probs = np.load(probs_file, mmap_mode="r")  # N x C, NaN rows for the invalid samples
-        pred = np.empty(nv, np.int64)
-        for s in range(0, nv, 1 << 18):
-            pred[s:s + (1 << 18)] = np.asarray(probs[pos[s:s + (1 << 18)]]).argmax(1)
-        correct_v = pred == codes_v
+    n = inp.n
+    v = _ValidRows(inp, pos)  # inp.features is 0 columns wide: the embeddings stay in the shards
+    graph = _load_graph(graph_files)
+    graph.method = method
+    graph.indices, graph.distances = np.asarray(graph.indices), np.asarray(graph.distances)
+    probs_all = np.load(probs_file, mmap_mode="r") if probs_file is not None else None
+    probs = np.asarray(probs_all[pos]) if probs_all is not None else None
+    t0 = time.perf_counter()
+    label = _label_step(v, probs, graph, None)
+    seconds["label"] = time.perf_counter() - t0
     raw = {"knn": cols["raw_knn"]}
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
     scales = {name: RobustScale.fit(r, log=True) for name, r in raw.items()}
     z = {name: scales[name].z(r) for name, r in raw.items()}
-    columns = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
-    columns.update({"label_issue_score": score, "ood_score": combine_ood(z),
-                    "duplicate_score": cols["duplicate_score"]})
-
+    ood = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
+    ood["ood_score"] = combine_ood(z)
+    ood_default = None
+    if probs is not None and (v.codes >= 0).sum() >= 2:  # as the local engine's OOD step
+        zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
+        foreign = find_foreign_clusters(graph.indices, v.codes, probs, seed=seed, zscores=zmax)
+        ood["ood_cluster_score"] = foreign.probability.astype(np.float32)
+        ood["ood_score"] = ood_with_clusters(ood["ood_score"], foreign.probability)
+        ood_default = default_ood_threshold(ood["ood_score"], foreign.probability)
+    edges = np.load(graph_files["edges"], mmap_mode="r")
     t0 = time.perf_counter()
-    graph = _load_graph(graph_files)
-    graph.method = method
-    nbr = np.asarray(graph.indices)
-    attrs = {a: (c[pos], nm) for a, (c, nm) in inp.attributes.items()}
-    slice_id, slices = slice_frame(nbr, codes_v, None if pred is None else _Argmax(pred, len(inp.classes)),
-                                   inp.classes, attrs, seed)
-    spurious = spurious_frame(attrs, codes_v, inp.classes, correct_v)
-    drift = drift_tests(nbr, inp.split_codes[pos] if inp.split_codes is not None else None, seed)
-    del nbr
+    slice_id, slices, spurious, drift = _tables(inp, v, graph, probs, label, seed)
     seconds["slices"] = time.perf_counter() - t0
-    columns["slice_id"] = slice_id
+
+    columns = {"label_issue_score": label.score, **ood, "duplicate_score": np.asarray(edges[:, 0]),
+               "slice_id": slice_id}
     columns = {c: _spread(x, pos, n) for c, x in columns.items()}
-    sugg = _spread(suggested, pos, n)
     names = np.asarray(list(inp.classes) + [None], dtype=object)
-    columns["suggested_label"] = names[sugg]
-    columns["predicted_label"] = names[_spread(pred, pos, n) if pred is not None else np.full(n, -1)]
+    suggested = _spread(label.suggested, pos, n)
+    columns["suggested_label"] = names[suggested]
+    columns["predicted_label"] = names[_spread(probs.argmax(1), pos, n) if probs is not None else np.full(n, -1)]
     xy = cols["umap"] if layout == "umap" else _scaled(cols["pca"])
     samples = _samples_frame(inp, columns, _spread(xy, pos, n))
-    context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=sugg,
-                           label_issue_count=count, duplicate_edges=np.load(graph_files["edges"], mmap_mode="r"),
-                           content_hashes=inp.content_hashes, split_codes=inp.split_codes)
+    context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=suggested,
+                           label_issue_count=label.count, duplicate_edges=edges, content_hashes=inp.content_hashes,
+                           split_codes=inp.split_codes, ood_default=ood_default)
     embed_info = embed_stage.done() or {}
     info = {"seconds": seconds, "driver_peak_mb": memory, "graph_method": method, "device": "ray", "k": model.k,
             "embedder": "precomputed" if ds.modality == "embedding" else str(embed_info.get("embedder")),
-            "n_issues_per_class": per_class, "reference": False, "engine": "ray", "engine_options": opt,
-            "embed_chunks_computed": embed_info.get("computed"), "run_dir": str(Path(graph_files["indices"]).parent)}
+            "n_issues_per_class": label.per_class(inp.classes), "reference": False, "training": None,
+            "engine": "ray", "engine_options": opt, "embed_chunks_computed": embed_info.get("computed"),
+            "run_dir": str(Path(graph_files["indices"]).parent)}
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,
-                  features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs,
+                  features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs_all,
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, model.gaussians), workdir=workdir, info=info)
+                  calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None)),
+                  workdir=workdir, info=info)
     _flag_all(an, thresholds)
+    an.slices = _with_slice_accuracy(an)
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
         an.review
     an.layout_status = "final"
     return an
-
-
-class _Argmax:
-    """What the slice table reads of the probabilities (``argmax(1)``), without an N x C matrix."""
-
-    def __init__(self, pred, c):
-        self.pred, self.shape = pred, (len(pred), c)
-
-    def argmax(self, axis=1):
-        return self.pred

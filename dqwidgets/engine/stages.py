@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from dqwidgets.compute.knn import drop_self
-from dqwidgets.compute.label import knn_label_distribution
 
 DONE = "_DONE.json"
 
@@ -179,7 +178,6 @@ class Model:
     """What the score pass broadcasts: fitted on a sample by the driver, O(D x C + sample) in size."""
 
     n_classes: int
-    codes_v: np.ndarray  # label code of every valid sample (-1 = unlabelled), by valid position
     folds: int
     probe: list | None  # per fold (mean, std, W, b) as numpy
     gaussians: object | None  # compute.ood.ClassGaussians
@@ -188,7 +186,6 @@ class Model:
     anchors: np.ndarray | None  # S x D normalised rows the layout was fitted on
     anchor_rows: np.ndarray | None  # their valid positions
     anchor_xy: np.ndarray | None  # S x 2
-    typical: float
     k: int
 
 
@@ -230,49 +227,16 @@ def place_on_anchors(model: Model, Xn: np.ndarray, rows: np.ndarray, m: int = 10
 
 
 def score_shard(model: Model, X: np.ndarray, vrows: np.ndarray, fold: np.ndarray, nbr: np.ndarray,
-                dist: np.ndarray):
-    """Per-row columns and per-shard statistics of the first score pass over one shard's valid rows."""
-    from dqwidgets.compute.duplicates import near_duplicate_score
-    from dqwidgets.compute.label import combined_probs
-
+                dist: np.ndarray) -> dict:
+    """Per-row columns of the score pass over one shard's valid rows: the out-of-fold probe's
+    probabilities, the kNN and Mahalanobis OOD distances, the PCA projection and the layout placement."""
     out: dict[str, np.ndarray] = {"vrow": vrows}
-    stats: dict = {}
-    codes = model.codes_v[vrows]
     if model.probe is not None:
-        probs = softmax(probe_logits(model, X, fold))
-        Q = knn_label_distribution(nbr, model.codes_v, model.n_classes)
-        combined = combined_probs(probs, Q)
-        out["probs"], out["combined"] = probs, combined.astype(np.float32)
-        lab = codes >= 0
-        sums = np.bincount(codes[lab], weights=combined[lab, codes[lab]], minlength=model.n_classes)
-        stats["class_sums"] = sums.tolist()
-        stats["class_counts"] = np.bincount(codes[lab], minlength=model.n_classes).tolist()
+        out["probs"] = softmax(probe_logits(model, X, fold))
     out["raw_knn"] = dist[:, -1].astype(np.float64)
     if model.gaussians is not None:
         out["raw_mahalanobis"] = model.gaussians.distance(X)
     out["pca"] = ((X - model.pca_mean) @ model.pca_axes).astype(np.float32)
-    Xn = normalise(X)
     if model.anchors is not None:
-        out["umap"] = place_on_anchors(model, Xn, vrows)
-    out["duplicate_score"] = near_duplicate_score(dist[:, :1], "cosine", model.typical)[:, 0]
-    return out, stats
-
-
-def confident_counts(combined: np.ndarray, codes: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The uncalibrated confident joint of one shard: [y, j] counts the samples labelled y whose
-    combined probability of j is the largest at or above class j's threshold (confident learning,
-    eq. 1; calibrated by ``calibrate_joint`` on the summed counts, as ``compute.label.confident_joint``)."""
-    n_classes = combined.shape[1]
-    lab = codes >= 0
-    P, y = combined[lab], codes[lab]
-    above = P >= t[None, :]
-    guess = np.where(above, P, -np.inf).argmax(1)
-    confident = above.any(1)
-    C = np.zeros((n_classes, n_classes))
-    np.add.at(C, (y[confident], guess[confident]), 1.0)
-    return C
-
-
-def calibrate_joint(C: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    row = C.sum(1, keepdims=True)
-    return np.where(row > 0, C / np.maximum(row, 1e-12) * counts[:, None], np.diag(counts))
+        out["umap"] = place_on_anchors(model, normalise(X), vrows)
+    return out

@@ -1,0 +1,186 @@
+"""Scale: synthetic N x 128 embeddings with planted issues, analyzed by the local and the Ray engine.
+
+    .venv/bin/python bench/bench_scale.py --sizes 100000 300000 1000000 --engines local ray
+
+Each (engine, N) runs in its own process (a clean peak-memory reading). The data are written once as
+Parquet shards (``Dataset.from_parquet(features=...)``) that both engines read. Per stage it records
+the seconds and the driver's peak resident memory (VmHWM, reset at each stage start for the Ray
+engine; the local engine's whole-run peak), the planted issues found, and for the Ray run the
+recall@10 of its kNN graph against exact search for 500 random samples. Results:
+bench/results/bench_scale.{json,md}, with the load average (timings on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+D, C = 128, 20
+
+
+def make_data(n: int, folder: Path, seed: int = 0, rows_per_file: int = 100_000) -> dict:
+    """Gaussian classes in 128-D with 3% flipped labels, 0.5% far samples and 0.5% near copies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    done = folder / "_planted.npz"
+    if done.exists():
+        return dict(np.load(done))
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(C, D)).astype(np.float32) * 1.5
+    n_ood, n_dup = n // 200, n // 200
+    noisy, ood, dup_of = [], [], []
+    start = 0
+    for f, s in enumerate(range(0, n, rows_per_file)):
+        m = min(rows_per_file, n - s)
+        y = rng.integers(0, C, m)
+        X = centers[y] + rng.normal(size=(m, D)).astype(np.float32)
+        idx = np.arange(s, s + m)
+        o = idx < n_ood
+        X[o] = rng.normal(size=(int(o.sum()), D)).astype(np.float32) * 4
+        d = (idx >= n_ood + n_dup) & (idx < n_ood + 2 * n_dup)  # copies of the n_dup rows before them
+        src = np.flatnonzero(d) - n_dup
+        X[d] = X[src] + rng.normal(size=(len(src), D)).astype(np.float32) * 0.01
+        flip = rng.random(m) < 0.03
+        given = np.where(flip, (y + rng.integers(1, C, m)) % C, y)
+        noisy.append(idx[flip & ~o])
+        ood.append(idx[o])
+        dup_of.append(idx[d])
+        t = pa.table({"id": idx, "emb": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), D),
+                      "label": pa.array([f"class{v:02d}" for v in given]),
+                      "source": pa.array(rng.choice(["web", "scan", "phone"], m))})
+        pq.write_table(t, folder / f"part-{f:04d}.parquet", row_group_size=25_000)
+        start += m
+    truth = {"noisy": np.concatenate(noisy), "ood": np.concatenate(ood), "dup": np.concatenate(dup_of)}
+    np.savez(done, **truth)
+    return truth
+
+
+def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
+    import dqwidgets as dq
+
+    truth = dict(np.load(folder / "_planted.npz"))
+    t0 = time.perf_counter()
+    ds = dq.Dataset.from_parquet(folder, features="emb", label="label", id="id")
+    read_s = time.perf_counter() - t0
+    opts = None
+    if engine == "ray":
+        from dqwidgets.engine.ray_engine import start_local
+
+        import ray
+
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        else:
+            start_local(num_cpus=os.cpu_count())
+        opts = {"chunk_rows": 50_000, "actors": 1}
+    t0 = time.perf_counter()
+    an = dq.analyze(ds, engine=engine, engine_options=opts, workdir=workdir, progress=False, seed=0)
+    if engine == "local":
+        an.wait_layout()
+    total = time.perf_counter() - t0
+    s = an.samples
+    ids = s.index.to_numpy()
+
+    def found(flag, which):
+        hit = set(ids[s[flag].to_numpy()].tolist())
+        planted = set(truth[which].tolist())
+        return {"flagged": len(hit), "planted": len(planted), "recall": len(hit & planted) / max(1, len(planted)),
+                "precision": len(hit & planted) / max(1, len(hit))}
+
+    rec = {"engine": engine, "n": n, "dim": D, "classes": C, "read_seconds": read_s, "total_seconds": total,
+           "seconds": an.info["seconds"], "graph_method": an.info["graph_method"],
+           "label_issue": found("is_label_issue", "noisy"), "ood": found("is_ood", "ood"),
+           "duplicate": found("is_duplicate", "dup")}
+    if engine == "ray":
+        rec["driver_peak_mb_per_stage"] = an.info["driver_peak_mb"]
+        rec["recall_at_10"] = _recall(an, n)
+    with open("/proc/self/status") as f:
+        rec["driver_peak_mb"] = int(next(line for line in f if line.startswith("VmHWM")).split()[1]) / 1024
+    out.write_text(json.dumps(rec))
+
+
+def _recall(an, n, queries: int = 500, k: int = 10) -> float:
+    X = np.asarray(an.features, dtype=np.float32)  # memory-mapped: read here only for the check
+    rng = np.random.default_rng(1)
+    q = rng.choice(n, queries, replace=False)
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    sim = Xn[q] @ Xn.T
+    sim[np.arange(queries), q] = -np.inf
+    exact = np.argpartition(-sim, k, axis=1)[:, :k]
+    got = np.asarray(an.graph.indices)[q, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact)]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
+    ap.add_argument("--engines", nargs="+", default=["local", "ray"])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/dqwidgets-bench-scale"))
+    ap.add_argument("--child", nargs=2)
+    args = ap.parse_args()
+    if args.child:
+        engine, n = args.child[0], int(args.child[1])
+        folder = args.data / f"n{n}"
+        child(engine, n, folder, args.data / f"work-{engine}-{n}", args.data / f"result-{engine}-{n}.json")
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_json = RESULTS / "bench_scale.json"
+    records = json.loads(out_json.read_text()) if out_json.exists() else []
+    for n in args.sizes:
+        make_data(n, args.data / f"n{n}")
+        for engine in args.engines:
+            load_before = open("/proc/loadavg").read().strip()
+            res = args.data / f"result-{engine}-{n}.json"
+            res.unlink(missing_ok=True)
+            proc = subprocess.run([sys.executable, __file__, "--child", engine, str(n), "--data", str(args.data)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0 or not res.exists():
+                print(proc.stderr[-3000:], file=sys.stderr)
+                rec = {"engine": engine, "n": n, "error": proc.stderr.strip().splitlines()[-1:]}
+            else:
+                rec = json.loads(res.read_text())
+            rec["loadavg_before"], rec["loadavg_after"] = load_before, open("/proc/loadavg").read().strip()
+            rec["cpus"] = os.cpu_count()
+            records = [r for r in records if (r["engine"], r["n"]) != (engine, n)] + [rec]
+            out_json.write_text(json.dumps(records, indent=1))
+            print(json.dumps(rec))
+    write_md(records)
+
+
+def write_md(records):
+    lines = ["# bench_scale: local vs Ray engine, synthetic N x 128, 20 classes, planted issues", "",
+             "Timings on a shared 2-core machine (other engineers' jobs ran at the same time: see loadavg); "
+             "driver memory = peak resident memory of the process that called `analyze`.", "",
+             "| engine | N | total s | driver peak MB | graph | recall@10 | label R/P | ood R/P | dup R/P | loadavg |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["n"], r["engine"])):
+        if "error" in r:
+            lines.append(f"| {r['engine']} | {r['n']:,} | failed: {r['error']} | | | | | | | {r.get('loadavg_before')} |")
+            continue
+        rp = lambda k: f"{r[k]['recall']:.2f}/{r[k]['precision']:.2f}"  # noqa: E731
+        lines.append(f"| {r['engine']} | {r['n']:,} | {r['total_seconds']:.0f} | {r['driver_peak_mb']:.0f} | "
+                     f"{r['graph_method']} | {r.get('recall_at_10', float('nan')):.3f} | {rp('label_issue')} | "
+                     f"{rp('ood')} | {rp('duplicate')} | {r['loadavg_before']} |")
+    lines += ["", "Per stage (seconds; Ray: driver peak MB during the stage):", ""]
+    for r in sorted(records, key=lambda r: (r["n"], r["engine"])):
+        if "error" in r:
+            continue
+        mem = r.get("driver_peak_mb_per_stage", {})
+        parts = [f"{k} {v:.1f}s" + (f" / {mem[k]:.0f} MB" if k in mem else "") for k, v in r["seconds"].items()]
+        lines.append(f"- {r['engine']} {r['n']:,}: " + ", ".join(parts))
+    (RESULTS / "bench_scale.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
