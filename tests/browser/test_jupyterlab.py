@@ -27,7 +27,8 @@ import pytest
 
 from jupyter_harness import (JUPYTER, PROBE, SERVER_START_S, UI_S, JupyterServer, Kernel, notebook, open_page,
                              run_all_cells, wait_explorer_drawn)
-from map_geometry import assert_selection_is_polygon, box_drag, drag, polygon_at, screen_positions, worst_first
+from map_geometry import (assert_selection_is_polygon, box_drag, drag, inside, lonely_point, near_edge, polygon_at,
+                          screen_positions, worst_first)
 
 BUILD_ANALYSIS = """\
 import numpy as np, pandas as pd, torch
@@ -288,6 +289,61 @@ def test_lab_a_selection_set_in_python_appears_on_the_map_and_in_the_grid(lab):
     lab.w.wait(".dqx-map[data-selected='3']", "the Python selection on the map", UI_S, state="attached")
     _grid_shows(lab, data, ids)
     lab.clear()
+
+
+def test_lab_alt_lasso_removes_the_points_inside_it_from_the_selection(lab):
+    data = lab.samples()
+    lab.tool("lasso")
+    px, box = screen_positions(lab.page, data["x"], data["y"])
+    first = polygon_at(box, [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)])
+    drag(lab.page, first)
+    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
+    before = lab.selection()
+    cut = polygon_at(box, [(0.45, 0.1), (0.9, 0.1), (0.9, 0.9), (0.45, 0.9)])
+    lab.page.keyboard.down("Alt")
+    drag(lab.page, cut)
+    lab.page.keyboard.up("Alt")
+    lab.w.wait(f".dqx-map:not([data-selected='{len(before)}'])", "the alt-lasso", UI_S, state="attached")
+    after = set(lab.selection())
+    ids = np.asarray(data["ids"])
+    in_cut, unsure = inside(px, cut), near_edge(px, cut)
+    kept = set(before) & set(ids[~in_cut & ~unsure])
+    removed = set(before) & set(ids[in_cut & ~unsure])
+    assert removed and kept, "a weak test: the cut should remove some samples and keep others"
+    assert kept <= after and not removed & after and after <= set(before)
+    lab.tool("pan")
+    lab.clear()
+
+
+def test_lab_hover_shows_the_thumbnail_and_the_wheel_zooms_about_the_cursor(lab):
+    data = lab.samples()
+    lab.tool("pan")
+    px, box = screen_positions(lab.page, data["x"], data["y"])
+    assert lab.page.locator(".dqx-map").get_attribute("data-renderer").startswith("cpu"), \
+        "software WebGL (SwiftShader) should pick the CPU layer"
+    legend = lab.page.locator(".dqx-legend").bounding_box()
+    assert legend["y"] + legend["height"] <= box["y"] + 0.5, "the legend overlaps the plot"
+    lonely = lonely_point(px, box)
+    lab.page.mouse.move(*px[lonely])
+    tip = lab.w.wait(".dqx-tooltip:not([hidden]):has(img.dqx-tip-img)", "the hover thumbnail", UI_S)
+    assert tip.inner_text().splitlines()[0] == f"id {data['ids'][lonely]}"
+    lab.page.mouse.wheel(0, -400)                                # zoom in about the cursor
+    lab.w.wait(".dqx-map:not([data-view='1 0 0'])", "the wheel zoom", UI_S, state="attached")
+    zoom = float(lab.page.locator(".dqx-map").get_attribute("data-view").split()[0])
+    assert zoom > 1.5
+    lab.page.mouse.dblclick(box["x"] + 3, box["y"] + 3)
+    lab.w.wait(".dqx-map[data-view='1 0 0']", "the view reset", UI_S, state="attached")
+    lab.clear()
+
+
+def test_lab_the_issue_filter_narrows_the_grid_and_the_map(lab):
+    flagged = lab.kernel("_out['flagged'] = int(an.samples['is_label_issue'].sum())")["flagged"]
+    lab.page.locator(".dqx-filter-issue").select_option("label")
+    lab.w.wait(f".dqx-grid[data-count='{flagged}'][data-ready=true]", "the filtered grid", UI_S)
+    lab.w.wait(f".dqx-map[data-visible='{flagged}']", "the filtered map", UI_S, state="attached")
+    assert lab.page.locator(".dqx-grid-header").inner_text().endswith("(filtered)")
+    lab.page.locator(".dqx-filter-issue").select_option("")
+    lab.w.wait(".dqx-grid-header:not(:has-text('filtered'))", "the grid unfiltered", UI_S)
 
 
 def test_lab_a_kernel_error_shows_a_dismissible_banner(lab):
