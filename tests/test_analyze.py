@@ -66,7 +66,8 @@ def test_near_copies_are_grouped_with_their_original_and_one_is_kept(an, planted
     assert (g[copies] == g[planted.copy_of[copies]]).mean() > 0.95
     for grp in np.unique(g[g >= 0]):
         assert (~s["is_duplicate"][g == grp]).sum() == 1  # one member kept
-    assert s["is_duplicate"].sum() < 1.5 * len(copies)
+    # besides the copies, only the planted checkerboards (9 shifts of one pattern with pixel noise: noisy copies too)
+    assert s["is_duplicate"][~planted.is_cluster].sum() < 1.5 * len(copies)
 
 
 def test_slices_summary_and_thresholds(an):
@@ -79,10 +80,10 @@ def test_slices_summary_and_thresholds(an):
     an.set_threshold("ood_score", 0.01)
     assert events == ["flags"] and an.samples["is_ood"].sum() > summ.loc["ood", "count"]
     an.set_threshold("ood_score", 0.5)
-    n_dup = an.samples["is_duplicate"].sum()
+    n_dup, default = an.samples["is_duplicate"].sum(), an.thresholds["duplicate_score"]
     an.set_threshold("duplicate_score", 0.99)
     assert an.samples["is_duplicate"].sum() < n_dup
-    an.set_threshold("duplicate_score", 0.87)
+    an.set_threshold("duplicate_score", default)
     assert an.samples["is_duplicate"].sum() == n_dup
     with pytest.raises(ValueError, match="no threshold"):
         an.set_threshold("nonsense", 0.5)

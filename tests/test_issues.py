@@ -61,7 +61,7 @@ def test_moving_the_threshold_away_and_back_restores_the_same_ids(an, issue):
     start = an.thresholds[issue.score_column]
     before = flag_state(an, issue)
     ids_before = an.samples.index[an.samples[issue.flag_column]]
-    for away in (min(1.0, start + 0.08), max(0.0, start - 0.08)):
+    for away in (min(1.0, start + 0.3), max(0.0, start - 0.3)):  # far enough to cross the gap below near copies
         an.set_threshold(issue.score_column, away)
         assert not an.samples.index[an.samples[issue.flag_column]].equals(ids_before), "the move must change flags"
         an.set_threshold(issue.score_column, start)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-# A pair is a near copy when it is closer than (1 - threshold) x the median nearest-neighbour distance.
+# A pair is a near copy when it is closer than (1 - threshold) x the sample's k-th neighbour distance.
 DEFAULT_THRESHOLD = 0.87  # the fixed radius (13% of the typical distance); the floor of the data-driven default
 MAX_RADIUS = 0.5  # never call a pair at more than half the typical neighbour distance a near copy
 Z_COPY = 4.0  # near copies lie this many robust standard deviations below the typical log distance
@@ -22,11 +22,11 @@ Z_COPY = 4.0  # near copies lie this many robust standard deviations below the t
 def default_threshold(closeness: np.ndarray) -> float:
     """The default closeness threshold from the distribution of every sample's nearest-neighbour
     closeness (``near_duplicate_score(...)[:, 0]``): near copies are outliers *below* the typical
-    nearest-neighbour distance. On the log of the distance ratio ``r = d1 / median(d1)``, a normal is
+    nearest-neighbour distance. On the log of the distance ratio ``r = 1 - closeness``, a normal is
     fitted to the left half of the bulk (centre = median, scale = median - 15.9th percentile; the
     copies, a small share, do not move either), and pairs more than ``Z_COPY`` of its standard
     deviations below the centre are near copies; the radius is kept between the fixed 13% of the
-    typical distance (cleanlab's near-duplicate radius) and half of it."""
+    scale (cleanlab's near-duplicate radius) and half of it."""
     c = np.asarray(closeness, dtype=np.float64)
     c = c[np.isfinite(c)]
     if len(c) < 20:
@@ -46,14 +46,21 @@ def _euclidean_scale(distances: np.ndarray, metric: str) -> np.ndarray:
 
 
 def near_duplicate_score(distances: np.ndarray, metric: str = "cosine", typical: float | None = None) -> np.ndarray:
-    """Per-edge closeness in [0, 1]: 1 - d / (median nearest-neighbour distance), clipped; 1 = identical.
+    """Per-edge closeness in [0, 1], clipped; 1 = identical.
 
-    ``typical``: the median nearest-neighbour distance to scale by (euclidean scale), e.g. from a
-    reference analysis; by default the median of ``distances[:, 0]``."""
+    By default on the sample's own scale: ``1 - d_ij / d_ik``, the edge's distance over the distance to
+    the sample's k-th (farthest listed) neighbour. In a dense region every distance is small, so a
+    global scale would call its distinct samples copies of each other (a tight cluster of 40
+    different samples became 40 "duplicates"); relative to its own neighbourhood a near copy is
+    still close to 0 and a distinct neighbour is not. ``typical``: scale by this one distance
+    (euclidean scale) instead, e.g. the median nearest-neighbour distance of a reference."""
     d = _euclidean_scale(distances, metric)
-    if typical is None:
-        typical = typical_nn_distance(distances, metric)
-    return np.clip(1.0 - d / typical, 0.0, 1.0).astype(np.float32)
+    if typical is not None:
+        return np.clip(1.0 - d / typical, 0.0, 1.0).astype(np.float32)
+    scale = d[:, -1:] if d.ndim == 2 and d.shape[1] > 1 else np.full((len(d), 1), typical_nn_distance(distances, metric))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        close = np.where(d <= 0, 1.0, 1.0 - d / np.maximum(scale, 1e-12))
+    return np.clip(close, 0.0, 1.0).astype(np.float32)
 
 
 def typical_nn_distance(distances: np.ndarray, metric: str = "cosine") -> float:

@@ -62,7 +62,7 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
     (codes, -1 = unlabelled) and out-of-fold ``probs`` (n x C). ``communities``: precomputed ids.
 
     ``zscores``: the per-sample OOD robust z (compute.ood). A community whose *median* member lies
-    ``Z_FAR`` robust standard deviations out (and beyond the 99th percentile of every sample's z) is
+    ``Z_FAR`` robust standard deviations out (and beyond the 99th percentile of every other sample's z) is
     foreign too, whatever its labels (a tight group all
     given one label teaches the probe that label): one far sample can be a rare in-distribution one,
     but half of a community of them is a region no class reaches. Its members' probability is the
@@ -87,12 +87,14 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
 
         z = np.nan_to_num(np.asarray(zscores, dtype=np.float64), nan=-np.inf)
         sizes = np.bincount(comm, minlength=K)
-        finite = z[np.isfinite(z)]
-        # far = beyond Z_FAR and beyond the 99th percentile of all samples (tables have heavy tails)
-        cut = max(Z_FAR, float(np.quantile(finite, 0.99))) if len(finite) else np.inf
         for c in np.flatnonzero(sizes >= MIN_SIZE):
             m = comm == c
-            if np.median(z[m]) >= cut:
+            if np.median(z[m]) < Z_FAR:
+                continue
+            # far = beyond Z_FAR and beyond the 99th percentile of every other sample (tables have heavy tails)
+            rest = z[~m]
+            rest = rest[np.isfinite(rest)]
+            if not len(rest) or np.median(z[m]) >= np.quantile(rest, 0.99):
                 far.append(c)
                 prob[m] = np.maximum(prob[m], z_to_score(z[m]))
     if lab.sum() < 2 or probs is None:
