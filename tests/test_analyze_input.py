@@ -44,6 +44,15 @@ def test_bad_input_is_a_clear_value_error(tmp_path, make, match):
         _run(make(X, y), tmp_path)
 
 
+def test_rows_that_repeat_within_each_class_are_analysed(tmp_path):
+    # a table of two distinct rows, one per class: no spread inside any class (a singular covariance)
+    df = pd.DataFrame({"a": [1.0, 2.0] * 20, "b": ["u", "v"] * 20, "y": ["x", "y"] * 20})
+    an = _run(dq.Dataset.from_dataframe(df, label="y"), tmp_path)
+    s = an.samples
+    assert s["ood_score"].between(0, 1).all() and s["label_issue_score"].between(0, 1).all()
+    assert not s["is_label_issue"].any()
+
+
 def test_unhashable_labels_are_named(tmp_path):
     X, y = _blobs()
     labels = np.empty(len(X), dtype=object)

@@ -67,7 +67,10 @@ def _fit_gaussians(Z: torch.Tensor, y: torch.Tensor, n_classes: int, shrink: flo
             means[c] = Z[m].mean(0)
             resid[m] = Z[m] - means[c]
     cov = resid.T @ resid / max(len(Z) - 1, 1)
-    cov = cov + shrink * torch.diagonal(cov).mean() * torch.eye(cov.shape[0], dtype=Z.dtype, device=Z.device)
+    ridge = shrink * torch.diagonal(cov).mean()
+    if not bool(ridge > 0):  # no spread within any class (e.g. a table of a few distinct rows): a unit ridge
+        ridge = torch.ones((), dtype=Z.dtype, device=Z.device)
+    cov = cov + ridge * torch.eye(cov.shape[0], dtype=Z.dtype, device=Z.device)
     return means, torch.linalg.inv(cov)
 
 
