@@ -64,6 +64,8 @@ class Analysis:
         self.valid = valid
         self.graph = graph  # over the valid samples; positions in np.flatnonzero(valid)
         self.pred_probs = pred_probs
+        # N x C calibrated P(true class | x, given label) of the label-noise model (compute.label), or None
+        self.calibrated_probs: np.ndarray | None = None
         self.classes = classes
         self.context = context  # what the flag rules read (dqwidgets.issues)
         self.calibration = calibration
@@ -315,6 +317,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
                   info={"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
                         "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
                         "reference": reference is not None, "training": training_info})
+    if label.posterior is not None:  # what an.explain shows as the calibrated top classes
+        an.calibrated_probs = _spread(label.posterior, pos, inp.n)
     _flag_all(an, chosen)
     an.slices = _with_slice_accuracy(an)
     bar.close()
@@ -389,6 +393,7 @@ class _LabelResult:
     count: int  # how many confident learning flags
     correct: np.ndarray | None  # the probe's argmax equals the given label
     n_issues_per_class: list | None  # confident learning's count of wrong labels per given class
+    posterior: np.ndarray | None = None  # calibrated P(true class | x, given label), valid rows x C
 
     def per_class(self, classes) -> dict | None:
         return None if self.n_issues_per_class is None else dict(zip(classes, self.n_issues_per_class))
@@ -414,7 +419,8 @@ def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResul
         return _LabelResult(np.full(n, np.nan, np.float32), np.full(n, -1, np.int64), 0, None, None)
     lab = find_label_issues(probs, graph.indices if reference is None else None, v.codes)
     return _LabelResult(lab.label_issue_score, lab.suggested_label, int(lab.is_label_issue.sum()),
-                        probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist())
+                        probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist(),
+                        lab.posterior)
 
 
 def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference, seed=0):

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from dqwidgets.analysis import Analysis
 
 TOP_CLASSES = 3
+CALIBRATED = "calibrated: P(true class | x, given label)"  # an.calibrated_probs, the label model's posterior
+UNCALIBRATED = "uncalibrated: an.pred_probs"  # when the analysis has no calibrated probabilities
 _SLICE_FIELDS = ("size", "error_rate", "dominant_label", "dominant_share", "description", "atc_accuracy")
 
 
@@ -64,7 +66,7 @@ class Evidence:
     suggested_label: Any
     suggested_action: str | None  # "relabel", "drop" or None (keep)
     top_classes: list[tuple[Any, float]]  # the probe's most likely classes, most likely first
-    probability_source: str | None  # which probabilities top_classes are (calibrated or not)
+    probability_source: str | None  # which probabilities top_classes are: CALIBRATED or UNCALIBRATED
     neighbours: list[Neighbour]  # from an.graph, nearest first
     metric: str | None  # the graph's distance
     duplicate_group: int | None  # -1 / None: in no group
@@ -222,7 +224,7 @@ def _neighbours(an: Analysis, row: int, labels: pd.Series | None) -> list[Neighb
 def _top_classes(an: Analysis, row: int) -> tuple[list[tuple[Any, float]], str | None]:
     """The most likely classes: calibrated probabilities when the analysis has them, else pred_probs."""
     calibrated = getattr(an, "calibrated_probs", None)
-    probs, source = (calibrated, "calibrated") if calibrated is not None else (an.pred_probs, "uncalibrated")
+    probs, source = (calibrated, CALIBRATED) if calibrated is not None else (an.pred_probs, UNCALIBRATED)
     if probs is None or not len(an.classes):
         return [], None
     p = np.asarray(probs[row], dtype=np.float64)

@@ -57,15 +57,24 @@ def test_scores_flags_probabilities_and_slice_are_the_analysis_own(an):
     for column in ("label_issue_score", "ood_score", "duplicate_score", "ood_knn_score"):
         assert ev.scores[column] == pytest.approx(float(s[column]))
     assert ev.thresholds["label_issue_score"] == an.thresholds["label_issue_score"]
-    p = an.pred_probs[row]
+    p = an.calibrated_probs[row]  # the label model's calibrated posterior, whose given-class share is the score
     assert [c for c, _ in ev.top_classes] == [an.classes[k] for k in np.argsort(-p)[:3]]
-    assert ev.top_classes[0][1] == pytest.approx(float(p.max())) and ev.probability_source == "uncalibrated"
+    assert ev.top_classes[0][1] == pytest.approx(float(p.max())) and ev.probability_source.startswith("calibrated")
+    assert p[an.classes.index(ev.label)] == pytest.approx(1 - ev.scores["label_issue_score"], abs=1e-5)
     assert ev.slice_id == int(s["slice_id"])
     assert ev.slice["size"] == int(an.slices.loc[ev.slice_id, "size"])
     assert ev.slice["description"] == an.slices.loc[ev.slice_id, "description"]
     d = json.loads(json.dumps(ev.to_dict()))
     assert d["id"] == sid and len(d["neighbours"]) == an.graph.k and d["slice_id"] == ev.slice_id
     assert f"slice {ev.slice_id}" in repr(ev) and "neighbours" in repr(ev)
+
+
+def test_without_calibrated_probabilities_the_top_classes_are_pred_probs_and_say_so(an, monkeypatch):
+    monkeypatch.setattr(an, "calibrated_probs", None)
+    ev = an.explain("s20")
+    p = an.pred_probs[20]
+    assert [c for c, _ in ev.top_classes] == [an.classes[k] for k in np.argsort(-p)[:3]]
+    assert ev.probability_source.startswith("uncalibrated") and "uncalibrated" in repr(ev)
 
 
 def test_an_unknown_id_is_a_clear_error(an):
