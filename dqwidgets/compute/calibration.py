@@ -5,19 +5,19 @@ estimate of how many of the flags are real. Both follow from a per-sample probab
 issue is real, *if that probability is calibrated*:
 
 - **Temperature scaling** (Guo, Pleiss, Sun & Weinberger, "On Calibration of Modern Neural
-  Networks", ICML 2017) of out-of-fold log-probabilities: one parameter, fitted by maximum likelihood
-  on the samples' own (noisy) labels. It keeps the ranking, cannot overfit with thousands of
-  samples, and fixes the over- or under-confidence of a probe whose L2 penalty was not tuned. We
-  chose it over isotonic regression because isotonic regression on labels that are themselves 10%
-  wrong fits the noise in each bin and returns a staircase of tied probabilities (ties break the
-  ranking the flags are built on), and over Platt/vector scaling because those add C or 2C
-  parameters per class that small classes cannot support.
-- **The expected-F1 threshold** (Lipton, Elkan & Naryanaswamy, "Optimal Thresholding of Classifiers
+  Networks", ICML 2017) of out-of-fold log-probabilities: one parameter, fitted by maximum likelihood.
+  On labels that are themselves wrong, plain temperature scaling cannot make a probe sharp on clean
+  samples and unsure where the labels are wrong, so :mod:`dqwidgets.compute.label` fits it *inside* a
+  class-conditional noise model (the temperature-scaled probe is the clean posterior, a noise matrix
+  maps it to the given labels). We chose temperature over isotonic regression because isotonic
+  regression on 10%-wrong labels fits the noise in each bin and returns a staircase of tied
+  probabilities (ties break the ranking the flags are built on), and over Platt / vector scaling
+  because those add C or 2C parameters that small classes cannot support.
+- **The expected-F1 count** (Lipton, Elkan & Naryanaswamy, "Optimal Thresholding of Classifiers
   to Maximize F1 Measure", ECML 2014): with calibrated probabilities ``p_i`` that sample ``i`` has the
   issue, flagging the top ``m`` gives an expected ``TP(m) = sum of the m largest p_i``; the expected
-  number of real issues is ``sum p_i``; the flag count that maximises ``2 TP / (m + sum p)`` is the
-  default. The estimated precision of the flags is then ``TP(m) / m`` and ``TP(m)`` the estimated
-  number of real issues among them.
+  number of real issues is ``sum p_i``; the count that maximises ``2 TP / (m + sum p)`` is the
+  default. The estimated precision of the flags is then ``TP(m) / m`` (``summary()``).
 - **Expected calibration error** (Naeini, Cooper & Hauskrecht, AAAI 2015): the bench reports it.
 """
 
@@ -69,14 +69,6 @@ def probs_to_logits(probs: np.ndarray, floor: float = 1e-6) -> np.ndarray:
     return np.log(np.clip(np.asarray(probs, dtype=np.float64), floor, 1.0))
 
 
-def calibrate_probs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(calibrated probabilities, temperature)``: temperature scaling of ``log probs`` fitted on
-    the given labels."""
-    logits = probs_to_logits(probs)
-    t = fit_temperature(logits, labels)
-    return apply_temperature(logits, t), t
-
-
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """ECE: the bin-size-weighted mean |accuracy - confidence| over equal-width confidence bins."""
     confidence = np.asarray(confidence, dtype=np.float64)
@@ -115,59 +107,3 @@ def threshold_for_count(score: np.ndarray, count: int) -> float:
         return 1.0
     count = min(count, len(s))
     return float(np.partition(s, len(s) - count)[len(s) - count])
-
-
-def estimated_precision(p: np.ndarray, flags: np.ndarray) -> tuple[float, float]:
-    """``(estimated precision, estimated number real)`` of the flagged samples from calibrated
-    probabilities ``p``: their mean and their sum over the flags (NaN precision when nothing is flagged)."""
-    p = np.asarray(p, dtype=np.float64)
-    flags = np.asarray(flags, dtype=bool) & np.isfinite(p)
-    real = float(p[flags].sum())
-    return (real / flags.sum() if flags.any() else float("nan")), real
-
-
-def fit_noisy_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """``(temperature T, noise share lam)`` maximising the likelihood of the given labels under
-    ``p(given | x) = (1 - lam) softmax(logits / T) + lam / C``: the clean posterior, temperature-scaled,
-    seen through symmetric label noise (a share ``lam (C-1)/C`` of labels replaced by a random other class).
-    Plain temperature scaling on noisy labels cannot make a confident probe both sharp on clean
-    samples and unsure where 10% of the labels are wrong; the uniform term takes the noise."""
-    from scipy.optimize import minimize
-
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels)
-    lab = labels >= 0
-    if lab.sum() < 10:
-        return fit_temperature(logits, labels), 0.0
-    Z, y = logits[lab], labels[lab]
-    C = Z.shape[1]
-    r = np.arange(len(y))
-
-    def nll(theta):
-        t, lam = np.exp(theta[0]), 1.0 / (1.0 + np.exp(-theta[1]))
-        p = np.exp(_log_softmax(Z / t)[r, y])
-        return -np.log((1.0 - lam) * p + lam / C + 1e-300).mean()
-
-    best = None
-    for start in ((0.0, -3.0), (np.log(2.0), -1.5)):
-        res = minimize(nll, np.asarray(start), method="Nelder-Mead",
-                       options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 400})
-        if best is None or res.fun < best.fun:
-            best = res
-    t, lam = float(np.exp(best.x[0])), float(1.0 / (1.0 + np.exp(-best.x[1])))
-    return t, lam
-
-
-def label_error_probability(clean_probs: np.ndarray, labels: np.ndarray, lam: float) -> np.ndarray:
-    """P(the given label is wrong | x, given label) under the symmetric-noise model of
-    :func:`fit_noisy_calibration`: ``(lam/C)(1 - pi_y) / ((1 - lam) pi_y + lam/C)`` with ``pi`` the clean
-    posterior. NaN for unlabelled rows."""
-    clean_probs = np.asarray(clean_probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    C = clean_probs.shape[1]
-    out = np.full(len(labels), np.nan)
-    lab = labels >= 0
-    py = clean_probs[lab, labels[lab]]
-    noisy = lam / C * (1.0 - py)
-    out[lab] = noisy / np.maximum((1.0 - lam) * py + lam / C, 1e-300)
-    return np.clip(out, 0.0, 1.0)

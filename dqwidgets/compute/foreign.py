@@ -12,7 +12,7 @@ we compare two explanations of its labels:
 
 A community is foreign when the random-labels explanation wins by at least ``min_llr`` nats per
 sample on average (labels are ``e`` times likelier by chance than by the probe) *and* its label
-shares are compatible with the dataset's (a G-test at ``alpha``): a confusable region of two or
+shares are compatible with the dataset's (a G-test at ``alpha`` over the number of communities tested): a confusable region of two or
 three classes the probe mixes up has low probe likelihood too, but its labels concentrate on those
 classes. Inside a foreign community each member's probability of being foreign is its
 responsibility under the two-component mixture (share fitted by EM), so in-distribution samples
@@ -111,7 +111,9 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
     llr = np.bincount(cm, per, minlength=K) / np.maximum(size, 1)
     share = np.zeros(K)
     foreign = []
-    for c in np.flatnonzero((size >= MIN_SIZE) & (llr >= min_llr)):
+    tested = np.flatnonzero((size >= MIN_SIZE) & (llr >= min_llr))
+    level = alpha / max(len(tested), 1)  # Bonferroni: a foreign community is not rejected by chance among many
+    for c in tested:
         m = cm == c
         r = _mixture_responsibility(p_prior[m], p_probe[m])
         share[c] = r.mean()
@@ -122,7 +124,7 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
         with np.errstate(divide="ignore", invalid="ignore"):
             g_w = 2.0 * np.where(w > 0, w * np.log(np.maximum(w, 1e-300) / np.maximum(e, 1e-300)), 0.0).sum()
         pval[c] = chi2.sf(g_w, df=max(C - 1, 1))
-        if share[c] >= 0.5 and pval[c] >= alpha:
+        if share[c] >= 0.5 and pval[c] >= level:
             foreign.append(c)
             prob[rows[m]] = np.maximum(prob[rows[m]], r)
     return ForeignClusters(comm, np.asarray(sorted(set(foreign) | set(far)), np.int64), prob, llr, pval)

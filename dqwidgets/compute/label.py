@@ -1,17 +1,18 @@
-"""Label-issue scores: confident learning on out-of-fold probabilities, combined with the labels of
-each sample's nearest neighbours.
+"""Label issues: the calibrated probability that each given label is wrong, and the flags that follow.
 
-- Confident learning (Northcutt, Jiang & Chuang, "Confident Learning: Estimating Uncertainty in
-  Dataset Labels", JAIR 2021): per-class thresholds t_j = mean predicted probability of class j over
-  the samples labelled j; the *confident joint* counts samples whose label is y but that confidently
-  belong to j; its calibrated off-diagonal estimates how many labels of each class are wrong.
-  Samples are ranked by self-confidence p(y_i | x_i).
-- kNN label agreement (Zhu, Dong & Liu, "Detecting Corrupted Labels Without Training a Model to
-  Predict", ICML 2022): the share of a sample's nearest neighbours that carry its label, a
-  training-free estimate of p(y_i | x_i) from the feature space.
-
-The two estimates are averaged: the probe sees the global linear structure, the neighbours the local
-one; their mean ranks label errors better than either (bench/results/bench_quality.md).
+- The evidence: out-of-fold probe probabilities averaged with the labels of each sample's nearest
+  neighbours (kNN label agreement, Zhu, Dong & Liu, "Detecting Corrupted Labels Without Training a
+  Model to Predict", ICML 2022): the probe sees the global linear structure, the neighbours the
+  local one.
+- The probability: a class-conditional noise model fitted by EM (Dawid & Skene 1979): the
+  temperature-scaled evidence is the clean posterior ``pi(x)``, a noise matrix ``T[j, y]`` maps it to
+  the given labels, and ``P(true = j | x, given y) ∝ pi_j(x) T[j, y]``. ``label_issue_score`` is
+  ``1 - P(true = given | x, given)``. Plain temperature scaling on noisy labels calibrates the
+  *noisy* posterior, whose ``1 - p(y)`` counts hard samples as errors (it estimated 2-6x too many
+  errors on every planted case); confident learning's count (Northcutt, Jiang & Chuang, JAIR 2021,
+  kept below for the Ray engine) counts the probe's own mistakes as label errors when the probe is weak.
+- The flags: the expected-F1 count of these probabilities (compute.calibration), highest first; the
+  suggested label is the most likely true class other than the given one.
 """
 
 from __future__ import annotations

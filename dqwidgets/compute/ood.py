@@ -16,7 +16,9 @@
 
 Each raw score (the log of distances) is turned into a robust z-score against a calibration set (the data itself, or the
 reference analysis), the z-scores are combined by their maximum, and a logistic map puts the result
-in [0, 1] with 0.5 at ``Z_FLAG`` robust standard deviations above the median.
+in [0, 1] with 0.5 at ``Z_FLAG`` robust standard deviations above the median. Within one analysis,
+:func:`ood_with_clusters` puts these per-sample scores under the calibrated foreign-cluster probability
+of :mod:`dqwidgets.compute.foreign`, which makes the default flags.
 """
 
 from __future__ import annotations
@@ -189,42 +191,3 @@ def default_ood_threshold(score: np.ndarray, cluster_probability: np.ndarray) ->
     cut = threshold_for_count(np.asarray(cluster_probability, dtype=np.float32), count)
     return float(min(1.0, max(0.5, cut)))
 
-
-def ood_probability(z: np.ndarray, grid: int = 1024) -> np.ndarray:
-    """Calibrated P(out of distribution | z) from the combined z-scores of all samples: one minus
-    Efron's local false discovery rate ("Large-Scale Simultaneous Hypothesis Testing: the choice of a
-    null hypothesis", JASA 2004). The null (in-distribution) density is a normal fitted to the
-    left half of the z distribution, which foreign samples do not reach (centre = median, scale =
-    median - 15.9th percentile); the mixture density is a Gaussian kernel estimate on a grid; the
-    null share ``pi0`` is matched at the centre. The result is 0 up to the median and never
-    decreases with z, so it ranks exactly as z does."""
-    z = np.asarray(z, dtype=np.float64)
-    ok = np.isfinite(z)
-    out = np.zeros(len(z))
-    if ok.sum() < 20:
-        return out
-    v = z[ok]
-    mu = float(np.median(v))
-    sd = float(mu - np.quantile(v, 0.15866))
-    if not sd > 0:
-        sd = float(np.std(v)) or 1.0
-    lo, hi = float(v.min()), float(v.max())
-    span = max(hi - lo, 1e-9)
-    edges = np.linspace(lo - 1e-9, hi + 1e-9, grid + 1)
-    centers = 0.5 * (edges[1:] + edges[:-1])
-    hist = np.histogram(v, edges)[0].astype(np.float64)
-    bw = 1.06 * sd * len(v) ** (-0.2)  # Silverman's rule on the null's scale
-    step = span / grid
-    half = int(np.ceil(4 * bw / step))
-    kern = np.exp(-0.5 * (np.arange(-half, half + 1) * step / bw) ** 2)
-    kern /= kern.sum()
-    dens = np.convolve(hist, kern, mode="same") / (len(v) * step)
-    null = np.exp(-0.5 * ((centers - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
-    centre = np.abs(centers - mu) <= 0.5 * sd
-    pi0 = float(min(1.0, dens[centre].sum() / max(null[centre].sum(), 1e-300))) if centre.any() else 1.0
-    p_grid = np.clip(1.0 - pi0 * null / np.maximum(dens, 1e-300), 0.0, 1.0)
-    p_grid[centers <= mu] = 0.0
-    p_grid = np.maximum.accumulate(p_grid)
-    idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, grid - 1)
-    out[ok] = p_grid[idx]
-    return out
