@@ -75,16 +75,20 @@ def test_slices_summary_and_thresholds(an):
     summ = an.summary()
     assert {"label_issue", "ood", "duplicate", "invalid"} <= set(summ["issue"])
     assert summ.loc["label_issue", "count"] == an.samples["is_label_issue"].sum()
+    saved = dict(an.thresholds)
+    flags = {c: an.samples[c].to_numpy().copy() for c in ("is_ood", "is_duplicate", "is_label_issue")}
     events = []
-    an.observe(events.append)
+    record = an.observe(events.append)
     an.set_threshold("ood_score", 0.01)
     assert events == ["flags"] and an.samples["is_ood"].sum() > summ.loc["ood", "count"]
-    an.set_threshold("ood_score", 0.5)
-    n_dup, default = an.samples["is_duplicate"].sum(), an.thresholds["duplicate_score"]
     an.set_threshold("duplicate_score", 0.99)
-    assert an.samples["is_duplicate"].sum() < n_dup
-    an.set_threshold("duplicate_score", default)
-    assert an.samples["is_duplicate"].sum() == n_dup
+    assert an.samples["is_duplicate"].sum() < flags["is_duplicate"].sum()
+    for column, value in saved.items():  # back to the thresholds analyze chose: the same flags again
+        an.set_threshold(column, value)
+    an.unobserve(record)
+    assert an.thresholds == saved
+    for c, before in flags.items():
+        assert np.array_equal(an.samples[c].to_numpy(), before), c
     with pytest.raises(ValueError, match="no threshold"):
         an.set_threshold("nonsense", 0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -93,7 +97,8 @@ def test_slices_summary_and_thresholds(an):
 
 def test_spurious_shortcut_ranks_first(an):
     top = an.spurious.iloc[0]
-    assert "corner_patch" in str(top.to_dict().values()) and "Trouser" in str(top.to_dict().values())
+    assert (top["attribute"], str(top["value"]), top["label"]) == ("corner_patch", "True", "Trouser")
+    assert top["lift"] > 5
 
 
 def test_reference_mode_scores_a_new_batch_against_an_earlier_analysis(an, planted, tmp_path):
@@ -114,9 +119,9 @@ def test_reference_mode_scores_a_new_batch_against_an_earlier_analysis(an, plant
                    workdir=tmp_path)
 
 
-def test_review_and_export_are_wired(an, tmp_path):
-    an.workdir = tmp_path
-    an._review = None
+def test_review_and_export_are_wired(planted, tmp_path):
+    ds = dq.Dataset.from_arrays(planted.features, planted.labels, metadata=planted.metadata)
+    an = dq.analyze(ds, layout="pca", progress=False, workdir=tmp_path)
     rv = an.review
     assert (tmp_path / an.dataset.fingerprint / "journal.sqlite").exists()
     events = []
@@ -125,7 +130,7 @@ def test_review_and_export_are_wired(an, tmp_path):
     assert "review" in events
     assert an.samples.loc[0, "label"] == an.dataset.labels[0]  # given labels are never mutated
     out = an.export(tmp_path / "clean")
-    assert (out / "manifest.json").exists()
+    assert out == tmp_path / "clean" and (out / "manifest.json").exists()
     exported = pd.read_parquet(out / "all.parquet").set_index("id")
     dropped = an.samples["is_ood"] | an.samples["is_duplicate"]      # the default drops
     assert set(exported.index) == set(an.samples.index[~dropped])
