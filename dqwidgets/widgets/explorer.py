@@ -164,7 +164,12 @@ class Explorer(anywidget.AnyWidget):
         parts = [f"{len(samples):,} samples"]
         for issue in ISSUES:
             if issue.count_text and issue.flag_column in samples.columns:
-                parts.append(f"{int(samples[issue.flag_column].sum()):,} {issue.count_text}")
+                flags = samples[issue.flag_column].fillna(False).astype(bool)
+                text = f"{int(flags.sum()):,} {issue.count_text}"
+                if issue.calibrated and flags.any() and issue.score_column in samples.columns:
+                    real = float(samples.loc[flags, issue.score_column].fillna(0).sum())  # summary()'s estimated_real
+                    text += f" (~{real:,.0f} likely real)"
+                parts.append(text)
         parts.append(f"{self.selection_model.count:,} selected")
         dropped = len(self._dropped())
         if dropped:
