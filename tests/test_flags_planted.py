@@ -151,3 +151,11 @@ def test_expected_f1_count_and_ece_on_known_probabilities():
     assert expected_calibration_error(np.full(1000, 0.9), np.zeros(1000, bool)) == pytest.approx(0.9)
     s = np.arange(10) / 10
     assert (s >= threshold_for_count(s, 3)).sum() == 3
+
+
+def test_the_explorer_counts_line_says_how_many_flags_are_likely_real(planted):
+    an = planted[0]
+    summ = an.summary()
+    text = dq.Explorer(an).counts_text()
+    n, real = int(summ.loc["label_issue", "count"]), summ.loc["label_issue", "estimated_real"]
+    assert f"{n:,} label issues (~{real:,.0f} likely real)" in text
