@@ -10,6 +10,7 @@ the hub switched off; without that package the model is fetched by name from the
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from importlib import metadata
 
@@ -74,9 +75,32 @@ class SentenceTransformerEmbedder:
     @torch.inference_mode()
     def embed_batch(self, texts: list[str], device: torch.device) -> torch.Tensor:
         model = self.model_on(device)
-        out = model.encode(list(texts), batch_size=len(texts), convert_to_tensor=True, device=str(device),
-                           normalize_embeddings=True, show_progress_bar=False)
+        with cpu_autocast(device):
+            out = model.encode(list(texts), batch_size=len(texts), convert_to_tensor=True, device=str(device),
+                               normalize_embeddings=True, show_progress_bar=False)
         return out.float()
+
+
+def cpu_autocast(device: torch.device):
+    """bfloat16 autocast on a CPU whose instructions compute bfloat16 natively (AVX512-BF16 or AMX):
+    measured on all-MiniLM-L6-v2, 2.4x the texts per CPU second of float32, embeddings at cosine
+    >= 0.9999 to the float32 ones (bench/results/bench_speed.md); float32 on other CPUs, where bfloat16
+    would be emulated. (On CUDA the model runs in float16.)"""
+    if device.type == "cpu" and native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    if os.environ.get("DQ_CPU_BF16", "").lower() in ("0", "false", "no"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def load_sentence_transformer(source: str, local: bool = False):
