@@ -107,14 +107,20 @@ class LabelIssues:
     count: int = 0  # how many are flagged by default
 
 
-def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float = 0.1,
-                    iters: int = 30) -> tuple[np.ndarray, np.ndarray, float]:
+def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float | None = None,
+                    iters: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
     """``(posterior N x C, noise matrix C x C, temperature)`` of the class-conditional noise model
     ``p(given = y | x) = sum_j pi_j(x) T[j, y]`` with ``pi = softmax(log combined / temperature)`` the
     clean posterior. Fitted by EM on the labelled rows (Dawid & Skene, "Maximum Likelihood Estimation of
     Observer Error-Rates Using the EM Algorithm", Applied Statistics 1979; the temperature of Guo et al.
     2017 refitted each step). The posterior row of a labelled sample is ``P(true = j | x, given y)``;
-    of an unlabelled one, ``pi``."""
+    of an unlabelled one, ``pi``.
+
+    EM starts from confident learning's noise matrix (the calibrated confident joint), or from a
+    symmetric ``init_noise`` when given. Where the likelihood identifies the noise (a probe that
+    separates the classes), every start ends at the same point; where it barely does (a weak binary
+    probe: the likelihood is flat along "more noise, sharper posterior"), EM stops on that ridge
+    near confident learning's estimate instead of drifting to "no noise at all"."""
     from scipy.optimize import minimize_scalar
 
     from dqwidgets.compute.calibration import apply_temperature, probs_to_logits
@@ -124,8 +130,14 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
     codes = np.asarray(label_codes)
     lab = np.flatnonzero(codes >= 0)
     y = codes[lab]
-    T = np.full((C, C), init_noise / max(C - 1, 1))
-    np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
+    if init_noise is None:
+        cj = confident_joint(combined, codes)  # [given y, true j]
+        T = cj.T / np.maximum(cj.T.sum(1, keepdims=True), 1e-12)  # [true j, given y]
+        T = 0.98 * T + 0.02 * (np.eye(C) if C > 1 else 1.0)
+        T /= T.sum(1, keepdims=True)
+    else:
+        T = np.full((C, C), init_noise / max(C - 1, 1))
+        np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
     temp = 1.0
     Zl = logits[lab]
     for _ in range(iters):
