@@ -794,8 +794,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
     step, the foreign clusters, slices, drift and ATC run here on the out-of-fold probabilities
     (N x C) and the graph (N x k); the flags come from the registry's rules (dqwidgets.issues)."""
-    from dqwidgets.analysis import (Analysis, Calibration, _atc, _flag_all, _label_step, _samples_frame, _spread,
-                                    _tables, _ValidRows, _with_slice_accuracy)
+    from dqwidgets.analysis import (Analysis, Calibration, _agreement, _atc, _flag_all, _label_step, _samples_frame,
+                                    _spread, _tables, _ValidRows, _with_slice_accuracy)
     from dqwidgets.compute.foreign import find_foreign_clusters
     from dqwidgets.compute.ood import RobustScale, combine_ood, default_ood_threshold, ood_with_clusters, z_to_score
     from dqwidgets.issues import IssueContext
@@ -824,6 +824,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
         ood["ood_cluster_score"] = foreign.probability.astype(np.float32)
         ood["ood_score"] = ood_with_clusters(ood["ood_score"], foreign.probability)
         ood_default = default_ood_threshold(ood["ood_score"], foreign.probability)
+    agreement = _agreement(probs, v, graph, None, None)
     edges = np.load(graph_files["edges"], mmap_mode="r")
     t0 = time.perf_counter()
     slice_id, slices, spurious, drift = _tables(inp, v, graph, probs, label, seed)
@@ -831,6 +832,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
 
     columns = {"label_issue_score": label.score, **ood, "duplicate_score": np.asarray(edges[:, 0]),
                "slice_id": slice_id}
+    if agreement is not None:
+        columns["neighbour_agreement"] = agreement
     columns = {c: _spread(x, pos, n) for c, x in columns.items()}
     names = np.asarray(list(inp.classes) + [None], dtype=object)
     suggested = _spread(label.suggested, pos, n)
@@ -850,8 +853,10 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,
                   features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs_all,
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None)),
+                  calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None, agreement)),
                   workdir=workdir, info=info)
+    if label.posterior is not None:  # what an.explain shows as the calibrated top classes
+        an.calibrated_probs = _spread(label.posterior, pos, n)
     _flag_all(an, thresholds)
     an.slices = _with_slice_accuracy(an)
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far
