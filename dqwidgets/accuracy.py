@@ -3,6 +3,12 @@
 The threshold is fitted once per analysis on the labelled samples' out-of-fold probabilities (the
 probe's, or the user's ``pred_probs``); a batch analysed with ``reference=an`` uses its reference's
 threshold (and is scored by the reference's probe). See :mod:`dqwidgets.compute.atc`.
+
+The default score is the neighbour agreement (``samples.neighbour_agreement``): the share of a
+sample's labelled kNN neighbours — in the reference, for a batch analysed with ``reference=`` —
+whose label is the predicted one. On the planted corruptions of bench/results/bench_training.md
+it follows the accuracy where the probe's own confidence does not (Gaussian noise, rotation); the
+probability scores ``negative_entropy`` (ATC-NE) and ``max_softmax`` (ATC-MC) stay selectable.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dqwidgets.compute.atc import SCORES, atc_accuracy, confidence_score, fit_atc_threshold
+from dqwidgets.compute.atc import (SCORES as PROBABILITY_SCORES, atc_accuracy_ties, confidence_score, fit_atc_cut,
+                                   neighbour_agreement)
 
-DEFAULT_SCORE = "negative_entropy"
+AGREEMENT = "neighbour_agreement"
+SCORES = (AGREEMENT,) + PROBABILITY_SCORES
+DEFAULT_SCORE = AGREEMENT
 BY = ("split", "slice")
 
 
@@ -25,23 +34,52 @@ class AtcThreshold:
     score: str
     n_fitted: int
     fitted_accuracy: float
+    tie_weight: float = 0.0  # share of the samples scoring exactly ``threshold`` counted as correct
+
+    @property
+    def cut(self) -> tuple[float, float]:
+        return self.threshold, self.tie_weight
 
 
-def fit_threshold(probs: np.ndarray | None, label_codes: np.ndarray, score: str = DEFAULT_SCORE) -> AtcThreshold | None:
-    """The ATC threshold from the labelled rows (finite probabilities, code >= 0); None without any."""
+def sample_scores(probs: np.ndarray, agreement: np.ndarray | None, score: str) -> np.ndarray:
+    """The ATC score of every row (NaN where it is undefined)."""
+    has = np.isfinite(probs).all(1)
+    if score == AGREEMENT:
+        return np.full(len(probs), np.nan) if agreement is None else np.where(has, agreement, np.nan)
+    out = np.full(len(probs), np.nan)
+    out[has] = confidence_score(probs[has], score)
+    return out
+
+
+def fit_threshold(probs: np.ndarray | None, label_codes: np.ndarray, score: str = DEFAULT_SCORE,
+                  agreement: np.ndarray | None = None) -> AtcThreshold | None:
+    """The ATC cut from the labelled rows (finite score, code >= 0); None without any. ``agreement``:
+    the neighbour agreement per row, needed for that score."""
     if probs is None:
         return None
-    ok = (np.asarray(label_codes) >= 0) & np.isfinite(probs).all(1)
+    sc = sample_scores(probs, agreement, score)
+    ok = (np.asarray(label_codes) >= 0) & np.isfinite(sc)
     if ok.sum() == 0:
         return None
-    p, y = probs[ok], np.asarray(label_codes)[ok]
-    correct = p.argmax(1) == y
-    t = fit_atc_threshold(confidence_score(p, score), correct)
-    return AtcThreshold(t, score, int(ok.sum()), float(correct.mean()))
+    y = np.asarray(label_codes)[ok]
+    correct = np.nan_to_num(probs[ok]).argmax(1) == y
+    t, w = fit_atc_cut(sc[ok], correct)
+    return AtcThreshold(t, score, int(ok.sum()), float(correct.mean()), w)
+
+
+def agreement_column(probs: np.ndarray | None, neighbours: np.ndarray, neighbour_codes: np.ndarray) -> np.ndarray | None:
+    """``samples.neighbour_agreement`` over the graph rows: the share of each row's labelled
+    neighbours (``neighbours`` index ``neighbour_codes``, -1 = unlabelled) whose label is the row's
+    predicted class; None without probabilities."""
+    if probs is None:
+        return None
+    pred = np.nan_to_num(probs).argmax(1)
+    out = neighbour_agreement(np.asarray(neighbour_codes)[neighbours], pred)
+    return np.where(np.isfinite(probs).all(1), out, np.nan)
 
 
 def accuracy_table(probs: np.ndarray | None, label_codes: np.ndarray | None, groups: pd.Series,
-                   atc: AtcThreshold | None, name: str) -> pd.DataFrame:
+                   atc: AtcThreshold | None, name: str, agreement: np.ndarray | None = None) -> pd.DataFrame:
     """One row per group value: ``n`` (samples with a prediction), ``atc_accuracy``,
     ``average_confidence`` (the baseline: mean max-softmax) and ``labelled_accuracy`` (NaN where the
     group has no labels), plus ``n_labelled``."""
@@ -52,9 +90,7 @@ def accuracy_table(probs: np.ndarray | None, label_codes: np.ndarray | None, gro
     has = np.isfinite(probs).all(1)
     pred = np.where(has, np.nan_to_num(probs).argmax(1), -1)
     conf = np.where(has, np.nan_to_num(probs).max(1), np.nan)
-    score = np.full(len(probs), np.nan)
-    if atc is not None:
-        score[has] = confidence_score(probs[has], atc.score)
+    score = sample_scores(probs, agreement, atc.score) if atc is not None else np.full(len(probs), np.nan)
     codes = np.full(len(probs), -1) if label_codes is None else np.asarray(label_codes)
     rows = []
     keys = pd.Series(groups.to_numpy(), dtype=object)
@@ -62,7 +98,7 @@ def accuracy_table(probs: np.ndarray | None, label_codes: np.ndarray | None, gro
         idx = idx[has[idx]]
         lab = idx[codes[idx] >= 0]
         rows.append((key, len(idx),
-                     atc_accuracy(score[idx], atc.threshold) if atc is not None and len(idx) else np.nan,
+                     atc_accuracy_ties(score[idx], atc.cut) if atc is not None and len(idx) else np.nan,
                      float(conf[idx].mean()) if len(idx) else np.nan,
                      float((pred[lab] == codes[lab]).mean()) if len(lab) else np.nan,
                      len(lab)))
@@ -80,11 +116,12 @@ def check_score(score: str) -> None:
         raise ValueError(f"estimate_accuracy: score must be one of {SCORES}, got {score!r}")
 
 
-def fit_thresholds(probs: np.ndarray | None, label_codes: np.ndarray) -> dict[str, AtcThreshold]:
-    """The ATC threshold of every score kind (empty without labelled probabilities)."""
+def fit_thresholds(probs: np.ndarray | None, label_codes: np.ndarray,
+                   agreement: np.ndarray | None = None) -> dict[str, AtcThreshold]:
+    """The ATC cut of every score kind (empty without labelled probabilities)."""
     out = {}
     for kind in SCORES:
-        t = fit_threshold(probs, label_codes, kind)
+        t = fit_threshold(probs, label_codes, kind, agreement)
         if t is not None:
             out[kind] = t
     return out
@@ -93,16 +130,20 @@ def fit_thresholds(probs: np.ndarray | None, label_codes: np.ndarray) -> dict[st
 def estimate_accuracy(an, by: str = "split", score: str = DEFAULT_SCORE) -> pd.DataFrame:
     """``an.estimate_accuracy``: one row per split (or slice) with ``n``, ``atc_accuracy``,
     ``average_confidence``, ``labelled_accuracy`` and ``n_labelled``. Without a split column the
-    one row is named "all"."""
+    one row is named "all". The default score falls back to ``negative_entropy`` where the analysis
+    has no neighbour agreement."""
     check_by(by)
     check_score(score)
     s = an.samples
+    if score == AGREEMENT and AGREEMENT not in an.calibration.atc:  # no neighbour agreement (e.g. engine="ray")
+        score = "negative_entropy"
     atc = an.calibration.atc.get(score)
     if by == "split":
         groups = s["split"].astype(object) if "split" in s.columns else pd.Series("all", index=s.index, dtype=object)
     else:
         groups = s["slice_id"].where(s["slice_id"] >= 0)
-    return accuracy_table(an.pred_probs, an.context.label_codes, groups, atc, by)
+    agreement = s["neighbour_agreement"].to_numpy(dtype=float) if "neighbour_agreement" in s.columns else None
+    return accuracy_table(an.pred_probs, an.context.label_codes, groups, atc, by, agreement)
 
 
 def slice_accuracy_columns(an) -> pd.DataFrame:

@@ -215,9 +215,10 @@ class Analysis:
         and row-order tests (statistic, p-value) and the duplicates that cross splits."""
         return summary_table(self)
 
-    def estimate_accuracy(self, by: str = "split", score: str = "negative_entropy") -> pd.DataFrame:
+    def estimate_accuracy(self, by: str = "split", score: str = "neighbour_agreement") -> pd.DataFrame:
         """Accuracy of the predictions (``samples.predicted_label``) per split or per slice, labelled
-        or not, by Average Thresholded Confidence: ``n``, ``atc_accuracy``, ``average_confidence``,
+        or not, by Average Thresholded Confidence (``score``: ``"neighbour_agreement"``,
+        ``"negative_entropy"`` or ``"max_softmax"``): ``n``, ``atc_accuracy``, ``average_confidence``,
         ``labelled_accuracy`` (NaN without labels), ``n_labelled``; see :mod:`dqwidgets.accuracy`."""
         from dqwidgets.accuracy import estimate_accuracy
 
@@ -286,6 +287,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     label = step("label", _label_step, v, probs, graph, reference)
     ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed)
     ood_default = ood.pop("_ood_default", None)
+    agreement = _agreement(probs, v, graph, ood.pop("_reference_neighbours", None), reference)
     typical = reference.calibration.typical_nn_distance if reference is not None \
         else typical_nn_distance(graph.distances, graph.metric)
     edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric)  # on each sample's own scale
@@ -293,6 +295,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     xy = step("layout_pca", pca_layout, v.features, seed)
 
     columns = {"label_issue_score": label.score, **ood, "duplicate_score": edges[:, 0], "slice_id": slice_id}
+    if agreement is not None:
+        columns["neighbour_agreement"] = agreement
     columns = {c: _spread(x, pos, inp.n) for c, x in columns.items()}
     suggested = _spread(label.suggested, pos, inp.n)
     columns["suggested_label"] = np.asarray(list(inp.classes) + [None], dtype=object)[suggested]
@@ -313,7 +317,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
                   valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, gaussians, atc=_atc(probs, v, reference)), workdir=workdir,
+                  calibration=Calibration(typical, scales, gaussians, atc=_atc(probs, v, reference, agreement)),
+                  workdir=workdir,
                   info={"seconds": seconds, "graph_method": graph.method, "device": str(dev), "k": k,
                         "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
                         "reference": reference is not None, "training": training_info})
@@ -432,6 +437,7 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
         scales, gauss = cal.ood_scales, cal.gaussians
         q = knn_query(X, reference.features[np.flatnonzero(reference.valid)], k, graph.metric, dev)
         raw = {"knn": knn_distance(q.distances)}
+        neighbours = q.indices  # rows of the reference's valid samples, for the neighbour agreement
     else:
         raw = {"knn": knn_distance(graph.distances)}
         scales, gauss = {}, None
@@ -449,6 +455,8 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
     z = {name: scales[name].z(r) for name, r in raw.items() if name in scales}
     out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
+    if reference is not None:
+        out["_reference_neighbours"] = neighbours
     if reference is None and probs is not None and (v.codes >= 0).sum() >= 2:
         # foreign clusters: graph regions whose labels look random to the probe (compute.foreign)
         zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
@@ -459,11 +467,22 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
     return out, scales, gauss
 
 
-def _atc(probs, v: _ValidRows, reference) -> dict:
-    """ATC thresholds: fitted on this analysis' labelled out-of-fold probabilities, or the reference's."""
+def _atc(probs, v: _ValidRows, reference, agreement=None) -> dict:
+    """ATC cuts: fitted on this analysis' labelled out-of-fold probabilities, or the reference's."""
     from dqwidgets.accuracy import fit_thresholds
 
-    return dict(reference.calibration.atc) if reference is not None else fit_thresholds(probs, v.codes)
+    return dict(reference.calibration.atc) if reference is not None else fit_thresholds(probs, v.codes, agreement)
+
+
+def _agreement(probs, v: _ValidRows, graph, reference_neighbours, reference):
+    """Neighbour agreement over the valid samples: against their graph neighbours' labels, or the
+    reference's labels of their k nearest reference samples (``reference=``)."""
+    from dqwidgets.accuracy import agreement_column
+
+    if reference is None:
+        return agreement_column(probs, graph.indices, v.codes)
+    codes = reference.context.label_codes[np.flatnonzero(reference.valid)]
+    return agreement_column(probs, reference_neighbours, codes)
 
 
 def _with_slice_accuracy(an: Analysis) -> pd.DataFrame:

@@ -150,3 +150,28 @@ def test_unlabelled_pred_probs_without_a_reference_have_no_atc_estimate_but_say_
     assert acc.loc["all", "n"] == 80 and np.isnan(acc.loc["all", "atc_accuracy"])
     assert acc.loc["all", "average_confidence"] == pytest.approx(probs.max(1).mean(), rel=1e-5)
     assert "no ATC estimate" in an.summary().loc["accuracy", "detail"]
+
+
+def test_neighbour_agreement_is_the_share_of_reference_neighbours_with_the_predicted_label(tmp_path):
+    from dqwidgets.compute.knn import knn_query
+
+    X, y, given, _ = _blobs(n=400, noise=0.0)
+    names = np.array(["a", "b", "c"], dtype=object)
+    ref = dq.analyze(dq.Dataset.from_arrays(X, labels=names[given]), workdir=tmp_path, layout="pca", progress=False)
+    # within the analysis: the graph neighbours' labels, self excluded
+    pred = np.nanargmax(ref.pred_probs, 1)
+    expected = (given[ref.graph.indices] == pred[:, None]).mean(1)
+    np.testing.assert_allclose(ref.samples["neighbour_agreement"].to_numpy(), expected)
+    # its cut reproduces the out-of-fold accuracy exactly (ties shared)
+    acc = ref.estimate_accuracy()
+    assert acc.loc["all", "atc_accuracy"] == pytest.approx(acc.loc["all", "labelled_accuracy"], abs=1e-9)
+    assert set(ref.calibration.atc) == {"neighbour_agreement", "negative_entropy", "max_softmax"}
+    # a new batch: its k nearest reference samples' labels, against the reference probe's prediction
+    Xn, yn, _, _ = _blobs(n=200, seed=5, noise=0.0, shift=1.5)
+    new = dq.analyze(dq.Dataset.from_arrays(Xn), reference=ref, workdir=tmp_path, layout="pca", progress=False)
+    q = knn_query(Xn, X, ref.graph.k, ref.graph.metric, "cpu")
+    pred_n = np.nanargmax(new.pred_probs, 1)
+    np.testing.assert_allclose(new.samples["neighbour_agreement"].to_numpy(), (given[q.indices] == pred_n[:, None]).mean(1))
+    t, w = ref.calibration.atc["neighbour_agreement"].cut
+    a = new.samples["neighbour_agreement"].to_numpy()
+    assert new.estimate_accuracy().loc["all", "atc_accuracy"] == pytest.approx(((a > t) + w * (a == t)).mean())

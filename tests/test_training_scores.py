@@ -96,3 +96,27 @@ def test_confidence_scores():
     assert confidence_score(p, "negative_entropy") == pytest.approx([np.log(0.5), 0.0])
     with pytest.raises(ValueError, match="kind must be one of"):
         confidence_score(p, "entropy")
+
+
+def test_neighbour_agreement_counts_only_labelled_neighbours():
+    from dqwidgets.compute.atc import neighbour_agreement
+
+    got = neighbour_agreement(np.array([[0, 0, 1], [2, -1, -1], [-1, -1, -1]]), np.array([0, 1, 0]))
+    assert got[:2].tolist() == [pytest.approx(2 / 3), 0.0]
+    assert np.isnan(got[2])
+    with pytest.raises(ValueError, match="N x k matrix"):
+        neighbour_agreement(np.array([0, 1]), np.array([0, 1]))
+
+
+def test_atc_cut_shares_ties_so_the_fitted_accuracy_is_exact():
+    from dqwidgets.compute.atc import atc_accuracy_ties, fit_atc_cut
+
+    scores = np.array([0.0, 1.0, 1.0, 1.0, 2.0])
+    correct = np.array([1, 1, 1, 0, 0], bool)  # accuracy 0.6; three samples tie at 1.0
+    t, w = fit_atc_cut(scores, correct)
+    assert (t, w) == (1.0, pytest.approx(2 / 3))
+    assert atc_accuracy_ties(scores, (t, w)) == pytest.approx(0.6)
+    assert atc_accuracy_ties(np.array([1.0, 1.0, 2.0, 0.0, np.nan]), (t, w)) == pytest.approx(7 / 12)
+    assert fit_atc_cut(scores, np.ones(5, bool)) == (0.0, 1.0)
+    assert atc_accuracy_ties(scores, fit_atc_cut(scores, np.zeros(5, bool))) == 0.0
+    assert np.isnan(atc_accuracy_ties(np.array([]), (t, w)))

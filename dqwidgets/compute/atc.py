@@ -57,3 +57,54 @@ def atc_accuracy(scores: np.ndarray, threshold: float) -> float:
     """Estimated accuracy: the share of ``scores`` above ``threshold`` (NaN for no sample)."""
     s = np.asarray(scores, dtype=np.float64)
     return float((s > threshold).mean()) if len(s) else float("nan")
+
+
+# ---------------------------------------------------------------- neighbour agreement (measured in bench/)
+# ATC with another confidence score (the paper's framework takes any score s(x)): the share of a
+# sample's k nearest *reference* neighbours (labelled, in the embedding) whose label is the
+# model's predicted class. Under shift the probe can stay confident while its prediction drifts
+# away from what the nearby labelled data says (Gaussian noise, rotation on EfficientNet features:
+# bench/results/bench_training.md); the neighbours' vote is a second, non-parametric classifier, so
+# this score falls where the two disagree, in the spirit of disagreement-based accuracy estimates
+# (Jiang, Nagarajan, Baek & Kolter, "Assessing Generalization of SGD via Disagreement", ICLR 2022).
+# The score takes k + 1 values, so the threshold is fitted with ties shared (fit_atc_cut).
+
+
+def neighbour_agreement(neighbour_codes: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per row: the share of its labelled neighbours (codes >= 0 in ``neighbour_codes``, N x k) whose
+    label equals ``predicted`` (N); NaN for a row without a labelled neighbour."""
+    nb = np.asarray(neighbour_codes)
+    pred = np.asarray(predicted)
+    if nb.ndim != 2 or len(nb) != len(pred):
+        raise ValueError(f"neighbour_agreement: need an N x k matrix of neighbour labels and N predictions; "
+                         f"got shapes {nb.shape} and {pred.shape}")
+    lab = nb >= 0
+    n = lab.sum(1)
+    agree = ((nb == pred[:, None]) & lab).sum(1)
+    return np.where(n > 0, agree / np.maximum(n, 1), np.nan)
+
+
+def fit_atc_cut(scores: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """(t, w) such that share(s > t) + w · share(s == t) equals the accuracy of the labelled
+    held-out samples exactly, with 0 <= w <= 1: ATC's threshold for a score with ties."""
+    s = np.asarray(scores, dtype=np.float64)
+    c = np.asarray(correct, dtype=bool)
+    if len(s) != len(c) or len(s) == 0:
+        raise ValueError(f"fit_atc_cut: need one correctness per score and at least one sample; "
+                         f"got {len(s)} scores and {len(c)} correctness values")
+    n = len(s)
+    j = min(int(np.floor((1.0 - c.mean()) * n)), n - 1)
+    t = float(np.sort(s)[j])
+    above, eq = int((s > t).sum()), int((s == t).sum())
+    w = float(np.clip((c.sum() - above) / eq, 0.0, 1.0))
+    return t, w
+
+
+def atc_accuracy_ties(scores: np.ndarray, cut: tuple[float, float]) -> float:
+    """Estimated accuracy with a (t, w) cut from :func:`fit_atc_cut` (NaN scores and empty: NaN)."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if not len(s):
+        return float("nan")
+    t, w = cut
+    return float(((s > t) + w * (s == t)).mean())
