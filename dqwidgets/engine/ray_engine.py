@@ -78,8 +78,10 @@ def start_local(num_cpus=None, object_store_memory=None, attempts: int = 3):
     for attempt in range(attempts):
         try:
             with _fixed_agent_ports():
-                ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory, include_dashboard=False,
-                         log_to_driver=False)
+                # address="local": always a new runtime of our own, never a cluster named by a leftover
+                # /tmp/ray/ray_current_cluster file (a dead head node, or another user's runtime)
+                ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
+                         include_dashboard=False, log_to_driver=False)
             return ray
         except Exception as err:
             ray.shutdown()
