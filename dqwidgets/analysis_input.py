@@ -39,7 +39,8 @@ class AnalysisInput:
         return len(self.ids)
 
 
-def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, progress, reference) -> AnalysisInput:
+def check_dataset(ds) -> int:
+    """The checks every engine makes first: a dq.Dataset with samples and unique ids; returns N."""
     if not hasattr(ds, "frame") or not hasattr(ds, "features"):
         raise ValueError(f"analyze: expected a dq.Dataset (e.g. dq.Dataset.from_arrays(X, y)), got {type(ds).__name__}")
     n = len(ds.frame)
@@ -48,6 +49,11 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
     if ds.frame.index.has_duplicates:
         dup = ds.frame.index[ds.frame.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"analyze: sample ids must be unique; repeated: {dup}. Pass ids= or reset the index")
+    return n
+
+
+def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, progress, reference) -> AnalysisInput:
+    n = check_dataset(ds)
     properties = pd.DataFrame(index=ds.frame.index)
     if ds.features is not None:
         X = _numeric_features(ds.features, n)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dqwidgets.analysis_input import check_dataset
 from dqwidgets.engine import stages as st
 
 RAY_INSTALL = "pip install 'dqwidgets[ray]'  (or: pip install 'ray[data]>=2.9' faiss-cpu)"
@@ -406,15 +407,8 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                          "supported with it yet, use engine='local' for them")
     if opt["knn"] not in ("auto", "exact", "ivf"):
         raise ValueError(f"analyze(engine='ray'): knn must be 'auto', 'exact' or 'ivf', got {opt['knn']!r}")
-    if not hasattr(ds, "frame") or not hasattr(ds, "features"):
-        raise ValueError(f"analyze: expected a dq.Dataset, got {type(ds).__name__}")
+    n = check_dataset(ds)
     ray = connect(opt["address"], opt["num_cpus"])
-    n = len(ds.frame)
-    if n == 0:
-        raise ValueError("analyze: the dataset has no samples")
-    if ds.frame.index.has_duplicates:
-        dup = ds.frame.index[ds.frame.index.duplicated()].unique()[:5].tolist()
-        raise ValueError(f"analyze: sample ids must be unique; repeated: {dup}")
     if ds.modality == "tabular":
         raise ValueError("analyze(engine='ray'): tables are encoded in one process; use engine='local', or "
                          "pass the encoded features with Dataset.from_arrays / from_parquet(features=...)")
