@@ -319,6 +319,20 @@ class Review:
         extra = np.flatnonzero(np.isin(codes, groups))
         return np.concatenate([pos, extra[~np.isin(extra, pos)]])
 
+    def _labels_with_duplicates(self, pos: np.ndarray, values: list, where: str) -> tuple[np.ndarray, list]:
+        """``pos`` and ``values`` extended by the other members of their duplicate groups, each member
+        with the label of the first of ``pos`` in its group; members already in ``pos`` keep theirs."""
+        every = self._with_duplicates(pos, where)
+        if len(every) == len(pos):
+            return pos, values
+        codes = np.asarray(self.groups(), dtype=np.int64)
+        first: dict[int, object] = {}
+        for p, v in zip(pos.tolist(), values):
+            if codes[p] >= 0:
+                first.setdefault(int(codes[p]), v)
+        extra = every[len(pos):]
+        return every, list(values) + [first[int(codes[p])] for p in extra]
+
     def relabel(self, ids, label, new_label: bool = False, note: str | None = None,
                 with_duplicates: bool = False) -> None:
         """Give ``ids`` the label ``label``; a label that is not a known class needs ``new_label=True``.
@@ -344,11 +358,13 @@ class Review:
 
         self._write("relabel", "label", pos, label, note=note, check=check_class)
 
-    def relabel_many(self, labels, note: str | None = None) -> None:
+    def relabel_many(self, labels, note: str | None = None, with_duplicates: bool = False) -> None:
         """Give each id its own label in ONE action: one journal row (``new`` holds one label per id,
         in the order of ``ids``) and one ``undo()`` that restores them all. ``labels``: a dict or a
         Series {id: label}; every label must be a known class (add a new one with ``relabel(...,
-        new_label=True)`` first)."""
+        new_label=True)`` first). ``with_duplicates=True``: every other member of an id's duplicate
+        group gets that id's label too, in the same row (a member named in ``labels`` keeps its own;
+        a group whose named ids carry different labels gives its other members the first one's)."""
         if isinstance(labels, pd.Series):
             if labels.index.has_duplicates:
                 raise ValueError("relabel_many: an id appears twice in labels; give each id one label")
@@ -364,6 +380,8 @@ class Review:
             raise ValueError(f"relabel_many: {len(missing)} id(s) have no label, e.g. {missing[:5]}; "
                              "to take samples out use drop(ids)")
         pos = self._positions(ids, "relabel_many")
+        if with_duplicates:
+            pos, values = self._labels_with_duplicates(pos, values, "relabel_many")
         for v in values:
             _dumps(v)
 

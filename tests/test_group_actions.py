@@ -176,3 +176,42 @@ def test_the_evidence_panel_message_carries_the_graphs_neighbours(an):
     assert body["lines"] == [list(x) for x in ev.lines()] and body["modality"] == "embedding"
     assert len(body["neighbour_snippets"]) == len(expected)
     assert "row numbers must be in" in wire.ask("explain", row=10**6, expect_error=True)[0]["error"]
+
+
+def test_key_a_with_duplicates_ticked_relabels_their_copies_in_the_same_row(an):
+    """Issue #11 item 7: the 'with duplicates' box reaches 'a' too (the panel sends it with every
+    action): the copies of the accepted samples get the accepted label, one journal row, one undo."""
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    groups = s["duplicate_group"].to_numpy()
+    sugg = s["suggested_label"].to_numpy()
+    label = s["label"].to_numpy()
+    # one member of each of three duplicate groups, its copies left out of the selection
+    heads = [int(np.flatnonzero(groups == g)[0]) for g in np.unique(groups[groups >= 0])]
+    heads = [r for r in heads if sugg[r] is not None and sugg[r] == sugg[r] and sugg[r] != label[r]][:3]
+    assert len(heads) == 3
+    rows = np.array(sorted(heads))
+    copies = np.flatnonzero(np.isin(groups, groups[rows]) & ~np.isin(np.arange(len(s)), rows))
+    assert len(copies) >= 3
+    browser_selects(explorer.selection_model, "indices", rows.astype("<u4").tobytes(), rows.size)
+    before = len(an.review.history())
+    shown, bufs = wire.shown()
+    # the box unticked: only the selection changes (what 'a' did before, whatever the box said)
+    wire.ask("review", buffers=bufs, action="accept", scope="all", shown=shown, with_duplicates=False)
+    assert (_labels(an).iloc[copies] == label[copies]).all()
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    shown, bufs = wire.shown()
+    reply = wire.ask("review", buffers=bufs, action="accept", scope="all", shown=shown, with_duplicates=True)[0]
+    history = an.review.history()
+    assert len(history) == before + 3
+    last = history.iloc[-1]
+    assert sorted(last["ids"]) == sorted(s.index[np.r_[rows, copies]].tolist())
+    expected = {int(g): sugg[r] for r, g in zip(rows, groups[rows])}
+    got = _labels(an)
+    assert all(got.iloc[c] == expected[int(groups[c])] for c in copies)
+    assert (got.iloc[rows] == sugg[rows]).all()
+    assert reply["message"] == f"accepted the suggested label for 3 samples and {len(copies)} duplicate(s) of them"
+    wire.ask("review", action="undo", scope="sample", rows=[])  # one undo restores selection and copies
+    assert (_labels(an) == s["label"]).all() and len(an.review.history()) == before + 4
+    explorer.selection = None

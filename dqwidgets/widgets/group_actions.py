@@ -2,7 +2,8 @@
 
 - ``accept``: every sample gets its own ``suggested_label`` (key ``a``), one journal row
   (:meth:`dqwidgets.review.Review.relabel_many`), one undo. Samples no class fits
-  (``suggested_label`` None) are left as they are and the message says how many.
+  (``suggested_label`` None) are left as they are and the message says how many. With "with
+  duplicates" ticked, the other members of their duplicate groups get the accepted label too.
 - ``with_duplicates``: a relabel, drop or mark-ok also reaches every other member of the samples'
   duplicate groups (``an.samples.duplicate_group``), in the same journal row.
 - slice actions: drop or relabel every sample of a slice (a row of the slice table); the browser
@@ -27,7 +28,7 @@ def apply_review(an, action: str, ids: list, label=None, with_duplicates: bool =
     """The Explorer's review actions: ``accept`` and ``with_duplicates`` here, the rest in
     :func:`dqwidgets.widgets.review_panel.apply_review`. Returns the line the panel shows."""
     if action == "accept":
-        return accept_suggested(an, ids)
+        return accept_suggested(an, ids, with_duplicates)
     if not with_duplicates or action == "undo":
         return review_panel.apply_review(an, action, ids, label)
     if action not in ("relabel", "drop", "mark_ok"):
@@ -62,8 +63,9 @@ def _duplicates_outside(samples: pd.DataFrame, ids: list) -> int:
     return int(members.sum())
 
 
-def accept_suggested(an, ids: list) -> str:
-    """Relabel each of ``ids`` to its ``suggested_label`` in one journal row."""
+def accept_suggested(an, ids: list, with_duplicates: bool = False) -> str:
+    """Relabel each of ``ids`` to its ``suggested_label`` in one journal row; ``with_duplicates``:
+    every other member of their duplicate groups to the label accepted for its group, in that row."""
     if not ids:
         raise ValueError("Explorer: accept needs samples: select some, or click a card in the grid")
     samples = an.samples
@@ -82,8 +84,13 @@ def accept_suggested(an, ids: list) -> str:
         notes.append(f"{int(same.sum()):,} already have their suggested label")
     if not todo.any():
         raise ValueError("Explorer: nothing to accept; " + "; ".join(notes))
-    an.review.relabel_many(dict(zip(index[todo].tolist(), suggested[todo].tolist())))
-    return "; ".join([f"accepted the suggested label for {_who(int(todo.sum()), index[todo].tolist())}"] + notes)
+    accepted = index[todo].tolist()
+    an.review.relabel_many(dict(zip(accepted, suggested[todo].tolist())), with_duplicates=with_duplicates)
+    head = f"accepted the suggested label for {_who(len(accepted), accepted)}"
+    if with_duplicates:
+        extra = _duplicates_outside(samples, accepted)
+        head += f" and {extra:,} duplicate(s) of them" if extra else " (no duplicates)"
+    return "; ".join([head] + notes)
 
 
 def slice_review(an, slice_id: int, action: str, shown_size: int, label=None) -> tuple[str, int]:

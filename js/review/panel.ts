@@ -44,9 +44,11 @@ export class ReviewPanel {
       relabel.title = "no classes: the data is unlabelled";
     }
     const accept = el("button", "dqx-btn", "accept suggested (a)");
-    accept.title = "relabel every selected sample (or this one) to its suggested label: one action, one undo";
+    accept.title = "relabel every selected sample (or this one) to its suggested label, and with 'with duplicates' " +
+      "ticked their duplicates too: one action, one undo";
     accept.addEventListener("click", () => this.act({ action: "accept" }));
     this.withDuplicates.type = "checkbox";
+    this.withDuplicates.title = "relabel, drop, fine and accept (a) also reach every duplicate of the samples";
     const bar = el("div", "dqx-review-bar");
     bar.append(labelled("label", this.labelSelect), relabel, drop, ok, undo, accept, labelled("apply to", this.scope),
                labelled("with duplicates", this.withDuplicates));
