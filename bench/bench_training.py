@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dqwidgets as dq  # noqa: E402
-from dqwidgets.examples import load_fashion_mnist  # noqa: E402
+from dqwidgets.examples import load_fashion_mnist, train_recorded  # noqa: E402
 from dqwidgets.planted import CONFUSABLE  # noqa: E402
 from dqwidgets.training import training_scores  # noqa: E402
 
@@ -70,20 +70,9 @@ def train_mlp(images: np.ndarray, train_labels: np.ndarray, ids: list, rec, n_ou
     torch.manual_seed(seed)
     X = torch.as_tensor(images.reshape(len(images), -1), dtype=torch.float32) / 255.0
     X = (X - X.mean()) / X.std()
-    y = torch.as_tensor(train_labels)
     model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, n_out))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    g = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        order = torch.randperm(len(X), generator=g)
-        for b in range(0, len(X), 128):
-            idx = order[b:b + 128]
-            logits = model(X[idx])
-            loss = torch.nn.functional.cross_entropy(logits, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log([ids[i] for i in idx.tolist()], logits, epoch)
+    train_recorded(model, X, torch.as_tensor(train_labels), ids, rec, epochs, lr=0.1, momentum=0.9,
+                   weight_decay=5e-4, batch_size=128, seed=seed)
     rec.close()
     return model
 

@@ -87,3 +87,33 @@ def load_rotten_tomatoes(n: int | None = None, seed: int = 0) -> pd.DataFrame:
     if n is not None and n < len(df):
         df = df.sample(n=n, random_state=seed).sort_index()
     return df.reset_index(drop=True)
+
+
+def train_recorded(model, X, y, ids, rec, epochs: int, lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0, batch_size: int = 32, start_epoch: int = 0,
+                   stop_after: int | None = None, seed: int = 0):
+    """Train ``model`` on ``(X, y)`` (torch tensors) with plain SGD and cross-entropy for
+    ``epochs`` epochs, logging every batch's logits to ``rec`` (a :class:`dqwidgets.TrainingRecorder`)
+    under the samples' ``ids`` — the loop the notebooks, tests and benchmarks record (a user adds
+    the one ``rec.log`` line to theirs). Epochs are numbered from ``start_epoch`` (a resumed run);
+    ``stop_after`` stops after that many batches (an interrupted run). The batch order is drawn
+    from a generator seeded with ``seed``. Returns the model."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    done = 0
+    for epoch in range(start_epoch, start_epoch + epochs):
+        order = torch.randperm(len(X), generator=gen)
+        for b in range(0, len(X), batch_size):
+            idx = order[b:b + batch_size]
+            logits = model(X[idx])
+            loss = torch.nn.functional.cross_entropy(logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log([ids[i] for i in idx.tolist()], logits, epoch)
+            done += 1
+            if stop_after is not None and done == stop_after:
+                return model
+    return model

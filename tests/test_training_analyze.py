@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import dqwidgets as dq
+from dqwidgets.examples import train_recorded
 
 
 def _blobs(n=300, d=8, c=3, seed=0, noise=0.1, shift=0.0):
@@ -23,18 +24,7 @@ def _record(tmp_path, X, given, ids, epochs=6, name="run"):
     rec = dq.TrainingRecorder(tmp_path, name=name, classes=["a", "b", "c"])
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(given)
-    for epoch in range(epochs):
-        order = torch.randperm(len(X))
-        for b in range(0, len(X), 32):
-            idx = order[b:b + 32]
-            logits = model(Xt[idx])
-            loss = torch.nn.functional.cross_entropy(logits, yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log([ids[i] for i in idx.tolist()], logits, epoch)
+    train_recorded(model, torch.as_tensor(X), torch.as_tensor(given), ids, rec, epochs, lr=0.1, momentum=0.9)
     return rec
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import dqwidgets as dq
+from dqwidgets.examples import train_recorded
 from dqwidgets.training import TrainingRecorder, training_scores
 
 
@@ -24,22 +25,8 @@ def _toy(n=40, d=5, c=3, seed=0):
 def _train(rec, X, y, ids, epochs, start=0, batch=8, stop_after=None):
     torch.manual_seed(0)
     model = torch.nn.Linear(X.shape[1], int(y.max()) + 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    done = 0
-    for epoch in range(start, start + epochs):
-        order = torch.randperm(len(X))
-        for b in range(0, len(X), batch):
-            idx = order[b:b + batch]
-            logits = model(X[idx])
-            loss = torch.nn.functional.cross_entropy(logits, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log([ids[i] for i in idx.tolist()], logits, epoch)
-            done += 1
-            if stop_after is not None and done == stop_after:
-                return model
-    return model
+    return train_recorded(model, X, y, ids, rec, epochs, lr=0.5, batch_size=batch, start_epoch=start,
+                          stop_after=stop_after)
 
 
 def test_plain_loop_records_every_sample_every_epoch_in_the_datasets_ids(tmp_path):
