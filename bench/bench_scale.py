@@ -66,8 +66,43 @@ def make_data(n: int, folder: Path, seed: int = 0, rows_per_file: int = 100_000)
     return truth
 
 
+class RssSampler:
+    """The process' resident memory every ``every`` seconds (a thread): the local engine's peak per
+    stage is the largest sample inside the stage's time span (its stages run one after another)."""
+
+    def __init__(self, every: float = 0.25):
+        import threading
+
+        self.every, self.samples, self.t0 = every, [], time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            with open("/proc/self/status") as f:
+                rss = next(line for line in f if line.startswith("VmRSS"))
+            self.samples.append((time.perf_counter() - self.t0, int(rss.split()[1]) / 1024))
+            self._stop.wait(self.every)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def per_stage(self, start: float, seconds: dict) -> dict:
+        out, t = {}, start
+        for name, s in seconds.items():
+            inside = [m for u, m in self.samples if t <= u <= t + s + self.every]
+            if inside:
+                out[name] = max(inside)
+            t += s
+        return out
+
+
 def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
     import dqwidgets as dq
+
+    sampler = RssSampler()
 
     truth = dict(np.load(folder / "_planted.npz"))
     t0 = time.perf_counter()
@@ -85,10 +120,12 @@ def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
             start_local(num_cpus=os.cpu_count())
         opts = {"chunk_rows": 50_000, "actors": 1}
     t0 = time.perf_counter()
+    start = t0 - sampler.t0
     an = dq.analyze(ds, engine=engine, engine_options=opts, workdir=workdir, progress=False, seed=0)
     if engine == "local":
         an.wait_layout()
     total = time.perf_counter() - t0
+    sampler.stop()
     s = an.samples
     ids = s.index.to_numpy()
 
@@ -104,18 +141,38 @@ def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
            "duplicate": found("is_duplicate", "dup")}
     if engine == "ray":
         rec["driver_peak_mb_per_stage"] = an.info["driver_peak_mb"]
+    else:  # sampled every 0.25 s (the Ray engine resets and reads VmHWM at each stage instead)
+        rec["driver_peak_mb_per_stage"] = sampler.per_stage(start, an.info["seconds"])
+    rec["driver_mb_after_analyze"] = sampler.samples[-1][1]
+    rec["analysis_arrays_mb"] = _analysis_arrays_mb(an)
+    if engine == "ray":
         rec["recall_at_10"] = _recall(an, n)
     with open("/proc/self/status") as f:
         rec["driver_peak_mb"] = int(next(line for line in f if line.startswith("VmHWM")).split()[1]) / 1024
     out.write_text(json.dumps(rec))
 
 
+def _analysis_arrays_mb(an) -> dict:
+    """What the returned Analysis holds in the driver's memory (memory-mapped arrays count 0): the
+    N-row samples frame is the part no engine can avoid (one score column per row)."""
+    def resident(a):
+        return 0.0 if a is None or isinstance(a, np.memmap) or not isinstance(a, np.ndarray) else a.nbytes / 2 ** 20
+
+    g = an.graph
+    return {"samples_frame": float(an.samples.memory_usage(deep=True).sum()) / 2 ** 20,
+            "features": resident(an.features), "pred_probs": resident(an.pred_probs),
+            "graph": resident(getattr(g, "indices", None)) + resident(getattr(g, "distances", None))}
+
+
 def _recall(an, n, queries: int = 500, k: int = 10) -> float:
-    X = np.asarray(an.features, dtype=np.float32)  # memory-mapped: read here only for the check
+    X = an.features  # memory-mapped for the Ray engine: read block by block, never whole
     rng = np.random.default_rng(1)
     q = rng.choice(n, queries, replace=False)
-    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    sim = Xn[q] @ Xn.T
+    norm = lambda A: A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    Q = norm(np.asarray(X[np.sort(q)], dtype=np.float32))[np.argsort(np.argsort(q))]
+    sim = np.empty((queries, n), np.float32)
+    for s in range(0, n, 100_000):
+        sim[:, s:s + 100_000] = Q @ norm(np.asarray(X[s:s + 100_000], dtype=np.float32)).T
     sim[np.arange(queries), q] = -np.inf
     exact = np.argpartition(-sim, k, axis=1)[:, :k]
     got = np.asarray(an.graph.indices)[q, :k]
@@ -136,34 +193,48 @@ def main():
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_json = RESULTS / "bench_scale.json"
-    records = json.loads(out_json.read_text()) if out_json.exists() else []
     for n in args.sizes:
         make_data(n, args.data / f"n{n}")
         for engine in args.engines:
             load_before = open("/proc/loadavg").read().strip()
             res = args.data / f"result-{engine}-{n}.json"
             res.unlink(missing_ok=True)
-            proc = subprocess.run([sys.executable, __file__, "--child", engine, str(n), "--data", str(args.data)],
-                                  capture_output=True, text=True)
+            log = open(args.data / f"child-{engine}-{n}.log", "w")
+            proc = subprocess.Popen([sys.executable, __file__, "--child", engine, str(n), "--data", str(args.data)],
+                                    stdout=log, stderr=subprocess.STDOUT, text=True)
+            loads = []
+            while proc.poll() is None:  # the 1-minute load average every 30 s while the run goes on
+                loads.append(float(open("/proc/loadavg").read().split()[0]))
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
+            log.close()
             if proc.returncode != 0 or not res.exists():
-                print(proc.stderr[-3000:], file=sys.stderr)
-                rec = {"engine": engine, "n": n, "error": proc.stderr.strip().splitlines()[-1:]}
+                tail = (args.data / f"child-{engine}-{n}.log").read_text().strip().splitlines()
+                print("\n".join(tail[-30:]), file=sys.stderr)
+                rec = {"engine": engine, "n": n, "error": tail[-1:]}
             else:
                 rec = json.loads(res.read_text())
             rec["loadavg_before"], rec["loadavg_after"] = load_before, open("/proc/loadavg").read().strip()
+            rec["loadavg_1min_during"] = {"min": min(loads), "mean": float(np.mean(loads)), "max": max(loads)}
             rec["cpus"] = os.cpu_count()
+            rec["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+            # other bench_scale runs may have written meanwhile: merge into the file as it is now
+            records = json.loads(out_json.read_text()) if out_json.exists() else []
             records = [r for r in records if (r["engine"], r["n"]) != (engine, n)] + [rec]
             out_json.write_text(json.dumps(records, indent=1))
-            print(json.dumps(rec))
-    write_md(records)
+            write_md(records)
+            print(json.dumps(rec), flush=True)
 
 
 def write_md(records):
     lines = ["# bench_scale: local vs Ray engine, synthetic N x 128, 20 classes, planted issues", "",
              "Timings on a shared 2-core machine (other engineers' jobs ran at the same time: see loadavg); "
              "driver memory = peak resident memory of the process that called `analyze`.", "",
-             "| engine | N | total s | driver peak MB | graph | recall@10 | label R/P | ood R/P | dup R/P | loadavg |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| engine | N | total s | driver peak MB | graph | recall@10 | label R/P | ood R/P | dup R/P | loadavg before | "
+             "load during (min/mean/max) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["n"], r["engine"])):
         if "error" in r:
             lines.append(f"| {r['engine']} | {r['n']:,} | failed: {r['error']} | | | | | | | {r.get('loadavg_before')} |")
@@ -171,15 +242,30 @@ def write_md(records):
         rp = lambda k: f"{r[k]['recall']:.2f}/{r[k]['precision']:.2f}"  # noqa: E731
         lines.append(f"| {r['engine']} | {r['n']:,} | {r['total_seconds']:.0f} | {r['driver_peak_mb']:.0f} | "
                      f"{r['graph_method']} | {r.get('recall_at_10', float('nan')):.3f} | {rp('label_issue')} | "
-                     f"{rp('ood')} | {rp('duplicate')} | {r['loadavg_before']} |")
-    lines += ["", "Per stage (seconds; Ray: driver peak MB during the stage):", ""]
+                     f"{rp('ood')} | {rp('duplicate')} | {r['loadavg_before']} | {_during(r)} |")
+    lines += ["", "Per stage (seconds / driver peak MB during the stage; Ray: VmHWM reset at each stage, "
+              "local: resident memory sampled every 0.25 s):", ""]
     for r in sorted(records, key=lambda r: (r["n"], r["engine"])):
         if "error" in r:
             continue
         mem = r.get("driver_peak_mb_per_stage", {})
         parts = [f"{k} {v:.1f}s" + (f" / {mem[k]:.0f} MB" if k in mem else "") for k, v in r["seconds"].items()]
         lines.append(f"- {r['engine']} {r['n']:,}: " + ", ".join(parts))
-    (RESULTS / "bench_scale.md").write_text("\n".join(lines) + "\n")
+        if "analysis_arrays_mb" in r:
+            a = r["analysis_arrays_mb"]
+            lines.append(f"  - held by the returned Analysis: samples frame {a['samples_frame']:.0f} MB (N rows), "
+                         f"resident features {a['features']:.0f} MB, probabilities {a['pred_probs']:.0f} MB, "
+                         f"graph {a['graph']:.0f} MB (0 = memory-mapped); driver after analyze "
+                         f"{r['driver_mb_after_analyze']:.0f} MB")
+    md = RESULTS / "bench_scale.md"
+    old = md.read_text() if md.exists() else ""
+    notes = old[old.index("\nNotes"):] if "\nNotes" in old else ""  # hand-written notes stay
+    md.write_text("\n".join(lines) + "\n" + notes)
+
+
+def _during(r) -> str:
+    d = r.get("loadavg_1min_during")
+    return f"{d['min']:.1f}/{d['mean']:.1f}/{d['max']:.1f}" if d else ""
 
 
 if __name__ == "__main__":

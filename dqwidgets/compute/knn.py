@@ -121,7 +121,8 @@ def _kmeans(P: torch.Tensor, n_cells: int, seed: int, iters: int = 8) -> torch.T
     sample = P[torch.randperm(len(P), generator=g)[: min(len(P), 48 * n_cells)].to(P.device)]
     C = sample[:n_cells].clone()
     for _ in range(iters):
-        assign = (sample @ C.T).argmax(1)
+        # in blocks: a 100k sample x 2,500 cells would be a 1 GB product at once
+        assign = torch.cat([(sample[s:s + 8192] @ C.T).argmax(1) for s in range(0, len(sample), 8192)])
         sums = torch.zeros_like(C).index_add_(0, assign, sample)
         counts = torch.bincount(assign, minlength=n_cells)
         C = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None].to(sums.dtype), C)

@@ -162,24 +162,58 @@ def _run_pass(ray, items: list, worker, constructor_kwargs: dict, size: int, gpu
 
 
 # ---------------------------------------------------------------------------------------------- memory
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith(field + ":"))
+        return int(line.split()[1]) / 1024.0
+    except (OSError, StopIteration):
+        return None
+
+
+class _AnonWatch:
+    """The driver's peak anonymous resident memory (RssAnon: its own arrays, not the pages of
+    memory-mapped files, which the kernel can drop) while a stage runs, sampled every 50 ms."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = _status_mb("RssAnon") or 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, _status_mb("RssAnon") or 0.0)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _status_mb("RssAnon") or 0.0)
+
+
 @contextmanager
-def _stage(name, seconds: dict, memory: dict):
+def _stage(name, seconds: dict, memory: dict, anon: dict | None = None):
     """Time a stage and record the driver's peak resident memory during it (Linux: VmHWM after
-    resetting it through /proc/self/clear_refs)."""
+    resetting it through /proc/self/clear_refs; it counts touched pages of memory-mapped files too)
+    and, in ``anon``, its peak anonymous memory (the arrays it holds)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
         pass
+    watch = _AnonWatch() if anon is not None else None
     t0 = time.perf_counter()
-    yield
-    seconds[name] = time.perf_counter() - t0
     try:
-        with open("/proc/self/status") as f:
-            hwm = next(line for line in f if line.startswith("VmHWM"))
-        memory[name] = int(hwm.split()[1]) / 1024.0
-    except (OSError, StopIteration):
-        pass
+        yield
+    finally:
+        seconds[name] = time.perf_counter() - t0
+        if watch is not None:
+            anon[name] = watch.stop()
+    hwm = _status_mb("VmHWM")
+    if hwm is not None:
+        memory[name] = hwm
 
 
 # ---------------------------------------------------------------------------------------------- actors
@@ -221,6 +255,9 @@ class EmbedWorker:
                     X, reasons, hashes, props, names = st.embed_chunk(values, spec["modality"], self._embedder(),
                                                                       self.device, spec["root"], None)
                     table = st.embed_table(rows, X, reasons, hashes, props, names)
+                if spec.get("sample_share", 1.0) < 1.0:  # the fit sample's rows, set aside first
+                    st.write_atomic(st.sample_table(table, spec["sample_share"]),
+                                    st.sample_dir(spec["dir"], spec["sample_share"]) / path.name)
                 st.write_atomic(table, path)
                 self.done += 1
             out.append({"chunk": c})
@@ -304,11 +341,32 @@ class ScoreWorker:
         return pd.DataFrame({"chunk": batch["chunk"].tolist()})
 
 
-def _sample_task(path: str, rows_wanted: np.ndarray):
+def _sample_task(path: str, share: float, vpos: np.ndarray):
+    """The valid rows of one shard (a set-aside sample shard, or an embed shard when there is none)
+    whose sample key is below ``share``: (rows, embeddings, rows read)."""
     t = st.read_columns(Path(path), ["row", "emb"])
     rows = t.column("row").to_numpy()
-    keep = np.isin(rows, rows_wanted)
-    return rows[keep], st.read_matrix(t, "emb")[keep]
+    keep = (st.sample_key(rows) < share) & (vpos[rows] >= 0)
+    return rows[keep], st.read_matrix(t, "emb")[keep], len(rows)
+
+
+def _read_fit_sample(ray, embed_stage: st.Stage, shards: list, vpos: np.ndarray, n: int, m: int):
+    """The fit sample: the ``m`` valid rows of the smallest sample keys (``stages.sample_key``), sorted
+    by row, with their embeddings; read from the rows the embed stage set aside (a share of about
+    1.1 m / N of the embeddings), or, for embed shards written without them, from every shard.
+    Returns (rows, X, rows of embeddings read)."""
+    share = st.sample_share(m, n)
+    sources = [str(st.sample_source(embed_stage.path, Path(p), share)) if share < 1.0 else p for p in shards]
+    vref = ray.put(vpos)
+    got = ray.get([ray.remote(_sample_task).remote(p, share, vref) for p in sources])
+    rows = np.concatenate([g[0] for g in got])
+    X = np.concatenate([g[1] for g in got]).astype(np.float32, copy=False)
+    read = int(sum(g[2] for g in got))
+    del got
+    keep = st.smallest(st.sample_key(rows), m)
+    rows, X = rows[keep], X[keep]
+    order = np.argsort(rows, kind="stable")
+    return rows[order], X[order], read
 
 
 def _build_ivf_task(quantizer_bytes, dim, n_cells, shards, vpos, index_path):
@@ -368,6 +426,10 @@ def _chunks(ds, n: int, chunk_rows: int) -> list[dict]:
             for i, s in enumerate(range(0, n, chunk_rows))]
 
 
+def _rows(chunks: list) -> int:
+    return int(sum(c["stop"] - c["start"] for c in chunks))
+
+
 def _run_key(**parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -415,6 +477,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     workdir = Path(workdir) if workdir is not None else Path.cwd() / ".dqwidgets"
     seconds: dict = {}
     memory: dict = {}
+    anon: dict = {}
     gpu = ray.cluster_resources().get("GPU", 0) > 0
     emb_key = _run_key(e=_embedder_key(ds, embedder), n=n, chunk=opt["chunk_rows"])
     base = workdir / ds.fingerprint / "ray"
@@ -422,11 +485,12 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     chunks = _chunks(ds, n, opt["chunk_rows"])
 
     # ------------------------------------------------------------------ 1. embed
-    with _stage("embed", seconds, memory):
+    with _stage("embed", seconds, memory, anon):
         if embed_stage.done() is None:
             todo = [c for c in chunks if c["chunk"] not in embed_stage.written()]
             spec = {"dir": str(embed_stage.path), "modality": ds.modality, "embedder": embedder,
-                    "root": ds.root, "parquet": None, "refs": {}}
+                    "root": ds.root, "parquet": None, "refs": {},
+                    "sample_share": st.sample_share(opt["fit_sample"], n)}
             from dqwidgets.engine.parquet import ParquetFeatures
 
             if ds.modality == "embedding" and isinstance(ds.features, ParquetFeatures):
@@ -444,11 +508,12 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
             if missing:
                 raise RuntimeError(f"analyze(engine='ray'): embedding shards {missing[:5]} were not written")
             embed_stage.mark_done({"chunks": len(chunks), "computed": len(todo), "n": n,
+                                   "sample_share": spec["sample_share"],
                                    "embedder": _embedder_key(ds, embedder)})
     shards = [str(embed_stage.shard(c["chunk"])) for c in chunks]
 
     # ------------------------------------------------------------------ validity, labels, folds (1-D)
-    with _stage("validate", seconds, memory):
+    with _stage("validate", seconds, memory, anon):
         side = [st.read_columns(Path(p), None).drop(["emb"]).to_pandas() for p in shards]
         side = pd.concat(side, ignore_index=True).sort_values("row").reset_index(drop=True)
         dim = st.read_columns(Path(shards[0]), ["emb"]).schema.field("emb").type.list_size
@@ -468,17 +533,8 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
             folds = int(max(2, min(folds, counts[counts > 0].min())))
         fold = (fold_hash % max(folds, 1)).astype(np.int64)
         fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
-        # the probe is fitted on a sample; its labelled rows get stratified folds (compute.probe.fold_ids,
-        # the local engine's folds, the same for the same seed), every other row the fold of its id's hash
-        # (all fold models are out of fold for a row outside the sample)
-        sample_v = np.sort(np.random.default_rng(seed).permutation(len(pos))[: min(len(pos), opt["fit_sample"])])
-        s_lab = sample_v[codes_v[sample_v] >= 0]
-        if folds:
-            from dqwidgets.compute.probe import fold_ids
-
-            fold[pos[s_lab]] = fold_ids(codes_v[s_lab], folds, seed)
-        del side
-    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout,
+        del side, fold_hash
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=2,
                        **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn")})
     run_dir = base / f"run-{run_key}"
 
@@ -497,28 +553,26 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                 raise ImportError(f"analyze(engine='ray'): {nv} samples need the faiss IVF index; "
                                   "pip install faiss-cpu (or faiss-gpu), or pass engine_options={'knn': 'exact'}") from None
             method = "exact"
-    with _stage("fit", seconds, memory):
+    with _stage("fit", seconds, memory, anon):
         if fit_stage.done() is not None:
             fitted = _load_pickle(fit_stage.file("fit.pkl"))
+            _sample_folds(fold, fitted["sample_rows"], inp.label_codes, folds, seed)
         else:
-            sample_rows = pos[sample_v]
-            remote_sample = ray.remote(_sample_task)
-            got = ray.get([remote_sample.remote(p, sample_rows) for p in shards])
-            s_rows = np.concatenate([g[0] for g in got])
-            Xs = np.concatenate([g[1] for g in got]).astype(np.float32)
-            order = np.argsort(s_rows)
-            s_rows, Xs = s_rows[order], Xs[order]
-            del got
+            s_rows, Xs, read = _read_fit_sample(ray, embed_stage, shards, vpos, n, opt["fit_sample"])
+            _sample_folds(fold, s_rows, inp.label_codes, folds, seed)
             fitted = _fit(Xs, vpos[s_rows], codes_v, fold[s_rows], n_classes, folds, seed, opt, method, rng)
             m = min(len(Xs), opt["layout_sample"])  # the layout's anchors: a sub-sample of the fit sample
             pick = np.sort(np.random.default_rng(seed + 1).permutation(len(Xs))[:m])
             fitted["anchor_X"], fitted["anchor_rows"] = Xs[pick], vpos[s_rows][pick]
+            fitted["sample_rows"], fitted["rows_read"] = s_rows, read
             del Xs
             _save_pickle(fit_stage, "fit.pkl", fitted)
+    # embeddings read by the stages that compute scores (fit + score pass), in scans of all N rows
+    scans = {"fit": fitted["rows_read"] / n}
 
     # ------------------------------------------------------------------ 3. kNN graph
     knn_stage = st.Stage(run_dir, "knn")
-    with _stage("knn", seconds, memory):
+    with _stage("knn", seconds, memory, anon):
         if knn_stage.done() is None:
             knn_stage.path.mkdir(parents=True, exist_ok=True)
             spec = {"dir": str(knn_stage.path), "embed_dir": str(embed_stage.path), "k": k, "method": method,
@@ -544,7 +598,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
     layout_stage = st.Stage(run_dir, "layout")
-    with _stage("layout_fit", seconds, memory):
+    with _stage("layout_fit", seconds, memory, anon):
         anchors = anchor_rows = anchor_xy = None
         if layout == "umap":
             if layout_stage.done() is None:
@@ -558,21 +612,25 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ 4. score passes
     score_stage = st.Stage(run_dir, "score")
-    with _stage("score", seconds, memory):
+    with _stage("score", seconds, memory, anon):
         if score_stage.done() is None:
             score_stage.path.mkdir(parents=True, exist_ok=True)
             spec = {"dir": str(score_stage.path), "embed_dir": str(embed_stage.path), "knn_dir": str(knn_stage.path),
                     "model": ray.put(model), "vpos": vpos, "fold": fold}
             todo = [c for c in chunks if c["chunk"] not in score_stage.written()]
+            scans["score"] = _rows(todo) / n
             _run_pass(ray, todo, ScoreWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
             score_stage.mark_done({"chunks": len(chunks)})
         score_shards = [str(score_stage.shard(c["chunk"])) for c in chunks]
         cols = _read_scores(score_shards, nv, model)
-    with _stage("assemble", seconds, memory):
-        probs_file = _assemble_probs(ray, run_dir, score_shards, n, n_classes) if model.probe is not None else None
+    with _stage("assemble", seconds, memory, anon):
+        probs_file = _assemble_probs(ray, run_dir, score_shards, n, nv, n_classes) if model.probe is not None \
+            else None
         features_file = _assemble_features(ray, run_dir, shards, n, dim)
         an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file,
                     method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen)
+    an.info["embedding_scans"] = scans
+    an.info["driver_anon_peak_mb"] = anon
     return an
 
 
@@ -622,6 +680,18 @@ def _input(ds, side: pd.DataFrame, n: int, k: int, reference):
     attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
     return AnalysisInput(ids, np.zeros((n, 0), np.float32), valid, flags, labels, codes, classes, splits,
                          split_codes, split_names, None, None, hashes, attributes, extra, "")
+
+
+def _sample_folds(fold: np.ndarray, s_rows: np.ndarray, codes: np.ndarray, folds: int, seed: int) -> None:
+    """The probe is fitted on the sample: its labelled rows get stratified folds (compute.probe.fold_ids,
+    the local engine's folds, the same for the same seed when the sample is every valid row); every
+    other row keeps the fold of its id's hash (each fold model is out of fold for a row outside it)."""
+    if not folds:
+        return
+    from dqwidgets.compute.probe import fold_ids
+
+    lab = s_rows[codes[s_rows] >= 0]
+    fold[lab] = fold_ids(codes[lab], folds, seed)
 
 
 def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng) -> dict:
@@ -702,11 +772,19 @@ def _assemble(ray, run_dir: Path, knn_shards, nv, k) -> dict:
     return files
 
 
-def _assemble_probs(ray, run_dir, score_shards, n, c) -> str:
-    out = str(run_dir / "probs.npy")
+def _assemble_probs(ray, run_dir, score_shards, n, nv, c) -> tuple[str, str]:
+    """The out-of-fold probabilities as two memory-mapped files written by remote tasks: N rows (NaN for
+    invalid rows: the Analysis' ``pred_probs``) and the valid rows only (what the driver's steps read,
+    so that they never copy an N x C matrix out of the full one)."""
+    out, valid = str(run_dir / "probs.npy"), str(run_dir / "probs_valid.npy")
+    task = ray.remote(_assemble_task)
+    todo = []
     if not os.path.exists(out):
-        ray.get(ray.remote(_assemble_task).remote(score_shards, "probs", "row", n, c, out, np.nan, np.float32))
-    return out
+        todo.append(task.remote(score_shards, "probs", "row", n, c, out, np.nan, np.float32))
+    if nv < n and not os.path.exists(valid):
+        todo.append(task.remote(score_shards, "probs", "vrow", nv, c, valid, np.nan, np.float32))
+    ray.get(todo)
+    return out, (valid if nv < n else out)
 
 
 def _assemble_features(ray, run_dir, shards, n, dim) -> str:
@@ -785,6 +863,20 @@ def _read_scores(score_shards, nv, model):
     return cols
 
 
+def _spread_to_file(values: np.ndarray, pos: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """``analysis._spread`` into a memory-mapped ``.npy`` (NaN for the invalid rows), block by block."""
+    values = np.asarray(values)
+    tmp = str(path) + ".tmp.npy"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=values.dtype, shape=(n,) + values.shape[1:])
+    out[:] = np.nan
+    for s in range(0, len(pos), 1 << 18):
+        out[pos[s:s + (1 << 18)]] = values[s:s + (1 << 18)]
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
 def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file, method,
            layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds):
     """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
@@ -801,8 +893,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     graph = _load_graph(graph_files)
     graph.method = method
     graph.indices, graph.distances = np.asarray(graph.indices), np.asarray(graph.distances)
-    probs_all = np.load(probs_file, mmap_mode="r") if probs_file is not None else None
-    probs = np.asarray(probs_all[pos]) if probs_all is not None else None
+    probs_all = np.load(probs_file[0], mmap_mode="r") if probs_file is not None else None
+    probs = np.load(probs_file[1], mmap_mode="r") if probs_file is not None else None  # valid rows
     t0 = time.perf_counter()
     label = _label_step(v, probs, graph, None)
     seconds["label"] = time.perf_counter() - t0
@@ -851,8 +943,10 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
                   classes=list(inp.classes), context=context,
                   calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None, agreement)),
                   workdir=workdir, info=info)
-    if label.posterior is not None:  # what an.explain shows as the calibrated top classes
-        an.calibrated_probs = _spread(label.posterior, pos, n)
+    if label.posterior is not None:  # what an.explain shows as the calibrated top classes (memory-mapped)
+        an.calibrated_probs = _spread_to_file(label.posterior, pos, n, Path(graph_files["indices"]).parent
+                                              / "calibrated_probs.npy")
+        label.posterior = None
     _flag_all(an, thresholds)
     an.slices = _with_slice_accuracy(an)
     if an.journal_path.exists():  # analysed before with this workdir: show the review done so far

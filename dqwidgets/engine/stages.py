@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dqwidgets.compute.knn import drop_self
+from dqwidgets.compute.ood import knn_distance
 
 DONE = "_DONE.json"
 
@@ -143,6 +144,62 @@ def embed_table(rows: np.ndarray, X: np.ndarray, reasons=None, hashes=None, prop
     return pa.table(cols)
 
 
+# ---------------------------------------------------------------------------------------------- fit sample
+def sample_dir(stage_path: Path, share: float) -> Path:
+    """Where the embed stage sets aside the rows of sample key < ``share`` (one folder per share, so a
+    run asking for another fit sample size never mixes shards of two shares)."""
+    return Path(stage_path) / f"sample-{share:.9f}"
+
+
+def sample_source(stage_path: Path, shard: Path, share: float) -> Path:
+    """The smallest file that holds every row of ``shard`` with sample key < ``share``: the set-aside
+    shard of the smallest share >= ``share``, else the embed shard itself."""
+    best = None
+    for d in Path(stage_path).glob("sample-*"):
+        try:
+            s = float(d.name[len("sample-"):])
+        except ValueError:
+            continue
+        if s >= share and (d / shard.name).exists() and (best is None or s < best[0]):
+            best = (s, d / shard.name)
+    return best[1] if best is not None else Path(shard)
+
+
+def sample_key(rows: np.ndarray) -> np.ndarray:
+    """A uniform number in [0, 1) for each row number (splitmix64 of the row): the fit sample is the
+    valid rows of the smallest keys. A row's key never depends on the shard layout or the seed, so the
+    embed stage can set the sample rows aside while it writes the shards (no second scan to find them)."""
+    z = np.asarray(rows, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def sample_share(fit_sample: int, n: int) -> float:
+    """The share of the rows the embed stage sets aside for a fit sample of ``fit_sample`` valid rows
+    (10% and 200 rows to spare for invalid rows and chance); 1.0 = every row (then the embed shards
+    themselves are the sample and nothing is set aside)."""
+    return float(min(1.0, (1.1 * fit_sample + 200) / max(n, 1)))
+
+
+def sample_table(table, share: float):
+    """The rows of an embed shard's table whose key is below ``share`` (row, embedding)."""
+    import pyarrow as pa
+
+    key = sample_key(table.column("row").to_numpy())
+    keep = np.flatnonzero(key < share)
+    return table.select(["row", "emb"]).take(pa.array(keep))
+
+
+def smallest(keys: np.ndarray, m: int) -> np.ndarray:
+    """A mask of the ``m`` smallest keys (all of them when there are fewer)."""
+    keep = np.ones(len(keys), dtype=bool)
+    if m < len(keys):
+        keep = keys <= np.partition(keys, m - 1)[m - 1]
+    return keep
+
+
 # ---------------------------------------------------------------------------------------------- kNN
 def knn_exact(Q: np.ndarray, q_rows: np.ndarray, R_t, k: int):
     """Exact cosine top-k of normalised queries ``Q`` (valid positions ``q_rows``) among the torch
@@ -233,7 +290,7 @@ def score_shard(model: Model, X: np.ndarray, vrows: np.ndarray, fold: np.ndarray
     out: dict[str, np.ndarray] = {"vrow": vrows}
     if model.probe is not None:
         out["probs"] = softmax(probe_logits(model, X, fold))
-    out["raw_knn"] = dist[:, -1].astype(np.float64)
+    out["raw_knn"] = knn_distance(dist)
     if model.gaussians is not None:
         out["raw_mahalanobis"] = model.gaussians.distance(X)
     out["pca"] = ((X - model.pca_mean) @ model.pca_axes).astype(np.float32)
