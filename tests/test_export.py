@@ -9,8 +9,7 @@ import pytest
 import dqwidgets as dq
 from dqwidgets.compute.splits import group_ids, keep_groups_together, split_by_fraction
 from dqwidgets.examples import load_fashion_mnist
-from dqwidgets.export import ExportExistsError, export_analysis
-from dqwidgets.review import Review
+from dqwidgets.export import ExportExistsError
 
 N, N_DUP = 600, 40
 
@@ -31,14 +30,11 @@ def analysis(tmp_path_factory):
     return an
 
 
-def fresh_journal(an, folder):
-    """An empty review journal for the analysis' samples, so tests do not see each other's fixes."""
-    return Review(folder / "journal.sqlite", an.samples.index, an.dataset.labels, list(an.classes))
-
-
-def export(an, review, path, **kw):
-    """export_analysis on the analysis' own dataset, samples and thresholds, with ``review``."""
-    return export_analysis(an.dataset, an.samples, review, an.thresholds, path, **kw)
+@pytest.fixture
+def reviewed(analysis, tmp_path):
+    """A fresh analysis of the same dataset in its own workdir, for a test that writes to the review
+    journal (an.review): the module's ``analysis`` keeps an empty journal for the other tests."""
+    return dq.analyze(analysis.dataset, workdir=tmp_path / "work", layout="pca", progress=False)
 
 
 def read_splits(path, names=("train", "val", "test")):
@@ -69,8 +65,7 @@ def test_resplit_is_leak_free_stratified_and_counted_in_the_manifest(analysis, t
 
 
 def test_duplicate_groups_never_cross_splits(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    out = export(analysis, review, tmp_path / "clean", drop=("is_ood",), splits={"train": .6, "val": .2, "test": .2})
+    out = analysis.export(tmp_path / "clean", drop=("is_ood",), splits={"train": .6, "val": .2, "test": .2})
     parts = read_splits(out)
     rows = pd.concat([p.assign(split=n) for n, p in parts.items()]).set_index("id")
     groups = analysis.samples["duplicate_group"].reindex(rows.index)
@@ -84,8 +79,7 @@ def test_duplicate_groups_never_cross_splits(analysis, tmp_path):
 
 
 def test_given_splits_are_kept_and_leaking_groups_moved_whole(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    out = export(analysis, review, tmp_path / "clean", drop=())
+    out = analysis.export(tmp_path / "clean", drop=())
     parts = read_splits(out)
     rows = pd.concat([p.assign(split=n) for n, p in parts.items()]).set_index("id")
     given = analysis.dataset.splits.reindex(rows.index)
@@ -98,29 +92,19 @@ def test_given_splits_are_kept_and_leaking_groups_moved_whole(analysis, tmp_path
     assert (rows[groups >= 0].groupby(groups[groups >= 0])["split"].nunique() == 1).all()
 
 
-def test_journal_fixes_are_applied_and_explained(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    samples = analysis.samples
-    default = analysis.thresholds["ood_score"]
+def test_journal_fixes_are_applied_and_explained(reviewed, tmp_path):
+    an, samples = reviewed, reviewed.samples
     if not samples["is_ood"].any():  # clean Fashion-MNIST has no OOD flag by default: flag the most unusual one
-        analysis.set_threshold("ood_score", float(samples["ood_score"].max()))
-    try:
-        _journal_fixes(analysis, review, samples, tmp_path)
-    finally:
-        analysis.set_threshold("ood_score", default)
-
-
-def _journal_fixes(analysis, review, samples, tmp_path):
+        an.set_threshold("ood_score", float(samples["ood_score"].max()))
     clean = samples.index[~(samples["is_ood"] | samples["is_duplicate"] | samples["is_label_issue"])]
     ood = samples.index[samples["is_ood"]][0]
     issue = samples.index[samples["is_label_issue"] & ~samples["is_ood"] & ~samples["is_duplicate"]][0]
-    target = next(c for c in analysis.classes if c != samples.at[clean[0], "label"])
-    review.relabel(clean[0], target, note="sleeve visible")
-    review.relabel(issue, samples.at[issue, "suggested_label"])
-    review.drop(clean[1:3], note="two items in one picture")
-    review.mark_ok(ood, note="rare but real")
-    out = export(analysis, review, tmp_path / "clean", drop=("is_ood", "is_duplicate", "is_label_issue"),
-                          splits={"train": .5, "test": .5})
+    target = next(c for c in an.classes if c != samples.at[clean[0], "label"])
+    an.review.relabel(clean[0], target, note="sleeve visible")
+    an.review.relabel(issue, samples.at[issue, "suggested_label"])
+    an.review.drop(clean[1:3], note="two items in one picture")
+    an.review.mark_ok(ood, note="rare but real")
+    out = an.export(tmp_path / "clean", drop=("is_ood", "is_duplicate", "is_label_issue"), splits={"train": .5, "test": .5})
     rows = pd.concat(read_splits(out, ("train", "test")).values()).set_index("id")
     assert rows.at[clean[0], "label"] == target and rows.at[clean[0], "given_label"] == samples.at[clean[0], "label"]
     assert not rows.index.isin(clean[1:3]).any()
@@ -134,8 +118,7 @@ def _journal_fixes(analysis, review, samples, tmp_path):
 
 
 def test_same_seed_same_splits_other_seed_other_splits(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    runs = [export(analysis, review, tmp_path / f"run{i}", splits={"train": .8, "test": .2}, seed=s)
+    runs = [analysis.export(tmp_path / f"run{i}", splits={"train": .8, "test": .2}, seed=s)
             for i, s in enumerate([5, 5, 6])]
     tests = [set(pd.read_parquet(r / "test.parquet")["id"]) for r in runs]
     assert tests[0] == tests[1] and tests[0] != tests[2]
@@ -143,31 +126,29 @@ def test_same_seed_same_splits_other_seed_other_splits(analysis, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_text_formats_hold_the_same_rows(analysis, tmp_path, fmt):
-    review = fresh_journal(analysis, tmp_path)
-    pq = export(analysis, review, tmp_path / "pq", splits={"train": .8, "test": .2})
-    out = export(analysis, review, tmp_path / fmt, format=fmt, splits={"train": .8, "test": .2})
+    pq = analysis.export(tmp_path / "pq", splits={"train": .8, "test": .2})
+    out = analysis.export(tmp_path / fmt, format=fmt, splits={"train": .8, "test": .2})
     for name in ("train", "test"):
         want = pd.read_parquet(pq / f"{name}.parquet")
         got = pd.read_csv(out / f"{name}.csv") if fmt == "csv" else pd.read_json(out / f"{name}.jsonl", lines=True)
         assert got["id"].tolist() == want["id"].tolist() and got["label"].tolist() == want["label"].tolist()
 
 
-def test_existing_exports_are_only_replaced_on_request(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    out = export(analysis, review, tmp_path / "clean", splits={"train": .5, "test": .5})
+def test_existing_exports_are_only_replaced_on_request(reviewed, tmp_path):
+    an, folder = reviewed, tmp_path / "out"
+    out = an.export(folder / "clean", splits={"train": .5, "test": .5})
     with pytest.raises(ExportExistsError, match="overwrite=True"):
-        export(analysis, review, out)
-    review.drop(analysis.samples.index[:10])
-    export(analysis, review, out, splits={"train": .5, "test": .5}, overwrite=True)
+        an.export(out)
+    an.review.drop(an.samples.index[:10])
+    an.export(out, splits={"train": .5, "test": .5}, overwrite=True)
     assert json.loads((out / "manifest.json").read_text())["dropped"]["by_reason"]["dropped in review"]["count"] == 10
-    precious = tmp_path / "precious"
+    precious = folder / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
     with pytest.raises(ExportExistsError, match="not a dqwidgets export"):
-        export(analysis, review, precious, overwrite=True)
+        an.export(precious, overwrite=True)
     assert (precious / "thesis.tex").read_text() == "years of work"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "journal.sqlite", "journal.sqlite-shm",
-                                                          "journal.sqlite-wal", "precious"]
+    assert sorted(p.name for p in folder.iterdir()) == ["clean", "precious"]   # no temporary folder left behind
 
 
 def test_bad_arguments_are_clear_errors(analysis, tmp_path):
@@ -200,9 +181,7 @@ def test_leaking_groups_go_where_most_of_them_are_ties_to_the_preferred_split():
 
 
 def test_hostile_split_names_stay_inside_and_unstratified_splits_keep_sizes(analysis, tmp_path):
-    review = fresh_journal(analysis, tmp_path)
-    out = export(analysis, review, tmp_path / "clean", splits={"../../up": .5, "/abs": .25, "ok": .25},
-                          stratify=False)
+    out = analysis.export(tmp_path / "clean", splits={"../../up": .5, "/abs": .25, "ok": .25}, stratify=False)
     files = sorted(p.name for p in out.iterdir())
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["files"].values()) | {"manifest.json"} == set(files)
