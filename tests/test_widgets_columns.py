@@ -107,3 +107,19 @@ def test_table_rows_select_their_samples():
     assert table.rows_of_table_row(an, "spurious", 0).tolist() == [1]
     with pytest.raises(ValueError, match="no row 5"):
         table.rows_of_table_row(an, "slices", 5)
+
+
+def test_a_spurious_row_on_a_measured_property_selects_the_samples_in_its_bin():
+    """Numbers are found as quantile bins ("<0.58") and few levels as formatted numbers ("28"): a
+    plain string compare with the column matched nothing; invalid samples are outside the search."""
+    an = _SliceAnalysis()
+    an.samples = pd.DataFrame({"brightness": np.arange(30) / 10, "width": [28.0] * 15 + [30.0] * 15,
+                               "label": ["x", "y"] * 15})
+    an.valid = np.arange(30) != 2
+    an.spurious = pd.DataFrame({"attribute": ["brightness", "width"], "value": ["<0.58", "28"],
+                                "label": ["x", "y"], "lift": [2.0, 1.5]})
+    assert table.rows_of_table_row(an, "spurious", 0).tolist() == [0, 4]
+    assert table.rows_of_table_row(an, "spurious", 1).tolist() == [1, 3, 5, 7, 9, 11, 13]
+    an.spurious.loc[0, "value"] = "<0.1"
+    with pytest.raises(ValueError, match="no value '<0.1'"):
+        table.rows_of_table_row(an, "spurious", 0)

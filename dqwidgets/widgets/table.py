@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dqwidgets.compute.spurious import encode_attribute
 from dqwidgets.widgets.arrow_pages import sort_page
 
 TABLES = ("slices", "spurious")
@@ -53,9 +54,18 @@ def rows_of_table_row(an, which: str, key: int) -> np.ndarray:
         attr = row["attribute"]
         if attr not in samples.columns:
             raise ValueError(f"slice table: an.samples has no column {attr!r} named by the finding")
-        mask = samples[attr].astype(str).to_numpy() == str(row["value"])
+        # the finding names a value as the shortcut search encoded it (numbers binned into quantile
+        # ranges like "<0.173", few levels formatted, rare texts as "(other)"): encode the column the same way
+        codes, names = encode_attribute(samples[attr].to_numpy())
+        value = str(row["value"])
+        if value not in names:
+            raise ValueError(f"slice table: {attr!r} has no value {value!r} in an.samples (values: {names[:8]})")
+        mask = codes == names.index(value)
         if "label" in row.index and "label" in samples.columns and pd.notna(row["label"]):
             mask &= samples["label"].astype(str).to_numpy() == str(row["label"])
+        valid = getattr(an, "valid", None)  # the search ran on the valid samples only
+        if valid is not None and len(valid) == len(mask):
+            mask &= np.asarray(valid, dtype=bool)
         return np.flatnonzero(mask)
     raise ValueError(f"slice table: cannot tell which samples {which} row {key} stands for "
                      "(expected slice_id, ids, or attribute/value columns)")
