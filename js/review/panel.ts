@@ -63,6 +63,9 @@ export class ReviewPanel {
   }
 
   show(row: Row | null): void {
+    // every render of the grid shows the card under the cursor again: only another card (or a new
+    // label on it) resets the dropdown, so a label chosen there survives a scroll before "relabel"
+    const changed = !row || !this.row || row.row !== this.row.row || row.label !== this.row.label;
     this.row = row;
     if (!row) {
       this.current.textContent = "nothing under the cursor";
@@ -72,7 +75,7 @@ export class ReviewPanel {
     if (row.suggested_label !== undefined) parts.push(`suggested ${formatCell(row.suggested_label)}`);
     if (row.dropped) parts.push("dropped");
     this.current.textContent = parts.join(" · ");
-    if (row.label !== undefined && row.label !== null) this.labelSelect.value = String(row.label);
+    if (changed && row.label !== undefined && row.label !== null) this.labelSelect.value = String(row.label);
   }
 
   /** A key pressed in the Explorer; true when it was a review key. */
