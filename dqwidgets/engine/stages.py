@@ -180,7 +180,7 @@ def sample_share(fit_sample: int, n: int) -> float:
     """The share of the rows the embed stage sets aside for a fit sample of ``fit_sample`` valid rows
     (10% and 200 rows to spare for invalid rows and chance); 1.0 = every row (then the embed shards
     themselves are the sample and nothing is set aside)."""
-    return float(min(1.0, (1.1 * fit_sample + 200) / max(n, 1)))
+    return float(min(1.0, round((1.1 * fit_sample + 200) / max(n, 1), 9)))  # 9 digits: its folder's name
 
 
 def sample_table(table, share: float):
