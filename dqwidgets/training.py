@@ -348,7 +348,8 @@ def training_scores(rec: TrainingRecorder, ids, label_codes: np.ndarray, classes
     cut and how it was chosen). Reads one epoch at a time, in chunks."""
     import pandas as pd
 
-    from dqwidgets.compute.aum import FALLBACK_THRESHOLD, area_under_margin, aum_threshold, margins
+    from dqwidgets.compute.aum import (FALLBACK_THRESHOLD, THRESHOLD_PERCENTILE, area_under_margin, aum_threshold,
+                                       margins)
     from dqwidgets.compute.cartography import cartography, cartography_regions, label_probability
     from dqwidgets.compute.forgetting import forgetting_events
 
@@ -391,9 +392,12 @@ def training_scores(rec: TrainingRecorder, ids, label_codes: np.ndarray, classes
     prob[:, is_thr] = np.nan
     aum = area_under_margin(margin)
     if is_thr.any():
-        cut, rule = aum_threshold(aum[is_thr]), "threshold samples (99th percentile of their AUM)"
+        cut = aum_threshold(aum[is_thr])
+        rule = f"threshold samples ({THRESHOLD_PERCENTILE:g}th percentile of their AUM)"
+        percentiles = {p: aum_threshold(aum[is_thr], p) for p in (50, 75, 90, 95, 99)}
     else:
         cut, rule = FALLBACK_THRESHOLD, "fallback: AUM < 0 (no threshold samples were trained)"
+        percentiles = {}
     trained = np.isfinite(prob).any(0)
     aum_out = np.where(is_thr, np.nan, aum).astype(np.float32)
     carto = cartography(prob, correct)
@@ -410,7 +414,8 @@ def training_scores(rec: TrainingRecorder, ids, label_codes: np.ndarray, classes
     if is_thr.any():
         cols["is_threshold_sample"] = is_thr
     info = {"aum_threshold": float(cut), "aum_rule": rule, "epochs": epochs, "n_trained": int(trained.sum()),
-            "n_threshold_samples": int(is_thr.sum()), "path": str(rec.path)}
+            "n_threshold_samples": int(is_thr.sum()), "threshold_sample_aum_percentiles": percentiles,
+            "path": str(rec.path)}
     return {"columns": cols, "info": info}
 
 

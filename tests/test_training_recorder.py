@@ -251,3 +251,30 @@ def test_lightning_callback_logs_the_training_step_logits(tmp_path):
 def test_import_dqwidgets_imports_neither_transformers_nor_lightning():
     code = "import sys, dqwidgets; print(any(m.split('.')[0] in ('transformers', 'lightning', 'pytorch_lightning') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_threshold_sample_rule_flags_planted_noise_near_the_best_cut(tmp_path):
+    # 4 overlapping Gaussian classes, 30% of the labels flipped to another class at random
+    rng = np.random.default_rng(1)
+    n, d, c = 800, 8, 4
+    centres = np.random.default_rng(99).normal(0, 1.5, (c, d))
+    y = rng.integers(0, c, n)
+    X = (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32)
+    flip = rng.random(n) < 0.3
+    given = y.copy()
+    given[flip] = (y[flip] + rng.integers(1, c, flip.sum())) % c
+    ids = [f"s{i}" for i in range(n)]
+    rec = TrainingRecorder(tmp_path, classes=list("abcd"))
+    train_y = rec.assign_threshold_samples(ids, given, n_classes=c, seed=1)
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(d, 32), torch.nn.ReLU(), torch.nn.Linear(32, c + 1))
+    train_recorded(model, torch.as_tensor(X), torch.as_tensor(train_y), ids, rec, 10, lr=0.1, momentum=0.9, seed=1)
+    cols = training_scores(rec, ids, given, list("abcd"))["columns"]
+    keep = ~cols["is_threshold_sample"]
+    aum, truth, flags = cols["aum"][keep], flip[keep], cols["is_low_aum"][keep]
+
+    def f1(flagged):
+        return 2 * (truth & flagged).sum() / (truth.sum() + flagged.sum())
+
+    best = max(f1(aum <= a) for a in np.unique(aum))
+    assert f1(flags) >= best - 0.05

@@ -36,8 +36,9 @@ def test_threshold_samples_are_n_over_c_plus_one_moved_to_the_fake_class():
     assert not (again & is_thr).any()
 
 
-def test_threshold_is_the_99th_percentile_of_the_threshold_samples_aum():
-    assert aum_threshold(np.arange(101.0)) == 99.0
+def test_threshold_is_the_90th_percentile_of_the_threshold_samples_aum():
+    assert aum_threshold(np.arange(101.0)) == 90.0
+    assert aum_threshold(np.arange(101.0), percentile=99) == 99.0  # the paper's
     assert aum_threshold(np.array([np.nan, 1.0, 1.0])) == 1.0
     with pytest.raises(ValueError, match="no threshold sample"):
         aum_threshold(np.array([np.nan]))

@@ -13,11 +13,28 @@ Ranking", NeurIPS 2020.
 - Threshold samples (section 3): how low is "mislabeled" depends on the data and the network, so the
   paper measures it. Before training, N/(C+1) samples chosen at random are given a fake extra class
   C (which no image truly belongs to): they behave like mislabeled samples by construction. The
-  99th percentile of their AUM is the cut: samples whose AUM is below it are flagged. This needs the
-  user's training to use the relabelled threshold samples (:func:`assign_threshold_samples`
-  gives the labels to train with, with C+1 output units). The threshold samples themselves get no
-  verdict from that run (their own label was not trained); the paper runs a second training with a
-  disjoint set of threshold samples to cover them.
+  paper's cut is the 99th percentile of their AUM (its reference code flags a sample whose AUM is
+  below more than 1% of the threshold samples'): every sample that scores like the best 1% of
+  known-mislabeled ones is flagged — a cut that favours recall, for removing samples before
+  retraining. This needs the user's training to use the relabelled threshold samples
+  (:func:`assign_threshold_samples` gives the labels to train with, with C+1 output units). The
+  threshold samples themselves get no verdict from that run (their own label was not trained); the
+  paper runs a second training with a disjoint set of threshold samples to cover them.
+- The percentile used here (:data:`THRESHOLD_PERCENTILE`) is the 90th, not the paper's 99th, so the
+  flags also serve for review, where precision counts as much as recall (F1). Why: the fake class
+  gathers 1/(C+1) of the data from every class region, so it gets more support than one sample
+  flipped into a foreign class; its AUMs sit above those of uniformly flipped samples, and its top
+  1% lands among the clean ones, the more so the lower the noise rate. Measured on planted
+  Fashion-MNIST (bench/results/bench_training.md): the percentile was chosen among 50/75/90/95/99
+  on two noise models (20% planted: half between confusable classes, half at random; 20% uniform),
+  where the 99th is 0.08 F1 below the best cut under uniform noise and the 90th within 0.02 on
+  both, then checked on noise models not used for the choice (the paper's class-flip noise c -> c+1
+  at 20%, uniform at 40%, planted at 10%). Halving the threshold samples instead (N/(2(C+1)))
+  fixed the uniform case but broke the planted one on another seed, so the share stays the paper's.
+  No fixed percentile suits every data set: where the classes overlap strongly, clean samples in the
+  overlap score like threshold samples and a lower percentile (50-75) is better (measured on
+  synthetic Gaussian classes while choosing this rule); the percentile is an argument of
+  :func:`aum_threshold`, and the ``aum_score`` threshold handle moves the cut.
 - Fallback when no threshold samples were trained (:data:`FALLBACK_THRESHOLD`): AUM < 0, i.e. over
   training the network ranked another class above the given one more than it ranked the given one
   first. It needs no extra run but is not calibrated to the data; on the planted Fashion-MNIST
@@ -28,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-THRESHOLD_PERCENTILE = 99.0
+THRESHOLD_PERCENTILE = 90.0  # the paper's is 99.0: see the module docstring
 FALLBACK_THRESHOLD = 0.0
 
 
@@ -90,7 +107,8 @@ def assign_threshold_samples(labels: np.ndarray, n_classes: int, seed: int = 0,
 
 
 def aum_threshold(threshold_aum: np.ndarray, percentile: float = THRESHOLD_PERCENTILE) -> float:
-    """The cut: the ``percentile``-th percentile of the threshold samples' AUM."""
+    """The cut: the ``percentile``-th percentile of the threshold samples' AUM (default 90; the
+    paper's 99 is ``percentile=99``)."""
     a = np.asarray(threshold_aum, dtype=np.float64)
     a = a[np.isfinite(a)]
     if len(a) == 0:
