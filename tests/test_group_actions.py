@@ -76,7 +76,7 @@ def test_key_a_on_a_selection_is_one_journal_row_with_each_samples_suggestion(an
     assert last["new"] == [s.loc[i, "suggested_label"] for i in last["ids"]]
     assert (_labels(an).iloc[rows] == s["suggested_label"].iloc[rows].to_numpy()).all()
     assert reply["message"] == (f"accepted the suggested label for {len(changed)} samples; "
-                                "1 already have their suggested label")
+                                "1 you had already decided were left as they are")
     wire.ask("review", action="undo", scope="sample", rows=[])  # one undo restores them all
     assert (_labels(an).iloc[changed] == s["label"].iloc[changed].to_numpy()).all()
     an.review.undo()
@@ -215,3 +215,39 @@ def test_key_a_with_duplicates_ticked_relabels_their_copies_in_the_same_row(an):
     wire.ask("review", action="undo", scope="sample", rows=[])  # one undo restores selection and copies
     assert (_labels(an) == s["label"]).all() and len(an.review.history()) == before + 4
     explorer.selection = None
+
+
+def test_bulk_a_and_drop_on_the_filtered_grid_leave_out_what_was_decided_one_by_one(an):
+    """The review order a reviewer follows: the grid filtered to the label issues, the odd ones out
+    handled card by card (marked fine, relabelled by hand), then `a` with "apply to: all in the grid"
+    accepts the suggestions of the rest; a bulk drop likewise leaves the decided cards alone."""
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    s = an.samples
+    wire.tell("filters", issue="label", split="", label="")
+    flagged = np.flatnonzero(s["is_label_issue"].to_numpy())
+    assert len(flagged) >= 6
+    fine, typed = int(flagged[0]), int(flagged[1])
+    other = next(c for c in an.classes if c not in (s["label"].iloc[typed], s["suggested_label"].iloc[typed]))
+    before = len(an.review.history())
+    wire.ask("review", action="mark_ok", scope="sample", rows=[fine])
+    wire.ask("review", action="relabel", scope="sample", rows=[typed], label=str(other))
+    shown, bufs = wire.shown()
+    assert shown["selection_count"] == 0 and shown["grid_total"] == len(flagged)
+    reply = wire.ask("review", buffers=bufs, action="accept", scope="all", shown=shown)[0]
+    last = an.review.history().iloc[-1]
+    rest = [i for i in s.index[flagged] if i not in (s.index[fine], s.index[typed])]
+    assert sorted(last["ids"]) == sorted(rest)
+    assert reply["message"].endswith("; 2 you had already decided were left as they are")
+    got = _labels(an)
+    assert got.iloc[typed] == other and got.iloc[fine] == s["label"].iloc[fine]  # the hand decisions stand
+    assert (got[rest] == s.loc[rest, "suggested_label"]).all()
+    wire.ask("review", action="undo", scope="sample", rows=[])
+    shown, bufs = wire.shown()
+    wire.ask("review", buffers=bufs, action="drop", scope="all", shown=shown)
+    assert sorted(an.review.dropped()) == sorted(rest)  # the one marked fine and the one relabelled stay
+    for _ in range(3):
+        wire.ask("review", action="undo", scope="sample", rows=[])
+    assert (_labels(an) == s["label"]).all() and len(an.review.dropped()) == 0
+    assert len(an.review.history()) == before + 8
+    wire.tell("filters", issue="", split="", label="")

@@ -398,8 +398,9 @@ class Explorer(anywidget.AnyWidget):
             ids = review_panel.ids_of_rows(self._an, content.get("rows", []))
         else:
             raise ValueError(f"Explorer: unknown review scope {scope!r}; expected 'sample' or 'all'")
-        message = group_actions.apply_review(self._an, action, ids, content.get("label"),
-                                             bool(content.get("with_duplicates")))  # accept (key a), duplicate groups
+        message = group_actions.apply_review(self._an, action, ids, content.get("label"),  # accept (key a),
+                                             bool(content.get("with_duplicates")),  # duplicate groups,
+                                             bulk=scope == "all")  # bulk accept/drop: the undecided ones
         history = self._an.review.history()
         return {"message": message, "count": int(len(history)), "n": len(ids)}
 

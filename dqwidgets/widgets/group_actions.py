@@ -24,9 +24,32 @@ def _who(n: int, ids: list) -> str:
     return f"{n:,} samples" if n > 1 else f"sample {ids[0]}"
 
 
-def apply_review(an, action: str, ids: list, label=None, with_duplicates: bool = False) -> str:
+def undecided(an, ids: list) -> tuple[list, int]:
+    """``ids`` less those the journal has a decision for (relabelled, marked fine or dropped), and how
+    many were left out: a bulk action after the odd ones out were handled one by one acts on the rest."""
+    review = an.review
+    index = pd.Index(ids)
+    status = review.status().reindex(index).to_numpy()
+    moved = index.isin(review.relabelled())
+    keep = pd.isna(status) & ~moved
+    return index[keep].tolist(), int((~keep).sum())
+
+
+def apply_review(an, action: str, ids: list, label=None, with_duplicates: bool = False,
+                 bulk: bool = False) -> str:
     """The Explorer's review actions: ``accept`` and ``with_duplicates`` here, the rest in
-    :func:`dqwidgets.widgets.review_panel.apply_review`. Returns the line the panel shows."""
+    :func:`dqwidgets.widgets.review_panel.apply_review`. Returns the line the panel shows.
+    ``bulk`` (the panel's "all in the grid"): accept and drop leave out the samples already decided."""
+    left_out = 0
+    if bulk and action in ("accept", "drop"):
+        ids, left_out = undecided(an, ids)
+        if not ids:
+            raise ValueError(f"Explorer: nothing to {action}: you have already decided all {left_out:,} of them")
+    message = _apply(an, action, ids, label, with_duplicates)
+    return message + (f"; {left_out:,} you had already decided were left as they are" if left_out else "")
+
+
+def _apply(an, action: str, ids: list, label, with_duplicates: bool) -> str:
     if action == "accept":
         return accept_suggested(an, ids, with_duplicates)
     if not with_duplicates or action == "undo":

@@ -26,6 +26,11 @@ it("`a` carries the 'with duplicates' box, on the focused card and on a selectio
   box.click();
   press(panel, "a");
   expect(sent.at(-1)).toMatchObject({ action: "accept", scope: "sample", with_duplicates: true });
+  const scope = panel.root.querySelector("select.dqx-review-scope") as HTMLSelectElement;
+  scope.value = "all"; // no selection, "apply to: all in the grid": every card of the (filtered) grid
+  press(panel, "a");
+  expect(sent.at(-1)).toMatchObject({ action: "accept", scope: "all", rows: [], shown: { selection_count: 0 } });
+  scope.value = "sample";
   count = 2; // a selection: `a` acts on it, and says what the browser shows
   press(panel, "a");
   expect(sent.at(-1)).toMatchObject({ action: "accept", scope: "all", with_duplicates: true,

@@ -88,8 +88,9 @@ export class ReviewPanel {
   }
 
   act(a: NonNullable<ReviewAction>): void {
-    // accept (a): every selected sample when there is a selection, else the focused card
-    const scope = a.action === "accept" ? (this.shown().selection.count ? "all" : "sample") : this.scope.value;
+    // accept (a): every selected sample when there is a selection, else what "apply to" says (the
+    // focused card, or every card of the filtered grid)
+    const scope = a.action === "accept" && this.shown().selection.count ? "all" : this.scope.value;
     if (a.action !== "undo" && scope === "sample" && !this.row) {
       this.status.textContent = "select a sample in the grid first";
       return;
