@@ -51,12 +51,19 @@ def near_edge(points: np.ndarray, polygon: np.ndarray, px: float = EDGE_PX) -> n
     return (np.linalg.norm(points[:, None, :] - nearest, axis=-1) < px).any(axis=1)
 
 
-def assert_selection_is_polygon(px: np.ndarray, ids, polygon: np.ndarray, selected) -> None:
-    """``selected`` holds every sample inside ``polygon`` and none outside (edge pixels aside)."""
+def assert_selection_is_polygon(px: np.ndarray, ids, polygon: np.ndarray, selected, also=()) -> None:
+    """``selected`` holds every sample inside ``polygon`` (or any polygon of ``also``: a selection
+    added to) and none outside all of them (edge pixels aside)."""
     ids = np.asarray([str(i) for i in ids])
     got = [str(i) for i in selected]
-    is_in, unsure = inside(px, polygon), near_edge(px, polygon)
-    sure_in, sure_out = set(ids[is_in & ~unsure]), set(ids[~is_in & ~unsure])
+    is_in = np.zeros(len(px), dtype=bool)
+    sure_in, maybe = np.zeros(len(px), dtype=bool), np.zeros(len(px), dtype=bool)
+    for poly in [polygon, *also]:
+        this, unsure = inside(px, poly), near_edge(px, poly)
+        is_in |= this
+        sure_in |= this & ~unsure
+        maybe |= unsure
+    sure_in, sure_out = set(ids[sure_in]), set(ids[~is_in & ~maybe])
     assert len(sure_in) >= 10, f"the polygon holds only {len(sure_in)} samples: a weak test"
     assert sure_in <= set(got), f"inside the polygon but not selected: {sorted(sure_in - set(got))[:10]}"
     assert not set(got) & sure_out, f"selected but outside the polygon: {sorted(set(got) & sure_out)[:10]}"
@@ -93,12 +100,15 @@ def worst_first(ids, scores, selected) -> list[str]:
     return [ids[r] for r in sorted(rows, key=lambda r: -np.nan_to_num(scores[r], nan=-1.0))]
 
 
-def lonely_point(px: np.ndarray, box: dict, margin: float = 8.0) -> int:
-    """The on-screen sample farthest from its nearest neighbour (a click or hover there finds only it)."""
+def lonely_point(px: np.ndarray, box: dict, margin: float = 8.0, among: np.ndarray | None = None) -> int:
+    """The on-screen sample (of those ``among`` marks, default all) farthest from its nearest
+    neighbour: a click or hover there finds only it."""
     d = np.linalg.norm(px[:, None, :] - px[None, :, :], axis=-1)
     np.fill_diagonal(d, np.inf)
     onscreen = (px[:, 0] > box["x"] + margin) & (px[:, 0] < box["x"] + box["width"] - margin) & \
         (px[:, 1] > box["y"] + margin) & (px[:, 1] < box["y"] + box["height"] - margin)
+    if among is not None:
+        onscreen &= among
     lonely = int(np.argmax(np.where(onscreen, d.min(axis=1), -1)))
-    assert d[lonely].min() > margin, "no point stands alone enough to pick"
+    assert onscreen[lonely] and d[lonely].min() > margin, "no point stands alone enough to pick"
     return lonely

@@ -118,6 +118,26 @@ class Lab(Kernel):
             button.click()
         self.w.wait(f".dqx-map[data-tool={name}]", f"the {name} tool", UI_S, state="attached")
 
+    def lasso(self, data: dict, fractions, modifiers=(), tool: str = "lasso") -> tuple[list[str], np.ndarray]:
+        """Drag a polygon at ``fractions`` of the map's box with ``tool`` on and ``modifiers`` held
+        ("Control" adds, "Alt" removes, "Shift" selects while panning); once the grid shows the map's
+        new count, the kernel's selection (read back in Python) and the polygon that was drawn."""
+        self.tool(tool)
+        _, box = screen_positions(self.page, data["x"], data["y"])
+        polygon = polygon_at(box, fractions)
+        for key in modifiers:
+            self.page.keyboard.down(key)
+        drag(self.page, polygon)
+        for key in reversed(modifiers):
+            self.page.keyboard.up(key)
+        n = self.page.locator(".dqx-map").get_attribute("data-selected")  # set at the pointer's release
+        self.w.wait(f".dqx-grid[data-count='{n}'][data-ready=true]", "the grid after the lasso", UI_S)
+        if n != "0":
+            self.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid showing the selection", UI_S)
+        selected = self.selection()
+        assert len(selected) == int(n), f"the kernel holds {len(selected)} selected samples, the map {n}"
+        return selected, polygon
+
 
 @pytest.fixture(scope="module")
 def lab(jupyter, browser):
@@ -153,12 +173,8 @@ def _grid_shows(lab: Lab, data: dict, selected: list[str]) -> None:
 
 def test_lab_lasso_tool_selection_reaches_python_and_the_grid_shows_it(lab, tmp_path):
     data = lab.samples()
-    lab.tool("lasso")
-    _, box = screen_positions(lab.page, data["x"], data["y"])
-    polygon = polygon_at(box, [(0.3, 0.25), (0.7, 0.2), (0.75, 0.6), (0.5, 0.8), (0.25, 0.65)])
-    drag(lab.page, polygon)                                      # a plain drag: the lasso tool is on
-    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
-    selected = lab.selection()
+    # a plain drag: the lasso tool is on
+    selected, polygon = lab.lasso(data, [(0.3, 0.25), (0.7, 0.2), (0.75, 0.6), (0.5, 0.8), (0.25, 0.65)])
     _expected_selection(lab, data, polygon, selected)
     _grid_shows(lab, data, selected)
     lab.page.locator(".dqx").screenshot(path=str(screenshot_path(tmp_path, "explorer-lasso.png")))
@@ -177,11 +193,8 @@ def test_lab_box_tool_selects_the_rectangle_and_shift_drag_selects_while_panning
     # clicking the active tool again goes back to panning; shift-drag still selects (with the lasso)
     lab.page.locator(".dqx-tool[data-tool=box]").click()
     lab.w.wait(".dqx-map[data-tool=pan]", "the pan tool after clicking box again", UI_S, state="attached")
-    polygon = polygon_at(box, [(0.5, 0.2), (0.85, 0.5), (0.5, 0.85), (0.3, 0.5)])
-    drag(lab.page, polygon, shift=True)
-    lab.w.wait(f".dqx-map:not([data-selected='{len(selected)}'])", "the shift-drag lasso", UI_S, state="attached")
-    again = lab.selection()
-    _expected_selection(lab, data, polygon, again)
+    again, polygon = lab.lasso(data, [(0.5, 0.2), (0.85, 0.5), (0.5, 0.85), (0.3, 0.5)], ("Shift",), tool="pan")
+    _expected_selection(lab, data, polygon, again)                # it replaced the box's selection
     _grid_shows(lab, data, again)
 
 
@@ -203,12 +216,8 @@ def test_lab_a_plain_drag_with_the_pan_tool_pans_and_keeps_the_selection(lab):
 
 def test_lab_a_digit_on_a_lasso_selection_writes_one_journal_entry_with_exactly_those_ids(lab):
     data = lab.samples()
-    lab.tool("lasso")
-    _, box = screen_positions(lab.page, data["x"], data["y"])
-    polygon = polygon_at(box, [(0.35, 0.3), (0.65, 0.3), (0.65, 0.7), (0.35, 0.7)])
-    drag(lab.page, polygon)
-    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
-    selected = lab.selection()
+    selected, polygon = lab.lasso(data, [(0.35, 0.3), (0.65, 0.3), (0.65, 0.7), (0.35, 0.7)])
+    _expected_selection(lab, data, polygon, selected)
     _grid_shows(lab, data, selected)
     before = _journal_rows(lab.server.root, "work_lab")
     page = lab.page
@@ -245,6 +254,35 @@ def test_lab_a_slice_row_click_selects_that_slice(lab):
     lab.w.wait(f".dqx-grid[data-count='{len(members)}'][data-ready=true]", "the grid showing the slice", UI_S)
     assert lab.selection() == members
     lab.clear()
+
+
+def test_lab_a_spurious_table_row_click_selects_exactly_the_samples_of_that_finding(lab):
+    """A finding is (attribute, value, label); on images the attributes are measured properties whose
+    values are quantile bins ("<0.173", "0.173–0.241"), so the row selects the valid samples in that bin
+    with that label: ``support`` of them."""
+    page = lab.page
+    page.locator(".dqx-slices-which").select_option("spurious")
+    try:
+        lab.w.wait(".dqx-slices[data-ready=true] tr.dqx-row", "the spurious-correlation table", UI_S)
+        row = page.locator("tr.dqx-row").first
+        key = int(row.get_attribute("data-key"))
+        want = lab.kernel(
+            "from dqwidgets.compute.spurious import encode_attribute\n"
+            f"f = an.spurious.iloc[{key}]\n"
+            "codes, names = encode_attribute(an.samples[f['attribute']].to_numpy())\n"
+            "m = (codes == names.index(f['value'])) & (an.samples['label'].astype(str).to_numpy() == str(f['label']))\n"
+            "_out.update(ids=[str(i) for i in an.samples.index[m & an.valid]], support=int(f['support']),\n"
+            "            shown=[str(f['attribute']), str(f['value']), str(f['label'])])")
+        assert len(want["ids"]) == want["support"] > 0
+        assert row.locator("td").all_inner_texts()[:3] == want["shown"]
+        row.click()
+        lab.w.wait(f".dqx-grid[data-count='{want['support']}'][data-ready=true]", "the grid showing the finding", UI_S)
+        assert sorted(lab.selection()) == sorted(want["ids"])
+        assert lab.page.locator(".dqx-map").get_attribute("data-selected") == str(want["support"])
+    finally:
+        page.locator(".dqx-slices-which").select_option("slices")
+        lab.w.wait(".dqx-slices[data-ready=true] tr.dqx-row", "the slice table again", UI_S)
+        lab.clear()
 
 
 def test_lab_a_threshold_drag_and_back_gives_the_same_flagged_ids(lab):
@@ -293,18 +331,11 @@ def test_lab_a_selection_set_in_python_appears_on_the_map_and_in_the_grid(lab):
 
 def test_lab_alt_lasso_removes_the_points_inside_it_from_the_selection(lab):
     data = lab.samples()
-    lab.tool("lasso")
-    px, box = screen_positions(lab.page, data["x"], data["y"])
-    first = polygon_at(box, [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)])
-    drag(lab.page, first)
-    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
-    before = lab.selection()
-    cut = polygon_at(box, [(0.45, 0.1), (0.9, 0.1), (0.9, 0.9), (0.45, 0.9)])
-    lab.page.keyboard.down("Alt")
-    drag(lab.page, cut)
-    lab.page.keyboard.up("Alt")
-    lab.w.wait(f".dqx-map:not([data-selected='{len(before)}'])", "the alt-lasso", UI_S, state="attached")
-    after = set(lab.selection())
+    px, _ = screen_positions(lab.page, data["x"], data["y"])
+    before, first = lab.lasso(data, [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8)])
+    _expected_selection(lab, data, first, before)
+    after, cut = lab.lasso(data, [(0.45, 0.1), (0.9, 0.1), (0.9, 0.9), (0.45, 0.9)], modifiers=("Alt",))
+    after = set(after)
     ids = np.asarray(data["ids"])
     in_cut, unsure = inside(px, cut), near_edge(px, cut)
     kept = set(before) & set(ids[~in_cut & ~unsure])
@@ -312,6 +343,32 @@ def test_lab_alt_lasso_removes_the_points_inside_it_from_the_selection(lab):
     assert removed and kept, "a weak test: the cut should remove some samples and keep others"
     assert kept <= after and not removed & after and after <= set(before)
     lab.tool("pan")
+    lab.clear()
+
+
+def test_lab_ctrl_adds_a_second_lasso_a_pan_mode_shift_drag_and_a_click_to_the_selection(lab):
+    data = lab.samples()
+    ids = np.asarray(data["ids"])
+    px, box = screen_positions(lab.page, data["x"], data["y"])
+    first, a = lab.lasso(data, [(0.15, 0.2), (0.45, 0.2), (0.45, 0.8), (0.15, 0.8)])
+    _expected_selection(lab, data, a, first)
+    # ctrl: a second lasso adds its samples; the first lasso's stay, exactly
+    second, b = lab.lasso(data, [(0.55, 0.15), (0.88, 0.15), (0.88, 0.5), (0.55, 0.5)], modifiers=("Control",))
+    assert set(first) < set(second) and len(set(second) - set(first)) >= 5, (len(first), len(second))
+    assert_selection_is_polygon(px, ids, a, second, also=[b])
+    # with the pan tool, ctrl + shift-drag adds a lasso too
+    third, c = lab.lasso(data, [(0.55, 0.6), (0.88, 0.6), (0.88, 0.88), (0.55, 0.88)], ("Control", "Shift"),
+                         tool="pan")
+    assert set(second) < set(third)
+    assert_selection_is_polygon(px, ids, a, third, also=[b, c])
+    _grid_shows(lab, data, third)
+    # ctrl-click on a point outside them all adds exactly that sample
+    lonely = lonely_point(px, box, among=~np.isin(ids, third))
+    lab.page.keyboard.down("Control")
+    lab.page.mouse.click(*px[lonely])
+    lab.page.keyboard.up("Control")
+    lab.w.wait(f".dqx-grid[data-count='{len(third) + 1}'][data-ready=true]", "the grid after the ctrl-click", UI_S)
+    assert sorted(lab.selection()) == sorted(third + [ids[lonely]])
     lab.clear()
 
 
@@ -336,13 +393,35 @@ def test_lab_hover_shows_the_thumbnail_and_the_wheel_zooms_about_the_cursor(lab)
     lab.clear()
 
 
-def test_lab_the_issue_filter_narrows_the_grid_and_the_map(lab):
-    flagged = lab.kernel("_out['flagged'] = int(an.samples['is_label_issue'].sum())")["flagged"]
-    lab.page.locator(".dqx-filter-issue").select_option("label")
-    lab.w.wait(f".dqx-grid[data-count='{flagged}'][data-ready=true]", "the filtered grid", UI_S)
-    lab.w.wait(f".dqx-map[data-visible='{flagged}']", "the filtered map", UI_S, state="attached")
-    assert lab.page.locator(".dqx-grid-header").inner_text().endswith("(filtered)")
-    lab.page.locator(".dqx-filter-issue").select_option("")
+def test_lab_the_issue_and_class_filters_narrow_the_grid_and_the_map(lab):
+    page = lab.page
+    keys = page.locator(".dqx-filter-issue option").evaluate_all("os => os.map(o => o.value).filter(v => v)")
+    assert {"label", "ood", "duplicate"} <= set(keys), keys
+    want = lab.kernel(
+        "from dqwidgets.widgets.grid import ISSUE_FILTERS\n"
+        "cur = an.review.labels().astype(str).to_numpy()\n"
+        f"flag = {{k: an.samples[ISSUE_FILTERS[k][0]].to_numpy(dtype=bool) for k in {keys!r}}}\n"
+        "_out.update(issue={k: int(m.sum()) for k, m in flag.items()}, cls=str(an.classes[2]), total=len(cur),\n"
+        "            cls_n=int((cur == str(an.classes[2])).sum()),\n"
+        "            both=int((flag['label'] & (cur == str(an.classes[2]))).sum()))")
+
+    def shows(n: int, what: str) -> None:
+        lab.w.wait(f".dqx-grid[data-count='{n}'][data-ready=true]", f"the grid filtered to {what}", UI_S)
+        lab.w.wait(f".dqx-map[data-visible='{n}']", f"the map filtered to {what}", UI_S, state="attached")
+        assert page.locator(".dqx-grid-header").inner_text().endswith("(filtered)")
+
+    for key in keys:  # label issues, out of distribution, near-duplicates, ...; each from the whole grid
+        page.locator(".dqx-filter-issue").select_option(key)
+        shows(want["issue"][key], key)
+        page.locator(".dqx-filter-issue").select_option("")
+        lab.w.wait(f".dqx-grid[data-count='{want['total']}'][data-ready=true]", "the grid unfiltered", UI_S)
+    page.locator(".dqx-filter-label").select_option(want["cls"])
+    shows(want["cls_n"], want["cls"])
+    assert want["cls_n"] > 0 and set(page.locator(".dqx-cell-label").all_inner_texts()) == {want["cls"]}
+    page.locator(".dqx-filter-issue").select_option("label")        # both: label issues of that class
+    shows(want["both"], f"label issues labelled {want['cls']}")
+    page.locator(".dqx-filter-issue").select_option("")
+    page.locator(".dqx-filter-label").select_option("")
     lab.w.wait(".dqx-grid-header:not(:has-text('filtered'))", "the grid unfiltered", UI_S)
 
 
@@ -404,6 +483,54 @@ def test_lab_digit_d_d_z_reach_the_journal_and_leave_the_notebook_alone(lab, tmp
     page.screenshot(path=str(screenshot_path(tmp_path, "explorer-jupyterlab.png")))
 
 
+def _settle(page) -> None:
+    """Two animation frames: whatever the last event queued (the grid's render) has run."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def test_lab_the_review_dropdown_relabels_the_chosen_card_and_fine_marks_the_next(lab):
+    page = lab.page
+    before = _journal_rows(lab.server.root, "work_lab")
+    actions = int(page.locator(".dqx-review").get_attribute("data-actions"))
+    card = page.locator(".dqx-cell").nth(1)
+    row, sample_id = int(card.get_attribute("data-row")), card.get_attribute("data-id")
+    card.click()
+    lab.w.wait(f".dqx-review-current:has-text('id {sample_id} ·')", "the review panel on the clicked card", UI_S)
+    current = lab.kernel(f"_out['label'] = str(an.review.labels().iloc[{row}])")["label"]
+    options = page.locator(".dqx-relabel-select option").evaluate_all("os => os.map(o => o.value)")
+    target = next(c for c in reversed(options) if c != current)
+    page.locator(".dqx-relabel-select").select_option(target)
+    # a look further down the grid before pressing "relabel" re-renders the cards: the choice stays
+    scroller = page.locator(".dqx-grid-scroller")
+    scroller.hover()
+    page.mouse.wheel(0, 300)
+    page.wait_for_function("() => document.querySelector('.dqx-grid-scroller').scrollTop > 0")
+    _settle(page)
+    assert page.locator(".dqx-relabel-select").input_value() == target
+    page.locator(".dqx-review-bar button:text-is('relabel')").click()
+    lab.w.wait(f".dqx-review[data-actions='{actions + 1}'][data-ready=true]", "the kernel's answer to relabel", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")[len(before):]
+    assert len(rows) == 1, rows
+    action, ids, new = rows[0]
+    assert (action, [str(i) for i in json.loads(ids)], json.loads(new)) == ("relabel", [sample_id], target)
+    got = lab.kernel(f"_out.update(journal=str(an.review.labels().iloc[{row}]), samples=an.samples['current_label'].iloc[{row}])")
+    assert (got["journal"], got["samples"]) == (target, target)
+    # the cursor moved on to the next card: "fine (o)" marks that one ok
+    nxt = lab.w.wait(".dqx-cell.dqx-cursor", "the cursor on the next card", UI_S)
+    next_row, next_id = int(nxt.get_attribute("data-row")), nxt.get_attribute("data-id")
+    assert next_id != sample_id
+    page.locator(".dqx-review-bar button:text-is('fine (o)')").click()
+    lab.w.wait(f".dqx-review[data-actions='{actions + 2}'][data-ready=true]", "the kernel's answer to fine", UI_S)
+    rows = _journal_rows(lab.server.root, "work_lab")[len(before):]
+    assert [(r[0], [str(i) for i in json.loads(r[1])]) for r in rows] == [("relabel", [sample_id]), ("mark_ok", [next_id])]
+    assert lab.kernel(f"_out['status'] = an.samples['review_status'].iloc[{next_row}]")["status"] == "ok"
+    for n in (actions + 3, actions + 4):                          # the undo button, twice: both taken back
+        page.locator(".dqx-review-bar button:text-is('undo (z)')").click()
+        lab.w.wait(f".dqx-review[data-actions='{n}'][data-ready=true]", "the kernel's answer to undo", UI_S)
+    back = lab.kernel(f"_out.update(label=str(an.review.labels().iloc[{row}]), undecided=bool(pd.isna(an.review.status().iloc[{next_row}])))")
+    assert (back["label"], back["undecided"]) == (current, True)
+
+
 def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_suggestions_in_one_entry(lab, tmp_path):
     page = lab.page
     cells_before = page.locator(".jp-Notebook .jp-Cell").count()
@@ -426,17 +553,17 @@ def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_sugges
     page.locator(".dqx-bottom").screenshot(path=str(screenshot_path(tmp_path, "explorer-evidence.png")))
     # `a` on a lasso selection: one journal row, exactly the selected ids whose suggestion differs
     data = lab.samples()
-    lab.tool("lasso")
-    _, box = screen_positions(page, data["x"], data["y"])
-    drag(page, polygon_at(box, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)]))
-    lab.w.wait(".dqx-grid-header:has-text('selected samples')", "the grid after the lasso", UI_S)
-    selected = lab.selection()
+    selected, polygon = lab.lasso(data, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)])
+    _expected_selection(lab, data, polygon, selected)
     _grid_shows(lab, data, selected)
+    # on a selection `a` is a bulk action: the samples already decided (relabelled, marked fine or
+    # dropped, one by one by the tests above) are left as they are
     expected = lab.kernel(
         "cur = an.review.labels()\n"
         "sel = explorer.selection\n"
         "sug = an.samples.loc[sel, 'suggested_label']\n"
-        "keep = sug.notna() & (sug.astype(object) != cur[sel].astype(object))\n"
+        "undecided = an.review.status()[sel].isna().to_numpy() & ~sel.isin(an.review.relabelled())\n"
+        "keep = sug.notna() & (sug.astype(object) != cur[sel].astype(object)) & undecided\n"
         "_out['pairs'] = sorted([str(i), str(l)] for i, l in zip(sel[keep.to_numpy()], sug[keep]))")["pairs"]
     assert expected, "a weak test: the lasso should hold samples with another suggested label"
     before = _journal_rows(lab.server.root, "work_lab")
@@ -478,6 +605,98 @@ def test_lab_a_card_click_shows_its_evidence_and_a_on_a_lasso_accepts_the_sugges
     assert sorted(str(i) for i in json.loads(rows[-1][1])) == members
     lab.kernel("an.review.undo()")
     lab.clear()
+
+
+# text snippets, metadata values and file names with markup in them; a sentinel global that any of
+# them, parsed as HTML, would set (an <img src=x> fails to load and runs its onerror)
+EVIL_SNIPPET = "<img src=x onerror=window.__dqx_pwned=1> <b class=dqx-evil>bold</b>"
+EVIL_SOURCE = "<img src=x onerror=window.__dqx_pwned=2><b class=dqx-evil>"
+EVIL_FILE = "<img src=x onerror=window.__dqx_pwned=3>"
+HOSTILE_TEXTS = f"""\
+from IPython.display import display
+rng = np.random.default_rng(7)
+n = 160
+hl = np.where(np.arange(n) % 2 == 0, "pos", "neg")
+vocab = {{"pos": "great fine lovely superb".split(), "neg": "awful dull boring weak".split()}}
+source = np.where((hl == "neg") & (rng.random(n) < 0.8), {EVIL_SOURCE!r}, "site")
+texts = [{EVIL_SNIPPET!r} + " " + " ".join(rng.choice(vocab[l], 6)) + f" #{{i}}" for i, l in enumerate(hl)]
+def letter_counts(batch):
+    return np.array([[t.count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in batch], dtype=np.float32)
+hds = dq.Dataset.from_dataframe(pd.DataFrame({{"text": texts, "label": hl, "source": source}}), text="text", label="label")
+han = dq.analyze(hds, embedder=letter_counts, workdir="work_hostile_texts", layout="pca", progress=False)
+hx = dq.Explorer(han)
+display(hx)
+"""
+HOSTILE_FILES = f"""\
+import pathlib
+from PIL import Image
+_out['text_selection'] = sorted(str(i) for i in hx.selection)
+_out['source_ids'] = sorted(str(i) for i in han.samples.index[(han.samples["source"] == {EVIL_SOURCE!r})
+                                                             & (han.samples["label"] == "neg") & han.valid])
+folder = pathlib.Path("hostile_files")
+for c, mean in (("dark", 60), ("light", 190)):
+    (folder / c).mkdir(parents=True, exist_ok=True)
+    for i in range(24):
+        Image.fromarray(np.clip(rng.normal(mean, 30, (16, 16)), 0, 255).astype(np.uint8)).save(folder / c / f"{EVIL_FILE} {{i}}.png")
+(folder / "dark" / "{EVIL_FILE} broken.png").write_bytes(b"not an image at all")
+fan = dq.analyze(dq.Dataset.from_image_folder(folder), embedder=pooled_pixels, workdir="work_hostile_files",
+                 layout="pca", progress=False)
+fx = dq.Explorer(fan)
+fx.selection = ["dark/{EVIL_FILE} broken.png", "dark/{EVIL_FILE} 0.png"]
+display(fx)
+"""
+
+
+def _no_markup_ran(page) -> None:
+    """No element was made from the data's strings and the sentinel global is unset."""
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator(".dqx-evil").count() == 0
+    assert page.locator(".dqx script").count() == 0
+    assert page.evaluate("() => window.__dqx_pwned === undefined")
+
+
+def test_lab_text_snippets_metadata_values_and_file_names_are_shown_as_text_never_as_html(lab):
+    page = lab.page
+    probe = page.locator(".jp-Notebook .jp-CodeCell").nth(PROBE_CELL)
+    try:
+        lab.kernel(HOSTILE_TEXTS)              # a text dataset's Explorer, shown in the harness cell
+        hx = probe.locator(".dqx")
+        lab.w.wait(".jp-CodeCell .dqx[data-ready=true] .dqx-grid[data-ready=true] .dqx-snippet", "the texts' Explorer", UI_S)
+        snippets = hx.locator(".dqx-snippet").all_text_contents()
+        assert snippets and all(t.startswith(EVIL_SNIPPET + " ") for t in snippets), snippets[:3]
+        # metadata values: the slice table describes slices by them, the spurious table names them
+        hx.locator(".dqx-slices[data-ready=true] tr.dqx-row").first.wait_for()
+        described = [t for t in hx.locator(".dqx-slices td").all_text_contents() if f"source={EVIL_SOURCE} (" in t]
+        assert described, hx.locator(".dqx-slices td").all_text_contents()
+        hx.locator(".dqx-cell").first.click()  # the evidence panel: the neighbours' snippets
+        hx.locator(".dqx-evidence[data-ready=true] .dqx-evidence-snippet").first.wait_for()
+        assert all(t.startswith(EVIL_SNIPPET + " ") for t in hx.locator(".dqx-evidence-snippet").all_text_contents())
+        hx.locator(".dqx-slices-which").select_option("spurious")
+        finding = hx.locator(".dqx-slices[data-ready=true] tr.dqx-row", has=page.locator(f"td:text-is('{EVIL_SOURCE}')"))
+        finding.first.wait_for()
+        assert finding.first.locator("td").all_text_contents()[:3] == ["source", EVIL_SOURCE, "neg"]
+        _no_markup_ran(page)
+        finding.first.click()                  # the hostile value selects its samples
+        support = int(finding.first.locator("td").nth(3).text_content())
+        hx.locator(f".dqx-grid[data-count='{support}'][data-ready=true]").wait_for()
+        # file names: ids of an image folder, shown on the unreadable file's placeholder and in the evidence title
+        got = lab.kernel(HOSTILE_FILES)
+        assert got["text_selection"] == got["source_ids"] and len(got["source_ids"]) == support
+        fx = probe.locator(".dqx")
+        lab.w.wait(".jp-CodeCell .dqx[data-ready=true] .dqx-grid[data-count='2'][data-ready=true] .dqx-placeholder",
+                   "the files' Explorer", UI_S)
+        placeholder = fx.locator(".dqx-placeholder").text_content()
+        assert f"'dark/{EVIL_FILE} broken.png'" in placeholder and placeholder.startswith("no image: "), placeholder
+        good = fx.locator(f".dqx-cell[data-id='dark/{EVIL_FILE} 0.png']")
+        assert good.locator("img.dqx-thumb").get_attribute("alt") == f"dark/{EVIL_FILE} 0.png"
+        good.click()
+        title = fx.locator(".dqx-evidence[data-ready=true] .dqx-evidence-title")
+        title.wait_for()
+        assert title.text_content().startswith(f"why sample dark/{EVIL_FILE} 0.png")
+        _no_markup_ran(page)
+    finally:
+        lab.kernel("")                         # re-running the harness cell clears its output
+    assert page.locator(".dqx").count() == 1
 
 
 def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browser):
