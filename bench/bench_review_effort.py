@@ -196,6 +196,7 @@ class Reviewer:
         return new[np.argsort(-score[new], kind="stable")]
 
     def run(self) -> dict:
+        defaults = {c: int(self.an.samples[c].sum()) for c in ("is_label_issue", "is_ood", "is_duplicate")}
         self.slice_pass()
         s = self.an.samples
         by_label = np.argsort(-np.nan_to_num(s["label_issue_score"].to_numpy(np.float64), nan=-1), kind="stable")
@@ -217,6 +218,7 @@ class Reviewer:
                     break
         out = score(self.an, self.case, self.decisions)
         out["threshold_steps"] = steps
+        out["left"]["default_flags"] = defaults
         return out
 
 
@@ -247,11 +249,23 @@ def score(an, case, decisions: int) -> dict:
     label_errors = case.is_noisy | case.is_foreign
     n_fixed = int(fixed.sum())
     net = n_fixed - int(new_errors.sum())
+    # where the wrong labels left are: their rank by label_issue_score, and the foreign ones' slices
+    s = an.samples
+    rank = np.empty(n, np.int64)
+    rank[np.argsort(-np.nan_to_num(s["label_issue_score"].to_numpy(np.float64), nan=-1), kind="stable")] = np.arange(n)
+    left = label_errors & ~label_fixed
+    left_foreign = case.is_foreign & ~label_fixed
+    slices, counts = np.unique(s["slice_id"].to_numpy()[left_foreign], return_counts=True) if "slice_id" in s \
+        else (np.empty(0), np.empty(0))
+    where = {"median_rank_of_label_errors_left": float(np.median(rank[left])) if left.any() else None,
+             "flipped_left": int((case.is_noisy & ~label_fixed).sum()), "foreign_left": int(left_foreign.sum()),
+             "foreign_left_by_slice": {str(int(k)): int(v) for k, v in zip(slices, counts)},
+             "default_flags": {c: int(s[c].sum()) for c in ("is_label_issue", "is_ood", "is_duplicate")}}
     return {"decisions": int(decisions), "fixed": n_fixed, "new_errors": int(new_errors.sum()),
             "decisions_per_fixed_error": decisions / max(net, 1),
             "share_of_errors_fixed": n_fixed / max(int(errors.sum()), 1),
             "share_of_label_errors_fixed": float(label_fixed.sum() / max(label_errors.sum(), 1)),
-            "errors": int(errors.sum()), "journal_rows": int(len(an.review.history()))}
+            "errors": int(errors.sum()), "journal_rows": int(len(an.review.history())), "left": where}
 
 
 def ours(case, X) -> dict:
