@@ -74,3 +74,27 @@ def test_out_of_fold_probabilities_do_not_leak_the_held_out_labels():
     y = rng.integers(0, 4, 400)
     probs = out_of_fold_probs(X, y, 4, device="cpu")
     assert (probs.argmax(1) == y).mean() < 0.35
+
+
+def test_softmax_regression_fit_reaches_the_minimum_of_its_objective():
+    # the hand-written gradient: at the returned weights autograd's gradient of the penalised
+    # cross-entropy vanishes, and random moves away from them only raise the objective
+    import torch
+
+    from dqwidgets.compute.probe import fit_softmax_regression
+
+    X, y = _mixture(n=2000, d=12, c=5, spread=0.8, seed=3)
+    X, y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y)
+    W, b = fit_softmax_regression(X, y, 5, l2=1e-3, max_iter=200)
+    W, b = W.clone().requires_grad_(), b.clone().requires_grad_()
+
+    def objective(W, b):
+        return torch.nn.functional.cross_entropy(X @ W + b, y) + 1e-3 * (W * W).sum()
+
+    loss = objective(W, b)
+    loss.backward()
+    assert float(W.grad.abs().max()) < 1e-3 and float(b.grad.abs().max()) < 1e-3
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(5):
+            assert objective(W + 0.01 * torch.randn(W.shape, generator=g, dtype=W.dtype), b) > loss

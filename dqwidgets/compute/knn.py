@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dqwidgets.compute.device import cpu_threads_for, resolve_device
+from dqwidgets.compute.device import cpu_parallel_map, resolve_device
 
 METRICS = ("cosine", "euclidean")
 # Below this many samples the exact product beats NN-descent on a CPU (measured: bench/results/knn_crossover.md).
@@ -155,27 +155,40 @@ def _ivf(P: torch.Tensor, k: int, metric: str, seed: int, nprobe: int | None = N
     near = torch.topk(C @ C.T, nprobe, dim=1).indices  # each cell's nearest cells, itself first
     out_i = torch.empty((n, k), dtype=torch.int64, device=P.device)
     out_d = torch.empty((n, k), dtype=torch.float32, device=P.device)
-    starts_l, counts_l = starts.tolist(), counts.tolist()
-    # each cell's search is a small product (members x candidates x D): one thread beats two on a busy CPU
-    with cpu_threads_for(float(max(counts_l)) * max(counts_l) * nprobe * P.shape[1], P.device):
-        _search_cells(P, k, metric, order, starts_l, counts_l, near, out_i, out_d)
+    cells = _Cells(P[order], order, starts.tolist(), counts.tolist(), near.tolist())
+    # each cell's search is a small product (members x candidates x D): cells run side by side, one
+    # torch thread each, rather than each product split over threads
+    cpu_parallel_map(lambda c: cells.search(c, k, metric, out_i, out_d), range(n_cells), P.device)
     return out_i, out_d
 
 
-def _search_cells(P, k, metric, order, starts_l, counts_l, near, out_i, out_d):
-    for c in range(len(counts_l)):
-        if counts_l[c] == 0:
-            continue
-        members = order[starts_l[c]:starts_l[c] + counts_l[c]]
-        cand = torch.cat([order[starts_l[j]:starts_l[j] + counts_l[j]] for j in near[c].tolist()])
+@dataclass
+class _Cells:
+    """The rows sorted by IVF cell (each cell's members contiguous) and each cell's probed cells."""
+
+    P: torch.Tensor  # prepared rows in cell order
+    order: torch.Tensor  # original index of each sorted row
+    starts: list
+    counts: list
+    near: list  # per cell: the cells its members are searched in, itself first
+
+    def search(self, c: int, k: int, metric: str, out_i: torch.Tensor, out_d: torch.Tensor) -> None:
+        if self.counts[c] == 0:
+            return
+        lo = self.starts[c]
+        members = slice(lo, lo + self.counts[c])
+        blocks = [slice(self.starts[j], self.starts[j] + self.counts[j]) for j in self.near[c]]
+        cand = torch.cat([self.P[b] for b in blocks])        # contiguous copies, members first
         kk = min(k, len(cand) - 1)
         # members come first in cand, so member i is candidate i: _search excludes it
-        idx, dist = _search(P[members], P[cand], kk, metric, self_offset=0)
-        idx = cand[idx]
+        idx, dist = _search(self.P[members], cand, kk, metric, self_offset=0)
+        ids = torch.cat([self.order[b] for b in blocks])
+        idx = ids[idx]
         if kk < k:  # a tiny neighbourhood: pad with the farthest found
             idx = torch.cat([idx, idx[:, -1:].expand(-1, k - kk)], 1)
             dist = torch.cat([dist, dist[:, -1:].expand(-1, k - kk)], 1)
-        out_i[members], out_d[members] = idx, dist
+        rows = self.order[members]
+        out_i[rows], out_d[rows] = idx, dist
 
 
 def _nndescent(X: np.ndarray, k: int, metric: str, seed: int) -> KnnGraph:

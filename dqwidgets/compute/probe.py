@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dqwidgets.compute.device import cpu_threads_for, resolve_device
+from dqwidgets.compute.device import cpu_parallel_map, cpu_threads_for, resolve_device
 
 
 def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
@@ -32,29 +32,44 @@ def fold_ids(y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 def fit_softmax_regression(X: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-4,
                            max_iter: int = 50, start: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights (D x C) and bias (C) minimising mean cross-entropy + ``l2`` * ||W||^2 (L-BFGS),
-    starting from ``start`` = (W, b) when given (e.g. another fold's solution), else from zero
-    weights and the log class priors as bias."""
-    d = X.shape[1]
-    W = torch.zeros((d, n_classes), dtype=X.dtype, device=X.device, requires_grad=True)
-    b = torch.zeros(n_classes, dtype=X.dtype, device=X.device, requires_grad=True)
-    counts = torch.bincount(y, minlength=n_classes).to(X.dtype) + 1.0
-    with torch.no_grad():
-        if start is not None:
-            W.copy_(start[0])
-            b.copy_(start[1])
-        else:
-            b.copy_(torch.log(counts / counts.sum()))
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10,
+    starting from ``start`` = (W, b) when given (a fit on rows of the same training set), else from
+    zero weights and the log class priors as bias.
+
+    The loss and its gradient (softmax minus one-hot) are written out rather than taken by autograd,
+    on a classes x samples layout, in the rows' dtype (float32): an evaluation on 66k x 128 x 10 takes
+    a fifth of autograd's CPU time."""
+    n = X.shape[0]
+    Xt = X.T.contiguous()                                   # D x N: the logits' product reads it by rows
+    Wt = torch.zeros((n_classes, X.shape[1]), dtype=X.dtype, device=X.device)   # C x D
+    b = torch.zeros(n_classes, dtype=X.dtype, device=X.device)
+    if start is not None:
+        Wt.copy_(start[0].T)
+        b.copy_(start[1])
+    else:
+        counts = torch.bincount(y, minlength=n_classes).to(X.dtype) + 1.0
+        b.copy_(torch.log(counts / counts.sum()))
+    Wt.requires_grad_()
+    b.requires_grad_()
+    given = y * n + torch.arange(n, device=X.device)       # flat positions of (label, sample) in C x N
+    opt = torch.optim.LBFGS([Wt, b], lr=1.0, max_iter=max_iter, history_size=10,
                             tolerance_grad=1e-4, tolerance_change=1e-6, line_search_fn="strong_wolfe")
 
     def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(X @ W + b, y) + l2 * (W * W).sum()
-        loss.backward()
+        with torch.no_grad():
+            Z = torch.addmm(b[:, None], Wt, Xt)             # C x N logits
+            Z.sub_(Z.max(0).values)
+            z_given = Z.view(-1)[given]
+            E = Z.exp_()
+            s = E.sum(0)
+            loss = (torch.log(s) - z_given).mean() + l2 * (Wt * Wt).sum()
+            E.div_(s)                                       # softmax
+            E.view(-1)[given] -= 1.0                        # minus the one-hot labels: d loss / d logits
+            Wt.grad = torch.mm(E, X).div_(n).add_(Wt, alpha=2 * l2)
+            b.grad = E.sum(1).div_(n)
         return loss
 
     opt.step(closure)
-    return W.detach(), b.detach()
+    return Wt.detach().T.contiguous(), b.detach()
 
 
 def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="auto", l2: float = 1e-4,
@@ -87,16 +102,19 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
     # every fold starts from zero: a warm start from another fold's solution would carry that fold's
     # fit of the held-out rows' labels into their "out-of-fold" probabilities (high-dimensional
     # embeddings are separable, and L-BFGS stops near the start)
-    for f in range(folds):
+
+    def fit_fold(f):
         train = (assign_t != f) & (assign_t >= 0)
         test = assign_t == f
         if f == 0:
             test = test | (assign_t < 0)  # unlabelled rows: predicted by the first fold's model
-        mean = Xt[train].mean(0)
-        std = Xt[train].std(0).clamp_min(1e-6)
-        with cpu_threads_for(int(train.sum()) * X.shape[1] * n_classes, dev):
-            W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, l2, max_iter)
+        Xf = Xt[train]
+        mean = Xf.mean(0)
+        std = Xf.std(0).clamp_min(1e-6)
+        W, b = fit_softmax_regression(Xf.sub_(mean).div_(std), yt[train], n_classes, l2, max_iter)
         logits[test] = ((Xt[test] - mean) / std) @ W + b
+
+    cpu_parallel_map(fit_fold, range(folds), dev)  # folds side by side, one torch thread each
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     if return_logits:
         return probs, logits.cpu().numpy()
