@@ -442,31 +442,51 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
         neighbours = q.indices  # rows of the reference's valid samples, for the neighbour agreement
     else:
         raw = {"knn": knn_distance(graph.distances)}
-        scales, gauss = {}, None
-        fit_codes = v.codes if label.correct is None else np.where(label.correct, v.codes, -1)
-        if (fit_codes >= 0).sum() > X.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
-            gauss = fit_class_gaussians(X, fit_codes, v.n_classes, device=dev)
+        scales = None
+        gauss = ood_gaussians(X, v.codes, label.correct, v.n_classes, dev)
     if gauss is not None:
         raw["mahalanobis"] = gauss.distance(X)
+    out, scales = ood_scores(raw, v.codes, graph.indices, probs, logits, inp.pred_probs is not None, scales, seed)
+    if reference is not None:
+        out["_reference_neighbours"] = neighbours
+    return out, scales, gauss
+
+
+def ood_gaussians(X, codes: np.ndarray, correct, n_classes: int, dev) -> ClassGaussians | None:
+    """The class Gaussians of the Mahalanobis OOD score, fitted on the labelled rows whose probe
+    prediction is right (``correct``; all labelled rows without a probe); None when too few. The Ray
+    engine calls it on its fit sample."""
+    fit_codes = codes if correct is None else np.where(correct, codes, -1)
+    if (fit_codes >= 0).sum() > X.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
+        return fit_class_gaussians(X, fit_codes, n_classes, device=dev)
+    return None
+
+
+def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_probs: bool, scales, seed=0):
+    """(OOD columns, robust scales) over the valid rows from the raw distances (``raw``: "knn" and
+    "mahalanobis" where fitted; energy or max-softmax are added here from the user's logits or
+    probabilities): robust z-scores, their combination and, when the scales are fitted here (no
+    reference), the foreign clusters and the default threshold. Both engines call it: the Ray engine
+    computes the raw distances in its score pass."""
+    raw = dict(raw)
     if logits is not None:
         raw["energy"] = energy(logits)
-    elif probs is not None and inp.pred_probs is not None:
+    elif probs is not None and user_probs:
         raw["msp"] = max_softmax_uncertainty(probs)
-    if reference is None:
+    fitted_here = scales is None
+    if fitted_here:
         scales = {name: RobustScale.fit(r, log=name in ("knn", "mahalanobis")) for name, r in raw.items()}
     z = {name: scales[name].z(r) for name, r in raw.items() if name in scales}
     out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
-    if reference is not None:
-        out["_reference_neighbours"] = neighbours
-    if reference is None and probs is not None and (v.codes >= 0).sum() >= 2:
+    if fitted_here and probs is not None and (codes >= 0).sum() >= 2:
         # foreign clusters: graph regions whose labels look random to the probe (compute.foreign)
         zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
-        foreign = find_foreign_clusters(graph.indices, v.codes, probs, seed=seed, zscores=zmax)
+        foreign = find_foreign_clusters(graph_indices, codes, probs, seed=seed, zscores=zmax)
         out["ood_cluster_score"] = foreign.probability.astype(np.float32)
         out["ood_score"] = ood_with_clusters(out["ood_score"], foreign.probability)
         out["_ood_default"] = default_ood_threshold(out["ood_score"], foreign.probability)
-    return out, scales, gauss
+    return out, scales
 
 
 def _atc(probs, v: _ValidRows, reference, agreement=None) -> dict:

@@ -72,7 +72,7 @@ def connect(address=None, num_cpus=None):
     return start_local(num_cpus)
 
 
-def start_local(num_cpus=None, object_store_memory=None, attempts: int = 3):
+def start_local(num_cpus=None, object_store_memory=None, attempts: int = 5):
     """A local Ray runtime. Ray gives its processes 30 s to register; on a loaded machine that can
     run out, so the start is tried again (after a clean shutdown) before the error is raised."""
     ray = import_ray()
@@ -97,7 +97,8 @@ def start_local(num_cpus=None, object_store_memory=None, attempts: int = 3):
 def _fixed_agent_ports():
     """Give Ray's node agents fixed free ports. Otherwise the raylet waits at most 15 s for the agents
     to write the ports they chose, and exits when a loaded machine starts them slower
-    (ray-project/ray#65983: "The current node timed out during startup")."""
+    (ray-project/ray#65983: "The current node timed out during startup"). And wait longer for the
+    node to register (below)."""
     try:
         from ray._private import parameter
     except ImportError:
@@ -118,10 +119,28 @@ def _fixed_agent_ports():
                 setattr(self, name, free_port())
 
     parameter.RayParams.__init__ = init
+    # Ray waits 30 s for the new node to show in the GCS, and one GCS call alone can take a minute on a
+    # loaded machine ("Failed to get node info: Deadline Exceeded"): during the start, ask again for 4 min
+    from ray._private import services
+
+    get_node = services.get_node
+
+    def patient_get_node(*args, **kwargs):
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                return get_node(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    services.get_node = patient_get_node
     try:
         yield
     finally:
         parameter.RayParams.__init__ = original
+        services.get_node = get_node
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -194,7 +213,7 @@ class _AnonWatch:
 
 
 @contextmanager
-def _stage(name, seconds: dict, memory: dict, anon: dict | None = None):
+def _stage(name, seconds: dict, memory: dict, anon: dict | None = None, log: Path | None = None):
     """Time a stage and record the driver's peak resident memory during it (Linux: VmHWM after
     resetting it through /proc/self/clear_refs; it counts touched pages of memory-mapped files too)
     and, in ``anon``, its peak anonymous memory (the arrays it holds)."""
@@ -214,6 +233,12 @@ def _stage(name, seconds: dict, memory: dict, anon: dict | None = None):
     hwm = _status_mb("VmHWM")
     if hwm is not None:
         memory[name] = hwm
+    if log is not None:  # each stage's cost as it ends: readable while a long run goes on, or after it died
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as f:
+            f.write(json.dumps({"stage": name, "seconds": seconds[name], "driver_peak_mb": memory.get(name),
+                                "driver_anon_peak_mb": (anon or {}).get(name), "pid": os.getpid(),
+                                "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- actors
@@ -430,6 +455,11 @@ def _rows(chunks: list) -> int:
     return int(sum(c["stop"] - c["start"] for c in chunks))
 
 
+def _array_key(a) -> str | None:
+    """A digest of the user's N x C probabilities (the fit and score stages depend on them)."""
+    return None if a is None else hashlib.sha1(np.ascontiguousarray(a).view(np.uint8)).hexdigest()
+
+
 def _run_key(**parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -460,13 +490,10 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     if layout not in LAYOUTS:
         raise ValueError(f"analyze: layout must be one of {LAYOUTS}, got {layout!r}")
     chosen = _check_thresholds(thresholds)
-    if reference is not None or training is not None:
-        raise ValueError("analyze(engine='ray'): reference= and training= are not supported by the Ray engine yet; "
-                         "use engine='local' for them")
-    if pred_probs is not None or logits is not None or getattr(ds, "pred_probs", None) is not None \
-            or getattr(ds, "logits", None) is not None:
-        raise ValueError("analyze(engine='ray'): the Ray engine fits its own probe; pred_probs=/logits= are not "
-                         "supported with it yet, use engine='local' for them")
+    if reference is not None:
+        raise ValueError("analyze(engine='ray'): reference= is not supported by the Ray engine: scoring a batch "
+                         "against a reference needs the reference's embeddings in every worker. Use "
+                         "engine='local' for reference= batches (the reference itself may come from either engine)")
     if opt["knn"] not in ("auto", "exact", "ivf"):
         raise ValueError(f"analyze(engine='ray'): knn must be 'auto', 'exact' or 'ivf', got {opt['knn']!r}")
     n = check_dataset(ds)
@@ -481,11 +508,12 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     gpu = ray.cluster_resources().get("GPU", 0) > 0
     emb_key = _run_key(e=_embedder_key(ds, embedder), n=n, chunk=opt["chunk_rows"])
     base = workdir / ds.fingerprint / "ray"
+    stage_log = base / "stages.jsonl"
     embed_stage = st.Stage(base, f"embed-{emb_key}")
     chunks = _chunks(ds, n, opt["chunk_rows"])
 
     # ------------------------------------------------------------------ 1. embed
-    with _stage("embed", seconds, memory, anon):
+    with _stage("embed", seconds, memory, anon, stage_log):
         if embed_stage.done() is None:
             todo = [c for c in chunks if c["chunk"] not in embed_stage.written()]
             spec = {"dir": str(embed_stage.path), "modality": ds.modality, "embedder": embedder,
@@ -513,11 +541,12 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     shards = [str(embed_stage.shard(c["chunk"])) for c in chunks]
 
     # ------------------------------------------------------------------ validity, labels, folds (1-D)
-    with _stage("validate", seconds, memory, anon):
+    with _stage("validate", seconds, memory, anon, stage_log):
         side = [st.read_columns(Path(p), None).drop(["emb"]).to_pandas() for p in shards]
         side = pd.concat(side, ignore_index=True).sort_values("row").reset_index(drop=True)
         dim = st.read_columns(Path(shards[0]), ["emb"]).schema.field("emb").type.list_size
-        inp = _input(ds, side, n, k, reference=None)
+        inp = _input(ds, side, n, k, None, pred_probs, logits)
+        user_probs = inp.pred_probs is not None  # the user's model: no probe is fitted
         valid = inp.valid
         vpos = np.full(n, -1, dtype=np.int64)
         pos = np.flatnonzero(valid)
@@ -527,14 +556,14 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         labelled_v = codes_v >= 0
         n_classes = len(inp.classes)
         folds = 0
-        if labelled_v.sum() and len(np.unique(codes_v[labelled_v])) >= 2:
+        if not user_probs and labelled_v.sum() and len(np.unique(codes_v[labelled_v])) >= 2:
             counts = np.bincount(codes_v[labelled_v], minlength=n_classes)
             folds = 5 if labelled_v.sum() < 20_000 else 3
             folds = int(max(2, min(folds, counts[counts > 0].min())))
         fold = (fold_hash % max(folds, 1)).astype(np.int64)
         fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
         del side, fold_hash
-    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=2,
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=2, probs=_array_key(inp.pred_probs),
                        **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn")})
     run_dir = base / f"run-{run_key}"
 
@@ -553,14 +582,15 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                 raise ImportError(f"analyze(engine='ray'): {nv} samples need the faiss IVF index; "
                                   "pip install faiss-cpu (or faiss-gpu), or pass engine_options={'knn': 'exact'}") from None
             method = "exact"
-    with _stage("fit", seconds, memory, anon):
+    with _stage("fit", seconds, memory, anon, stage_log):
         if fit_stage.done() is not None:
             fitted = _load_pickle(fit_stage.file("fit.pkl"))
             _sample_folds(fold, fitted["sample_rows"], inp.label_codes, folds, seed)
         else:
             s_rows, Xs, read = _read_fit_sample(ray, embed_stage, shards, vpos, n, opt["fit_sample"])
             _sample_folds(fold, s_rows, inp.label_codes, folds, seed)
-            fitted = _fit(Xs, vpos[s_rows], codes_v, fold[s_rows], n_classes, folds, seed, opt, method, rng)
+            correct = inp.pred_probs[s_rows].argmax(1) == inp.label_codes[s_rows] if user_probs else None
+            fitted = _fit(Xs, vpos[s_rows], codes_v, fold[s_rows], n_classes, folds, seed, opt, method, correct)
             m = min(len(Xs), opt["layout_sample"])  # the layout's anchors: a sub-sample of the fit sample
             pick = np.sort(np.random.default_rng(seed + 1).permutation(len(Xs))[:m])
             fitted["anchor_X"], fitted["anchor_rows"] = Xs[pick], vpos[s_rows][pick]
@@ -572,7 +602,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ 3. kNN graph
     knn_stage = st.Stage(run_dir, "knn")
-    with _stage("knn", seconds, memory, anon):
+    with _stage("knn", seconds, memory, anon, stage_log):
         if knn_stage.done() is None:
             knn_stage.path.mkdir(parents=True, exist_ok=True)
             spec = {"dir": str(knn_stage.path), "embed_dir": str(embed_stage.path), "k": k, "method": method,
@@ -598,7 +628,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
     layout_stage = st.Stage(run_dir, "layout")
-    with _stage("layout_fit", seconds, memory, anon):
+    with _stage("layout_fit", seconds, memory, anon, stage_log):
         anchors = anchor_rows = anchor_xy = None
         if layout == "umap":
             if layout_stage.done() is None:
@@ -612,7 +642,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ 4. score passes
     score_stage = st.Stage(run_dir, "score")
-    with _stage("score", seconds, memory, anon):
+    with _stage("score", seconds, memory, anon, stage_log):
         if score_stage.done() is None:
             score_stage.path.mkdir(parents=True, exist_ok=True)
             spec = {"dir": str(score_stage.path), "embed_dir": str(embed_stage.path), "knn_dir": str(knn_stage.path),
@@ -623,27 +653,29 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
             score_stage.mark_done({"chunks": len(chunks)})
         score_shards = [str(score_stage.shard(c["chunk"])) for c in chunks]
         cols = _read_scores(score_shards, nv, model)
-    with _stage("assemble", seconds, memory, anon):
+    with _stage("assemble", seconds, memory, anon, stage_log):
         probs_file = _assemble_probs(ray, run_dir, score_shards, n, nv, n_classes) if model.probe is not None \
             else None
         features_file = _assemble_features(ray, run_dir, shards, n, dim)
         an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file,
-                    method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen)
+                    method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen, training)
     an.info["embedding_scans"] = scans
     an.info["driver_anon_peak_mb"] = anon
     return an
 
 
 # ---------------------------------------------------------------------------------------------- pieces
-def _input(ds, side: pd.DataFrame, n: int, k: int, reference):
+def _input(ds, side: pd.DataFrame, n: int, k: int, reference, pred_probs=None, logits=None):
     """The same AnalysisInput the local engine builds, from the embed shards' side columns (reasons,
     hashes, properties) instead of an in-memory embedding."""
-    from dqwidgets.analysis_input import AnalysisInput, _codes, _empty_flags, _encode_attribute, _labels
+    from dqwidgets.analysis_input import AnalysisInput, _codes, _empty_flags, _encode_attribute, _labels, \
+        _user_probabilities
 
     ids = ds.frame.index
     flags = _empty_flags(ids)
     reasons = side["reason"].fillna("").to_numpy(object)
     labels, codes, classes = _labels(ds, reference)
+    probs, lg = _user_probabilities(ds, pred_probs, logits, n, classes)  # checked as the local engine does
     if ds.modality in ("image", "text"):
         flags["is_unreadable" if ds.modality == "image" else "is_empty"] = reasons != ""
         unl = ds.labels.isna().to_numpy() if ds.labels is not None else np.zeros(n, bool)
@@ -679,7 +711,7 @@ def _input(ds, side: pd.DataFrame, n: int, k: int, reference):
                                                                          if c in meta.columns])], axis=1)
     attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
     return AnalysisInput(ids, np.zeros((n, 0), np.float32), valid, flags, labels, codes, classes, splits,
-                         split_codes, split_names, None, None, hashes, attributes, extra, "")
+                         split_codes, split_names, probs, lg, hashes, attributes, extra, "")
 
 
 def _sample_folds(fold: np.ndarray, s_rows: np.ndarray, codes: np.ndarray, folds: int, seed: int) -> None:
@@ -694,17 +726,16 @@ def _sample_folds(fold: np.ndarray, s_rows: np.ndarray, codes: np.ndarray, folds
     fold[lab] = fold_ids(codes[lab], folds, seed)
 
 
-def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng) -> dict:
+def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, correct=None) -> dict:
     """Everything fitted on the sample: probe per fold, class Gaussians, PCA axes, IVF centroids."""
     import torch
 
+    from dqwidgets.analysis import ood_gaussians
     from dqwidgets.compute.device import cpu_threads_for
-    from dqwidgets.compute.ood import fit_class_gaussians
     from dqwidgets.compute.probe import fit_softmax_regression
 
     out: dict = {"probe": None, "gaussians": None}
     y = codes_v[s_vrows]
-    correct = None
     if folds:
         Xt, yt = torch.as_tensor(Xs), torch.as_tensor(y)
         f_t = torch.as_tensor(s_fold)
@@ -721,9 +752,7 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, rng)
             logits[m] = ((Xs[m] - probe[-1][0]) / probe[-1][1]) @ probe[-1][2] + probe[-1][3]
         out["probe"] = probe
         correct = logits.argmax(1) == y
-    fit_codes = y if correct is None else np.where(correct, y, -1)
-    if (fit_codes >= 0).sum() > Xs.shape[1] // 4 + 2 and len(np.unique(fit_codes[fit_codes >= 0])) >= 2:
-        out["gaussians"] = fit_class_gaussians(Xs, fit_codes, n_classes, device="cpu")
+    out["gaussians"] = ood_gaussians(Xs, y, correct, n_classes, "cpu")  # the local engine's rule
     Xc = torch.as_tensor(Xs) - torch.as_tensor(Xs).mean(0)
     torch.manual_seed(seed)
     q = min(2, Xs.shape[1])
@@ -878,14 +907,13 @@ def _spread_to_file(values: np.ndarray, pos: np.ndarray, n: int, path: Path) -> 
 
 
 def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file, method,
-           layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds):
+           layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds, training=None):
     """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
     step, the foreign clusters, slices, drift and ATC run here on the out-of-fold probabilities
     (N x C) and the graph (N x k); the flags come from the registry's rules (dqwidgets.issues)."""
     from dqwidgets.analysis import (Analysis, Calibration, _agreement, _atc, _flag_all, _label_step, _samples_frame,
                                     _spread, _tables, _ValidRows, _with_slice_accuracy)
-    from dqwidgets.compute.foreign import find_foreign_clusters
-    from dqwidgets.compute.ood import RobustScale, combine_ood, default_ood_threshold, ood_with_clusters, z_to_score
+    from dqwidgets.analysis import ood_scores
     from dqwidgets.issues import IssueContext
 
     n = inp.n
@@ -893,25 +921,19 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     graph = _load_graph(graph_files)
     graph.method = method
     graph.indices, graph.distances = np.asarray(graph.indices), np.asarray(graph.distances)
-    probs_all = np.load(probs_file[0], mmap_mode="r") if probs_file is not None else None
-    probs = np.load(probs_file[1], mmap_mode="r") if probs_file is not None else None  # valid rows
+    if inp.pred_probs is not None:  # the user's model (in memory already)
+        probs_all, probs = inp.pred_probs, v.pred_probs
+    else:
+        probs_all = np.load(probs_file[0], mmap_mode="r") if probs_file is not None else None
+        probs = np.load(probs_file[1], mmap_mode="r") if probs_file is not None else None  # valid rows
     t0 = time.perf_counter()
     label = _label_step(v, probs, graph, None)
     seconds["label"] = time.perf_counter() - t0
-    raw = {"knn": cols["raw_knn"]}
+    raw = {"knn": cols["raw_knn"]}  # the score pass' distances; the local engine's own calibration
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
-    scales = {name: RobustScale.fit(r, log=True) for name, r in raw.items()}
-    z = {name: scales[name].z(r) for name, r in raw.items()}
-    ood = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
-    ood["ood_score"] = combine_ood(z)
-    ood_default = None
-    if probs is not None and (v.codes >= 0).sum() >= 2:  # as the local engine's OOD step
-        zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
-        foreign = find_foreign_clusters(graph.indices, v.codes, probs, seed=seed, zscores=zmax)
-        ood["ood_cluster_score"] = foreign.probability.astype(np.float32)
-        ood["ood_score"] = ood_with_clusters(ood["ood_score"], foreign.probability)
-        ood_default = default_ood_threshold(ood["ood_score"], foreign.probability)
+    ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed)
+    ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, None, None)
     edges = np.load(graph_files["edges"], mmap_mode="r")
     t0 = time.perf_counter()
@@ -927,6 +949,15 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     suggested = _spread(label.suggested, pos, n)
     columns["suggested_label"] = names[suggested]
     columns["predicted_label"] = names[_spread(probs.argmax(1), pos, n) if probs is not None else np.full(n, -1)]
+    training_info = None
+    if training is not None:  # the user's training run: AUM, cartography, forgetting (as the local engine)
+        from dqwidgets.training import training_columns
+
+        t0 = time.perf_counter()
+        trained, training_info = training_columns(training, inp.ids, inp.label_codes, inp.classes,
+                                                  columns["label_issue_score"])
+        columns.update(trained)
+        seconds["training"] = time.perf_counter() - t0
     xy = cols["umap"] if layout == "umap" else _scaled(cols["pca"])
     samples = _samples_frame(inp, columns, _spread(xy, pos, n))
     context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=suggested,
@@ -935,7 +966,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     embed_info = embed_stage.done() or {}
     info = {"seconds": seconds, "driver_peak_mb": memory, "graph_method": method, "device": "ray", "k": model.k,
             "embedder": "precomputed" if ds.modality == "embedding" else str(embed_info.get("embedder")),
-            "n_issues_per_class": label.per_class(inp.classes), "reference": False, "training": None,
+            "n_issues_per_class": label.per_class(inp.classes), "reference": False, "training": training_info,
             "engine": "ray", "engine_options": opt, "embed_chunks_computed": embed_info.get("computed"),
             "run_dir": str(Path(graph_files["indices"]).parent)}
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,

@@ -267,15 +267,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
-def place_on_anchors(model: Model, Xn: np.ndarray, rows: np.ndarray, m: int = 10) -> np.ndarray:
+def place_on_anchors(model: Model, Xn: np.ndarray, rows: np.ndarray, m: int = 10, block: int = 4096) -> np.ndarray:
     """2-D positions: an anchor keeps its fitted place; any other row goes to the similarity-weighted
-    mean of its ``m`` most similar anchors (the initialisation of UMAP's own ``transform``)."""
-    sim = Xn @ model.anchors.T
-    m = min(m, sim.shape[1])
-    top = np.argpartition(-sim, m - 1, axis=1)[:, :m]
-    s = np.take_along_axis(sim, top, 1)
-    w = np.exp((s - s.max(1, keepdims=True)) * 20.0)
-    xy = (w[:, :, None] * model.anchor_xy[top]).sum(1) / w.sum(1, keepdims=True)
+    mean of its ``m`` most similar anchors (the initialisation of UMAP's own ``transform``). In blocks
+    of rows: a 50k-row shard x 20k anchors would be a 4 GB similarity matrix at once."""
+    m = min(m, len(model.anchors))
+    xy = np.empty((len(Xn), 2), dtype=np.float64)
+    for b in range(0, len(Xn), block):
+        sim = Xn[b:b + block] @ model.anchors.T
+        top = np.argpartition(-sim, m - 1, axis=1)[:, :m]
+        s = np.take_along_axis(sim, top, 1)
+        w = np.exp((s - s.max(1, keepdims=True)) * 20.0)
+        xy[b:b + block] = (w[:, :, None] * model.anchor_xy[top]).sum(1) / w.sum(1, keepdims=True)
     where = np.searchsorted(model.anchor_rows, rows)
     where = np.minimum(where, len(model.anchor_rows) - 1)
     own = model.anchor_rows[where] == rows
