@@ -183,12 +183,58 @@ def test_bad_engine_arguments(ray_runtime, tmp_path):
     ds = dq.Dataset.from_arrays(X, labels)
     with pytest.raises(ValueError, match="engine must be one of"):
         dq.analyze(ds, engine="spark")
-    with pytest.raises(ValueError, match="pred_probs"):
-        dq.analyze(ds, engine="ray", pred_probs=np.full((200, 5), 0.2, np.float32))
+    with pytest.raises(ValueError, match=r"reference= is not supported by the Ray engine.*engine='local'"):
+        dq.analyze(ds, engine="ray", reference=dq.analyze(ds, layout="pca", progress=False, workdir=tmp_path))
+    with pytest.raises(ValueError, match=r"pred_probs must be N x C = 200 x 5"):  # checked as locally
+        dq.analyze(ds, engine="ray", pred_probs=np.full((200, 4), 0.25, np.float32), workdir=tmp_path)
     with pytest.raises(ValueError, match="unknown engine_options"):
         dq.analyze(ds, engine="ray", engine_options={"chunks": 3})
     with pytest.raises(ConnectionError, match="does not answer"):
         dq.analyze(ds, engine="ray", engine_options={"address": "127.0.0.1:9"}, workdir=tmp_path)
+
+
+def test_fit_sample_is_read_from_the_rows_the_embed_stage_set_aside(ray_runtime, tmp_path):
+    import shutil
+
+    X, labels, _ = planted(n=1200)
+    ds = dq.Dataset.from_arrays(X, labels)
+    opts = {**OPTS, "fit_sample": 300}
+    an = dq.analyze(ds, engine="ray", engine_options=opts, workdir=tmp_path, layout="pca", progress=False)
+    scans = an.info["embedding_scans"]
+    # the fit reads ~1.1 x 300 + 200 set-aside rows of 1,200, the score pass every row once
+    assert scans["score"] == 1.0 and 0.3 < scans["fit"] < 0.5, scans
+    # without the set-aside rows (embed shards of an older run) the fit scans every shard for the same sample
+    for d in list(tmp_path.rglob("sample-*")) + list(tmp_path.rglob("run-*")):
+        shutil.rmtree(d)
+    again = dq.analyze(ds, engine="ray", engine_options=opts, workdir=tmp_path, layout="pca", progress=False)
+    assert again.info["embedding_scans"]["fit"] == 1.0
+    for col in ("label_issue_score", "ood_score", "duplicate_score"):
+        assert np.allclose(again.samples[col], an.samples[col], equal_nan=True), col
+
+
+def test_user_logits_and_a_training_run_as_the_local_engine(ray_runtime, tmp_path):
+    from dqwidgets.examples import train_recorded
+
+    X, labels, _ = planted(n=900, d=16, c=3)
+    classes = sorted(set(labels))
+    codes = np.array([classes.index(v) for v in labels])
+    ids = [f"s{i}" for i in range(len(X))]
+    rec = dq.TrainingRecorder(tmp_path / "train", name="run", classes=classes)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    train_recorded(model, torch.as_tensor(X), torch.as_tensor(codes), ids, rec, 4, lr=0.05, momentum=0.9)
+    with torch.no_grad():
+        logits = model(torch.as_tensor(X)).numpy()
+    ds = dq.Dataset.from_arrays(X, labels, ids=ids)
+    kw = dict(logits=logits, training=rec, layout="pca", progress=False)
+    an = dq.analyze(ds, engine="ray", engine_options=OPTS, workdir=tmp_path / "ray", **kw)
+    lo = dq.analyze(ds, workdir=tmp_path / "local", **kw)
+    assert_same(an, lo)
+    assert "ood_energy_score" in an.samples and "aum_score" in an.samples
+    for col in ("ood_energy_score", "aum", "aum_score"):
+        assert np.allclose(an.samples[col], lo.samples[col], equal_nan=True, atol=1e-5), col
+    assert np.allclose(an.pred_probs, lo.pred_probs, atol=1e-6)  # the user's model, no probe fitted
+    assert an.info["training"] is not None
 
 
 def test_ray_missing_names_the_pip_command(monkeypatch):

@@ -48,7 +48,8 @@ class Explorer(anywidget.AnyWidget):
     # "auto": WebGL2 on a GPU, a CPU rasteriser where WebGL is software (SwiftShader, llvmpipe) or missing
     map_renderer = traitlets.Enum(("auto", "webgl", "cpu"), "auto").tag(sync=True)
 
-    def __init__(self, an: Analysis, color_by: str = "issue", map_renderer: str = "auto", **kwargs):
+    def __init__(self, an: Analysis, color_by: str = "issue", map_renderer: str = "auto",
+                 map_max_points: int = map_columns.MAP_MAX_POINTS, **kwargs):
         if not isinstance(an, Analysis):
             raise ValueError(f"Explorer(an): an must be the Analysis that dq.analyze returns, not a {type(an).__name__}")
         samples = an.samples
@@ -57,6 +58,7 @@ class Explorer(anywidget.AnyWidget):
             raise ValueError(f"Explorer: map_renderer must be one of {list(renderers)} "
                              f"(\"auto\" picks WebGL2 on a GPU, the CPU rasteriser otherwise), not {map_renderer!r}")
         self._an = an
+        self.map_max_points = int(map_max_points)  # above it the map draws map_rows (see map_rows)
         n = len(samples)
         super().__init__(_esm=_bundle().read_text(encoding="utf-8"), selection_model=Selection(n=n),
                          grid_score=grid.default_score(samples) or "", map_renderer=map_renderer, **kwargs)
@@ -98,6 +100,38 @@ class Explorer(anywidget.AnyWidget):
             raise ValueError(f"Explorer.selection: {int((rows < 0).sum())} ids are not in an.samples "
                              f"(first: {missing}); use ids from an.samples.index")
         self.selection_model.rows = rows
+
+    @property
+    def map_rows(self) -> np.ndarray:
+        """Rows the map draws: all of them up to ``map_max_points`` samples, else every flagged sample
+        and a density-first sample of the rest (``widgets.map.density_first_sample``). A lasso still
+        selects every sample inside it (:meth:`select_polygon`), drawn or not."""
+        xy, _ = self._positions()
+        xy = xy.reshape(-1, 2)
+        return map_columns.density_first_sample(xy[:, 0], xy[:, 1], map_columns.flag_mask(self._an.samples),
+                                                self.map_max_points)
+
+    def select_polygon(self, polygon, mode: str = "replace") -> pd.Index:
+        """Select every sample inside ``polygon`` (flat [x0, y0, x1, y1, ...] in the map's coordinates,
+        each in [-1, 1], the browser's lasso): the exact ids over all samples, also those a sampled map
+        does not draw. ``mode``: "replace", "merge" (add) or "remove". Returns the selected ids."""
+        if mode not in ("replace", "merge", "remove"):
+            raise ValueError(f"Explorer.select_polygon: mode must be 'replace', 'merge' or 'remove', not {mode!r}")
+        xy, _ = self._positions()
+        xy = xy.reshape(-1, 2)
+        hit = map_columns.rows_in_polygon(xy[:, 0], xy[:, 1], polygon)
+        if self._visible is not None:  # the grid's filters hide points from the lasso, as in the browser
+            hit = hit[self._visible[hit]]
+        if mode != "replace":
+            current = self.selection_model.rows
+            hit = np.union1d(current, hit) if mode == "merge" else np.setdiff1d(current, hit)
+        self.selection_model.rows = hit
+        return self.selection
+
+    def _msg_lasso(self, content, _buffers=()):
+        """A lasso polygon from the browser, resolved over every sample here (a sampled map)."""
+        self.select_polygon(content.get("polygon", []), content.get("mode", "replace"))
+        return {"count": self.selection_model.count}
 
     def charts(self) -> list:
         """Plotly versions of the summary charts (see :mod:`dqwidgets.widgets.charts`)."""

@@ -150,3 +150,86 @@ def colour_column(samples: pd.DataFrame, column: str, current_labels: pd.Series 
         return Colour(column, True, [], score_codes(col))
     codes, names = category_codes(col)
     return Colour(column, False, names, codes)
+
+
+# ---------------------------------------------------------------------------------------------- large maps
+MAP_MAX_POINTS = 3_000_000  # above this many samples the map draws a density-first sample
+
+
+def density_first_sample(x, y, flagged, cap: int, seed: int = 0, bins: int | None = None) -> np.ndarray:
+    """Rows the map draws when there are more than ``cap`` points: every flagged sample, and of the
+    others at most ``q`` per cell of a ``bins`` x ``bins`` grid over the map (by default about 4 drawn
+    points a cell), with ``q`` the largest
+    quota that keeps the total within ``cap`` (what is left goes to random cells' next point). Dense
+    regions are thinned, sparse ones (where the outliers are) kept whole. Sorted row numbers; every row when there are ``cap`` or fewer."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    flagged = np.asarray(flagged, dtype=bool)
+    n = len(x)
+    if n <= cap:
+        return np.arange(n, dtype=np.int64)
+    if bins is None:  # about 4 drawn points per cell on average (16..512 cells a side)
+        bins = int(np.clip((cap / 4) ** 0.5, 16, 512))
+    rest = np.flatnonzero(~flagged)
+    budget = max(0, int(cap) - int(flagged.sum()))
+    cells = _grid_cells(x[rest], y[rest], bins)
+    counts = np.bincount(cells, minlength=bins * bins + 1)
+    lo, hi = 0, int(counts.max())  # the largest quota q with sum(min(counts, q)) <= budget
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if np.minimum(counts, mid).sum() <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    # a random rank inside each cell: the first q of each cell are kept
+    order = np.lexsort((np.random.default_rng(seed).random(len(rest)), cells))
+    sorted_cells = cells[order]
+    starts = np.searchsorted(sorted_cells, sorted_cells, side="left")
+    rank = np.arange(len(order)) - starts
+    keep = order[rank < lo]
+    # the budget left after q per cell goes to a random share of the cells' (q+1)-th points
+    nxt = order[rank == lo]
+    extra = budget - len(keep)
+    if extra > 0 and len(nxt):
+        keep = np.concatenate([keep, np.random.default_rng(seed + 1).permutation(nxt)[:extra]])
+    keep = rest[keep]
+    return np.sort(np.concatenate([np.flatnonzero(flagged), keep]).astype(np.int64))
+
+
+def _grid_cells(x: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray:
+    """Grid cell of each point (missing positions share one extra cell)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    cells = np.full(len(x), bins * bins, dtype=np.int64)
+    if ok.any():
+        x0, x1, y0, y1 = x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max()
+        cx = np.clip(((x[ok] - x0) / max(x1 - x0, 1e-12) * bins).astype(np.int64), 0, bins - 1)
+        cy = np.clip(((y[ok] - y0) / max(y1 - y0, 1e-12) * bins).astype(np.int64), 0, bins - 1)
+        cells[ok] = cy * bins + cx
+    return cells
+
+
+def rows_in_polygon(x, y, polygon, block: int = 1 << 20) -> np.ndarray:
+    """Every row whose (x, y) lies inside ``polygon`` (flat [x0, y0, x1, y1, ...] or an M x 2 array, in
+    the same coordinates as x and y; even-odd rule, as the browser's lasso): the exact selection of a
+    lasso over all N samples, whether or not the map drew them. Sorted row numbers."""
+    P = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(P) < 3:
+        return np.zeros(0, dtype=np.int64)
+    (bx0, by0), (bx1, by1) = P.min(0), P.max(0)
+    xi, yi = P[:, 0], P[:, 1]
+    xj, yj = np.roll(xi, 1), np.roll(yi, 1)
+    out = []
+    for s in range(0, len(x), block):
+        px, py = x[s:s + block], y[s:s + block]
+        cand = np.flatnonzero((px >= bx0) & (px <= bx1) & (py >= by0) & (py <= by1))
+        cx, cy = px[cand], py[cand]
+        inside = np.zeros(len(cand), dtype=bool)
+        for a, b, c, d in zip(xi, yi, xj, yj):  # one pass per edge over the candidates
+            crosses = (b > cy) != (d > cy)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                at = (c - a) * (cy - b) / (d - b) + a
+            inside ^= crosses & (cx < at)
+        out.append(cand[inside] + s)
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,106 @@
+"""The Explorer above ``map_max_points``: the map draws a density-first sample plus every flagged
+sample, while a lasso polygon resolves to the exact ids of every sample inside it in Python (the cap
+is a parameter, so a few thousand points stand for millions)."""
+
+import comm as comm_module
+import numpy as np
+import pytest
+from comm.base_comm import BaseComm
+from matplotlib.path import Path as MplPath
+
+import dqwidgets as dq
+from dqwidgets.widgets import map as map_columns
+from dqwidgets.widgets.explorer import Explorer
+
+
+class QuietComm(BaseComm):
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def quiet_comms(monkeypatch):
+    monkeypatch.setattr(comm_module, "create_comm", lambda *a, **kw: QuietComm(*a, **kw))
+
+
+@pytest.fixture(scope="module")
+def an(tmp_path_factory):
+    """A dense blob per class, 30 far samples and a sparse ring around them."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = rng.integers(0, 3, n)
+    X = (np.eye(3, 8)[y] * 6 + rng.normal(size=(n, 8))).astype(np.float32)
+    X[:30] = rng.normal(size=(30, 8)) * 12
+    ds = dq.Dataset.from_arrays(X, np.array(["a", "b", "c"], dtype=object)[y])
+    return dq.analyze(ds, workdir=tmp_path_factory.mktemp("w"), layout="pca", progress=False)
+
+
+def positions(ex):
+    xy, _ = ex._positions()
+    return xy.reshape(-1, 2)
+
+
+def test_small_maps_draw_every_point(an):
+    ex = Explorer(an)
+    assert np.array_equal(ex.map_rows, np.arange(len(an.samples)))
+
+
+def test_sampled_map_keeps_every_flagged_sample_and_thins_dense_regions_only(an):
+    cap = 800
+    ex = Explorer(an, map_max_points=cap)
+    rows = ex.map_rows
+    flagged = np.flatnonzero(map_columns.flag_mask(an.samples))
+    assert len(rows) <= max(cap, len(flagged)) and len(rows) >= 0.9 * cap
+    assert np.isin(flagged, rows).all()
+    assert len(np.unique(rows)) == len(rows)
+    # density first: of the unflagged samples, those in sparse cells of the grid are all drawn, those
+    # in the densest cells least often
+    xy = positions(ex)
+    bins = int(np.clip((cap / 4) ** 0.5, 16, 512))
+    rest = ~map_columns.flag_mask(an.samples)
+    cells = map_columns._grid_cells(xy[:, 0].astype(float), xy[:, 1].astype(float), bins)
+    per_cell = np.bincount(cells[rest], minlength=bins * bins + 1)[cells]
+    drawn = np.isin(np.arange(len(xy)), rows)
+    sparse, dense = rest & (per_cell <= 3), rest & (per_cell >= 40)
+    assert sparse.sum() >= 10 and drawn[sparse].all()
+    assert drawn[dense].mean() < 0.5 < drawn[rest & (per_cell <= 20)].mean()
+
+
+def test_lasso_resolves_to_the_exact_ids_of_all_samples_not_only_the_drawn_ones(an):
+    ex = Explorer(an, map_max_points=500)
+    xy = positions(ex)
+    drawn = set(ex.map_rows.tolist())
+    # a concave polygon (an L) over part of the map, in the map's [-1, 1] coordinates
+    poly = [-0.9, -0.9, 0.2, -0.9, 0.2, -0.2, -0.3, -0.2, -0.3, 0.6, -0.9, 0.6]
+    ids = ex.select_polygon(poly)
+    truth = np.flatnonzero(MplPath(np.reshape(poly, (-1, 2))).contains_points(xy))
+    assert len(truth) > 100 and len(set(truth.tolist()) - drawn) > 0  # undrawn samples inside
+    assert list(ids) == list(an.samples.index[truth])
+    assert ex.selection_model.count == len(truth)
+    # merge and remove, as the browser's shift / alt lasso
+    box = [0.0, 0.0, 0.9, 0.0, 0.9, 0.9, 0.0, 0.9]
+    in_box = np.flatnonzero((xy[:, 0] > 0) & (xy[:, 0] < 0.9) & (xy[:, 1] > 0) & (xy[:, 1] < 0.9))
+    ex.select_polygon(box, mode="merge")
+    assert np.array_equal(ex.selection_model.rows, np.union1d(truth, in_box))
+    ex.select_polygon(box, mode="remove")
+    assert np.array_equal(ex.selection_model.rows, np.setdiff1d(truth, in_box))
+    with pytest.raises(ValueError, match="mode must be"):
+        ex.select_polygon(box, mode="xor")
+
+
+def test_lasso_message_from_the_browser_selects_over_every_sample(an):
+    ex = Explorer(an, map_max_points=500)
+    poly = [-1, -1, 1, -1, 1, 1, -1, 1]
+    reply = ex._msg_lasso({"polygon": poly, "mode": "replace"})
+    assert reply["count"] == len(an.samples) == ex.selection_model.count
+
+
+def test_rows_in_polygon_in_blocks_equals_matplotlib():
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, 50_000), rng.uniform(-1, 1, 50_000)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 12))
+    radius = rng.uniform(0.3, 0.9, 12)
+    poly = np.c_[radius * np.cos(angles), radius * np.sin(angles)]
+    got = map_columns.rows_in_polygon(x, y, poly.ravel(), block=7_000)
+    truth = np.flatnonzero(MplPath(poly).contains_points(np.c_[x, y]))
+    assert np.array_equal(got, truth)
