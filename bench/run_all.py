@@ -15,7 +15,8 @@ Each run below measures dqwidgets and, in the same run, the baseline a user woul
 
 Any other ``bench/bench_*.py`` is run too (its docstring names its baseline). ``bench_gpu`` needs CUDA
 and is left out unless named. Each writes bench/results/<name>[...].json and .md. Pass names to run a
-subset: ``python bench/run_all.py quality embed``. ``--small`` runs the reduced sizes the README's latest
+subset: ``python bench/run_all.py quality embed``. At the end ``check_readme_figures.py`` lists every README figure the
+results no longer hold (the run fails while any is left). ``--small`` runs the reduced sizes the README's latest
 figures were measured at on the shared 2-core machine (analyze N=5,000; 128 images / 500 texts; 30k rows
 for review/export); without it each script runs its full default sizes.
 """
@@ -58,6 +59,9 @@ def main(names):
     for name in dict.fromkeys(r[0] for r in runs):
         for md in sorted((HERE / "results").glob(f"{name}*.md")):
             print(f"\n{md.read_text()}")
+    print("\n=== README figures against bench/results/ (bench/check_readme_figures.py)", flush=True)
+    if subprocess.run([sys.executable, str(HERE / "check_readme_figures.py")]).returncode != 0:
+        failed.append("README figures with no source in bench/results/ (update README.md)")
     if failed:
         sys.exit(f"failed: {failed}")
 
