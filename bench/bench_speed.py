@@ -194,22 +194,31 @@ def section_layout(args) -> dict:
 # ------------------------------------------------------------------------------------------ first view
 def section_first_view(args) -> dict:
     from bench_analyze import mixture
+    from sklearn.metrics import roc_auc_score
 
     import dqwidgets as dq
 
     out = {"load_start": load(), "rows": []}
     for n in args.first_view_n:
-        X, y, _ = mixture(n)
+        X, y, flip = mixture(n)
+        load_before = load()[0]
         with tempfile.TemporaryDirectory() as workdir:
             an, wall, cpu_s = timed(lambda: dq.analyze(dq.Dataset.from_arrays(X, y), progress=False,
                                                        workdir=workdir, wait_layout=False))
             steps = dict(an.info["seconds"])
+            cpu_steps = dict(an.info.get("cpu_seconds", {}))
+            auroc = float(roc_auc_score(flip, an.samples["label_issue_score"].fillna(0)))
+            flagged = an.samples["is_label_issue"].to_numpy(bool)
             final = None
             if args.final_layout:
                 an.wait_layout()
                 final = an.info["seconds"].get("layout_umap")
         out["rows"].append({"n": n, "first_view_s": wall, "first_view_cpu_s": cpu_s, "steps": steps,
-                            "graph": an.info["graph_method"], "final_layout_s": final, "load": load()[0]})
+                            "cpu_steps": cpu_steps, "label_auroc": auroc,
+                            "label_flag_precision": float(flip[flagged].mean()) if flagged.any() else None,
+                            "label_flag_recall": float(flagged[flip].mean()),
+                            "graph": an.info["graph_method"], "final_layout_s": final,
+                            "load": [load_before, load()[0]]})
         print(f"first view {n}: {wall:.1f} s {steps}", flush=True)
     out["load_end"] = load()
     return out
@@ -228,10 +237,19 @@ def section_anchor(args) -> dict:
         out["rows"].append(row)
         print(f"anchor {n}: {row['speedup']:.2f}x", flush=True)
     out["load_end"] = load()
+    path = RESULTS / "bench_speed.anchor.json"   # sizes not re-run keep their earlier rows (one size per run)
+    if path.exists():
+        done = {r["n"] for r in out["rows"]}
+        out["rows"] = sorted([r for r in json.loads(path.read_text())["rows"] if r["n"] not in done] + out["rows"],
+                             key=lambda r: r["n"])
     return out
 
 
 # ------------------------------------------------------------------------------------------ report
+def _f(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
 def report() -> Path:
     parts = {s: json.loads((RESULTS / f"bench_speed.{s}.json").read_text())
              for s in SECTIONS if (RESULTS / f"bench_speed.{s}.json").exists()}
@@ -276,21 +294,28 @@ def report() -> Path:
         p = parts["first_view"]
         L += ["## First view: analyze(..., wait_layout=False) on the mixture, N x 128", "",
               f"load {p['load_start']} -> {p['load_end']}", "",
-              "| N | returns after (wall s) | CPU s | graph | steps (s) | final layout s |", "|---|---|---|---|---|---|"]
+              "| N | returns after (wall s) | CPU s | graph | steps: wall s (CPU s) | label AUROC, flag precision / recall "
+              "| final layout s | load (1 min) before, after |", "|---|---|---|---|---|---|---|---|"]
         for r in p["rows"]:
-            steps = ", ".join(f"{k} {v:.1f}" for k, v in r["steps"].items())
+            cpu = r.get("cpu_steps", {})
+            steps = ", ".join(f"{k} {v:.1f}" + (f" ({cpu[k]:.1f})" if k in cpu else "") for k, v in r["steps"].items())
+            quality = (f"{r['label_auroc']:.4f}, {_f(r.get('label_flag_precision'), '.3f')} / "
+                       f"{r['label_flag_recall']:.3f}" if "label_auroc" in r else "-")
             L.append(f"| {r['n']:,} | {r['first_view_s']:.1f} | {r['first_view_cpu_s']:.1f} | {r['graph']} | "
-                     f"{steps} | {'-' if r['final_layout_s'] is None else format(r['final_layout_s'], '.1f')} |")
+                     f"{steps} | {quality} | {'-' if r['final_layout_s'] is None else format(r['final_layout_s'], '.1f')} "
+                     f"| {r['load']} |")
         L += ["", "goal: <= 8 s at 100k x 128 on 2 cores", ""]
     if "anchor" in parts:
         p = parts["anchor"]
         L += ["## Against the anchor pipeline (sklearn LR 3-fold + cleanlab Datalab + umap-learn)", "",
               f"bench_analyze's measurement (fresh processes, imports timed, warm numba caches); load "
               f"{p['load_start']} -> {p['load_end']}", "",
-              "| N | dq.analyze s | anchor s | speed-up | dq peak MB | anchor peak MB |", "|---|---|---|---|---|---|"]
+              "| N | dq.analyze s | anchor s | speed-up | dq peak MB | anchor peak MB | load (1 min) before, after: dq; anchor |",
+              "|---|---|---|---|---|---|---|"]
         for r in p["rows"]:
             L.append(f"| {r['n']:,} | {r['ours']['seconds']:.1f} | {r['anchor']['seconds']:.1f} | "
-                     f"{r['speedup']:.2f}x | {r['ours']['peak_rss_mb']:.0f} | {r['anchor']['peak_rss_mb']:.0f} |")
+                     f"{r['speedup']:.2f}x | {r['ours']['peak_rss_mb']:.0f} | {r['anchor']['peak_rss_mb']:.0f} | "
+                     f"{r['ours'].get('load_1m', '-')}; {r['anchor'].get('load_1m', '-')} |")
         L += ["", "goal: 10x", ""]
     path = RESULTS / "bench_speed.md"
     path.write_text("\n".join(L) + "\n")
