@@ -50,10 +50,8 @@ BYTE_UNITS = {"kb": (1e3, 2 ** 10), "mb": (1e6, 2 ** 20), "gb": (1e9, 2 ** 30)}
 UNIT = re.compile(
     r"\s?(?:images/s|texts/s|img/s|ms|min|s|kB|KB|MB|GB|[×x](?!\s*\d)|%|-point|-fold|\s?points)(?![\w/])")
 # A number in README prose: optional thousands commas, decimals, a k / M multiplier, a percent sign.
-NUMBER = re.compile(r"(?<![\w.\-/=])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+NUMBER = re.compile(r"(?<![\w./=])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
                     r"(?P<mult>[kM](?![a-zA-Z]))?(?P<pct>%)?")
-# Also "-5" after a word is a name ("rotation-5"), but "0.990-1.000" and "17–18" are ranges.
-RANGE_END = re.compile(r"(?<=\d)[-–](?=\d)")
 FILE_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -145,7 +143,7 @@ def _is_goal(prose: str, start: int, end: int) -> bool:
 def _is_name(prose: str, start: int, end: int) -> bool:
     """Digits that belong to a name or a version: 'Lite0', 'L6-v2', 'rotation-5', 'Python ≥ 3.10'."""
     left = prose[:start]
-    if re.search(r"[A-Za-z_][-]?$", left) and not RANGE_END.search(prose[max(0, start - 2):start + 1]):
+    if re.search(r"[A-Za-z_][-+]?$", left):
         return True
     if re.match(r"[A-Za-z_]", prose[end:end + 1]) and not UNIT.match(prose[end:]):
         return True            # "01-images", "3D", "2nd"

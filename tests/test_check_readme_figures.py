@@ -34,12 +34,15 @@ def repo(tmp_path):
 
 def test_rounded_values_thousands_percent_and_bytes_match_their_file(repo):
     readme = ("## Benchmarks\n\n**Speed** (`bench/bench_x.py`): AUROC 0.946, 52 s for 1,234 images, "
-              "75.6% fixed, 271 kB per notebook, 6.6× faster, 100k rows.\n")
+              "75.6% fixed, 271 kB per notebook, 6.6× faster, 100k rows; F1 0.990-1.000 of best, AUROC -0.0097 "
+              "on rotation-5 of notebook 01.\n")
     results = {"bench_x.json": {"auroc": 0.9457, "wall_s": 52.3, "n": 1234, "share": 0.75622,
-                                "growth_bytes": 271340, "speedup": 6.58, "rows": 100000}}
+                                "growth_bytes": 271340, "speedup": 6.58, "rows": 100000,
+                                "f1_over_best": [0.9903, 1.0], "auroc_change": -0.00971}}
     figures, orphans = repo(readme, results)
     assert orphans == []
-    assert {f.text for f in figures} >= {"0.946", "52s", "1,234", "75.6%", "271kB", "6.6×", "100k"}
+    assert [f.text for f in figures] == ["0.946", "52s", "1,234", "75.6%", "271kB", "6.6×", "100k", "0.990", "1.000",
+                                         "0.0097"]      # not the 5 of rotation-5 nor the 01 of notebook 01
 
 
 def test_a_figure_no_result_file_holds_is_an_orphan_with_its_line(repo, capsys, tmp_path):
