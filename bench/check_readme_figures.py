@@ -15,18 +15,31 @@ What counts as a figure (the rule; stdlib only, so it runs anywhere):
 3. Outside measurement blocks a number is a figure when it carries a unit of measurement (s, ms, min, kB,
    MB, GB, images/s, texts/s, img/s, a ratio such as 6.6x or 6.6×, a percentage) or follows a metric name
    (AUROC, F1, precision, recall, accuracy, trustworthiness).
-4. Never figures: digits inside a name (EfficientNet-Lite0, MiniLM-L6-v2, notebook01, rotation-5, Python
-   3.10 in ``Python ≥ 3.10``), dimension pairs such as ``224×224`` are two figures (each is checked).
-5. The one allowance for numbers that are not measurements: a goal. A number is a goal when the word
-   goal(s), target(s) or budget stands right before it (``goal 0.95``, ``goal (≤ 1.3 ...``,
-   ``goals ≤ 30 s and ≥ 2,000 images/s``: the numbers joined by "and"/"or" continue the list) or right
-   after it and its unit (``the 300 texts/s goal``, ``the 10× goal``, ``the 3-point target``). Goals are
-   listed with --verbose; nothing else is exempt, so a measurement is never whitelisted.
+4. Never figures: digits inside a name (EfficientNet-Lite0, MiniLM-L6-v2, notebook 01, rotation-5, c+1),
+   version numbers (``Python ≥ 3.10``, ``jupyter-scatter 1.0.1``). Both ends of a range (0.990-1.000,
+   17–18) and both sides of a dimension (224×224) are figures.
 
-A figure matches a number in a result file when the file's number, rounded to the README's decimals,
-equals it (0.9457 -> 0.946, 52.3 -> 52; '1,234' and '1234' are the same number); a percentage also
-matches a fraction (75.6% <- 0.7562), kB / MB / GB also match a count of bytes, ``100k`` / ``1M`` mean
-100,000 / 1,000,000. Signs are ignored (``−0.0097`` matches -0.0097).
+Where a figure must be found: in the result files its paragraph cites (``bench/bench_quality.py`` or
+``bench_quality.md`` -> bench/results/bench_quality*.{md,json}; a bold-lead paragraph of "## Benchmarks"
+starts afresh, the paragraphs and tables after it add to what it cites); a paragraph that cites nothing
+(or only files that do not exist) is checked against every file. A figure matches a number in such a file
+when the file's number, rounded to the README's decimals, equals it (0.9457 -> 0.946, 52.3 -> 52; '1,234'
+and '1234' are the same number); a percentage also matches a fraction (75.6% <- 0.7562), kB / MB / GB also
+match a count of bytes, ``100k`` / ``1M`` mean 100,000 / 1,000,000. Signs are ignored. A number you
+derived by hand (a ratio or a difference of two file numbers) is not in any file: write the file's
+numbers, or have the benchmark write the derived one.
+
+Two allowances, both listed by --verbose, nothing else is exempt (a measurement is never whitelisted):
+- a goal: the word goal(s), target(s) or budget stands right before the number (``goal 0.95``,
+  ``goal (≤ 1.3 ...``, ``goals ≤ 30 s and ≥ 2,000 images/s``: numbers joined by "and"/"or" continue the
+  list) or right after it and its unit (``the 300 texts/s goal``, ``the 10× goal``, ``the 3-point
+  target``);
+- an input of the benchmark the paragraph cites: a numeric literal its bench/<name>.py code sets, equal
+  exactly (``SCREEN = 24`` -> "24 cards", ``SLICE_SHARE = 0.9`` -> "90%"; strings and docstrings do not
+  count).
+
+Known limit: a match says the number is in a cited file, not that it is the right cell; small integers
+(1, 2, 10) are in almost every file.
 """
 
 from __future__ import annotations
