@@ -98,3 +98,20 @@ def test_softmax_regression_fit_reaches_the_minimum_of_its_objective():
     with torch.no_grad():
         for _ in range(5):
             assert objective(W + 0.01 * torch.randn(W.shape, generator=g, dtype=W.dtype), b) > loss
+
+
+def test_out_of_fold_probs_do_not_depend_on_the_thread_count():
+    # folds run side by side in threads on a CPU; the result is the one the folds give one after another
+    import torch
+
+    X, y = _mixture(n=1200, seed=4)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = out_of_fold_probs(X, y, 4, device="cpu")
+        torch.set_num_threads(2)
+        parallel = out_of_fold_probs(X, y, 4, device="cpu")
+        assert torch.get_num_threads() == 2       # restored after the parallel folds
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(parallel, serial, atol=1e-5)
