@@ -36,12 +36,13 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-SECTIONS = ("images", "text", "layout", "first_view", "anchor")
+SECTIONS = ("images", "text", "layout", "probe", "first_view", "anchor")
 sys.path.insert(0, str(Path(__file__).parent))
 
 
@@ -128,8 +129,25 @@ def section_text(args) -> dict:
     cpu = torch.device("cpu")
     model = emb.model_on(cpu)
     model.encode(texts[:64])
+    import copy
+
+    from dqwidgets.embed.sentence import native_bf16
+
+    by_length = sorted(texts, key=len)
+
+    def encode(m, bf16=False):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return m.encode(by_length, batch_size=64, normalize_embeddings=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # torch.ao's deprecation notice
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
     sides = {"sentence-transformers encode": lambda: model.encode(texts, normalize_embeddings=True),
-             "dqwidgets embed_texts": lambda: embed_texts(texts, emb, cpu, None, progress=False).features}
+             "dqwidgets embed_texts": lambda: embed_texts(texts, emb, cpu, None, progress=False).features,
+             "option: length-sorted, float32": lambda: encode(model),
+             "option: length-sorted, bf16 autocast": lambda: encode(model, True),
+             "option: length-sorted, int8 dynamic Linear": lambda: encode(int8)}
+    order = np.argsort([len(t) for t in texts], kind="stable")
     out = {"load_start": load(), "n": len(texts), "torch_threads": torch.get_num_threads(),
            "mean_chars": float(np.mean([len(t) for t in texts])), "max_seq_length": model.max_seq_length}
     feats = {}
@@ -144,27 +162,26 @@ def section_text(args) -> dict:
             print(f"text round {r} {name}: {len(texts) / wall:.1f} texts/s", flush=True)
     for name in sides:
         out[name]["texts_per_s"] = out[name]["texts"] / out[name]["wall_s"]
-    a, b = feats.values()
-    out["cosine_between_sides_min"] = float((a * b).sum(1).min())
+    ref = feats["sentence-transformers encode"]
+    for name in sides:                           # the options encode in length order: back to the texts' order
+        f = feats[name] if not name.startswith("option") else feats[name][np.argsort(order)]
+        out[name]["cosine_to_st_min"] = float((f * ref).sum(1).min())
+        out[name]["cosine_to_st_mean"] = float((f * ref).sum(1).mean())
+    out["cosine_between_sides_min"] = out["dqwidgets embed_texts"]["cosine_to_st_min"]
+    out["native_bf16"] = native_bf16()
     out["load_end"] = load()
     return out
 
 
 # ------------------------------------------------------------------------------------------ layout
 def section_layout(args) -> dict:
-    import torch
     from sklearn.manifold import trustworthiness
 
     from dqwidgets.compute.knn import knn_graph
     from dqwidgets.compute.layout import pca_layout, umap_layout, umap_torch_layout
-    from dqwidgets.examples import load_fashion_mnist
 
     n = args.layout_n
-    imgs, _, _ = load_fashion_mnist("train", n=n, seed=0)
-    X = imgs.reshape(n, -1).astype(np.float32) / 255
-    X -= X.mean(0)
-    _, _, V = torch.pca_lowrank(torch.as_tensor(X), q=128, center=False, niter=4)
-    X = (torch.as_tensor(X) @ V).numpy()
+    X = fashion_pcs(n)[0]
     graph, knn_wall, _ = timed(lambda: knn_graph(X, 15, device="cpu"))
     truth = {m: knn_graph(X, 15, metric=m, device="cpu", method="exact").indices for m in ("euclidean", "cosine")}
     init = pca_layout(X)
@@ -189,6 +206,85 @@ def section_layout(args) -> dict:
         print(f"layout {name}: {wall:.1f} s {row}", flush=True)
     out["load_end"] = load()
     return out
+
+
+# ------------------------------------------------------------------------------------------ probe
+def _autograd_oof(X, y, n_classes, folds, seed=0, l2=1e-4, max_iter=50):
+    """The probe before #12: the same L-BFGS on the same objective and folds, gradients by autograd,
+    folds one after another on torch's threads."""
+    import torch
+
+    from dqwidgets.compute.probe import fold_ids
+
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    assign = torch.as_tensor(fold_ids(y, folds, seed))
+    logits = torch.empty((len(X), n_classes))
+    for f in range(folds):
+        train, test = assign != f, assign == f
+        mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
+        Xs, ys = (Xt[train] - mean) / std, yt[train]
+        W = torch.zeros((X.shape[1], n_classes), requires_grad=True)
+        counts = torch.bincount(ys, minlength=n_classes).float() + 1.0
+        b = torch.log(counts / counts.sum()).requires_grad_()
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=10, tolerance_grad=1e-4,
+                                tolerance_change=1e-6, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(Xs @ W + b, ys) + l2 * (W * W).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            logits[test] = ((Xt[test] - mean) / std) @ W + b
+    return torch.softmax(logits, 1).numpy()
+
+
+def section_probe(args) -> dict:
+    """Out-of-fold probe before (autograd, folds in turn) and after (written-out gradient, folds side by
+    side), interleaved, on bench_analyze's mixture and on Fashion-MNIST's 128 principal components with
+    10% flipped labels; label-issue AUROC and confident-learning flags of each side's probabilities."""
+    from bench_analyze import mixture
+    from sklearn.metrics import roc_auc_score
+
+    from dqwidgets.compute.knn import knn_graph
+    from dqwidgets.compute.label import find_label_issues
+    from dqwidgets.compute.probe import out_of_fold_probs
+
+    out = {"load_start": load(), "rows": []}
+    for case, n in (("mixture", args.probe_n), ("fashion-mnist 128 PCs", args.probe_n)):
+        if case == "mixture":
+            X, y, flip = mixture(n)
+        else:
+            X, y, flip = fashion_pcs(n)
+        folds = 5 if n < 20_000 else 3
+        graph = knn_graph(X, 15, device="cpu")
+        sides = {"before (autograd, folds in turn)": lambda: _autograd_oof(X, y, 10, folds),
+                 "after": lambda: out_of_fold_probs(X, y, 10, folds=folds, device="cpu")}
+        for name, fn in sides.items():
+            probs, wall, cpu_s = timed(fn)
+            lab = find_label_issues(probs, graph.indices, y)
+            flagged = lab.is_label_issue
+            out["rows"].append({"case": case, "n": n, "side": name, "wall_s": wall, "cpu_s": cpu_s, "load": load()[0],
+                                "label_auroc": float(roc_auc_score(flip, lab.label_issue_score)),
+                                "flags": int(flagged.sum()), "precision": float(flip[flagged].mean()),
+                                "recall": float(flagged[flip].mean())})
+            print(out["rows"][-1], flush=True)
+    out["load_end"] = load()
+    return out
+
+
+def fashion_pcs(n: int):
+    """Fashion-MNIST train images as 128 principal components, 10% of the labels flipped."""
+    import torch
+
+    images, noisy, flip, _ = planted_fashion_mnist(n)
+    X = images.reshape(n, -1).astype(np.float32) / 255
+    X -= X.mean(0)
+    torch.manual_seed(0)
+    _, _, V = torch.pca_lowrank(torch.as_tensor(X), q=128, center=False, niter=4)
+    return (torch.as_tensor(X) @ V).numpy(), noisy, flip
 
 
 # ------------------------------------------------------------------------------------------ first view
@@ -273,10 +369,11 @@ def report() -> Path:
         L += ["## Texts: all-MiniLM-L6-v2 on Rotten Tomatoes", "",
               f"{p['n']:,} snippets, mean {p['mean_chars']:.0f} chars, max_seq_length {p['max_seq_length']}, "
               f"{p['torch_threads']} torch threads; load {p['load_start']} -> {p['load_end']}", "",
-              "| | texts/s | CPU s per 100 texts |", "|---|---|---|"]
-        for name in ("sentence-transformers encode", "dqwidgets embed_texts"):
+              "| | texts/s | CPU s per 100 texts | cosine to encode's, min / mean |", "|---|---|---|---|"]
+        for name in [k for k in p if isinstance(p[k], dict) and "texts_per_s" in p[k]]:
             r = p[name]
-            L.append(f"| {name} | {r['texts_per_s']:.1f} | {100 * r['cpu_s'] / r['texts']:.2f} |")
+            cos = f"{r['cosine_to_st_min']:.4f} / {r['cosine_to_st_mean']:.4f}" if "cosine_to_st_min" in r else "-"
+            L.append(f"| {name} | {r['texts_per_s']:.1f} | {100 * r['cpu_s'] / r['texts']:.2f} | {cos} |")
         L += ["", f"min cosine between the two sides' embeddings: {p['cosine_between_sides_min']:.5f} (goal: 300 texts/s)", ""]
     if "layout" in parts:
         p = parts["layout"]
@@ -289,6 +386,16 @@ def report() -> Path:
         for name, r in p["rows"].items():
             L.append(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['trust_euclidean']:.4f} | "
                      f"{r['trust_cosine']:.4f} | {r['knn_keep_euclidean']:.4f} | {r['knn_keep_cosine']:.4f} |")
+        L.append("")
+    if "probe" in parts:
+        p = parts["probe"]
+        L += ["## Probe: out-of-fold softmax regression, before and after", "",
+              f"load {p['load_start']} -> {p['load_end']}; same L-BFGS, objective and folds on both sides", "",
+              "| case | N | side | wall s | CPU s | label AUROC | flags | precision | recall |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for r in p["rows"]:
+            L.append(f"| {r['case']} | {r['n']:,} | {r['side']} | {r['wall_s']:.1f} | {r['cpu_s']:.2f} | "
+                     f"{r['label_auroc']:.4f} | {r['flags']} | {r['precision']:.4f} | {r['recall']:.4f} |")
         L.append("")
     if "first_view" in parts:
         p = parts["first_view"]
@@ -332,6 +439,7 @@ def main():
     ap.add_argument("--cache-dir", default=None, help="embedding cache for the AUROC features (default: none)")
     ap.add_argument("--texts", type=int, default=1000)
     ap.add_argument("--layout-n", type=int, default=5000)
+    ap.add_argument("--probe-n", type=int, default=30_000, help="probe: samples per case")
     ap.add_argument("--first-view-n", type=int, nargs="*", default=[100_000])
     ap.add_argument("--final-layout", action="store_true", help="first_view: also wait for the final layout")
     ap.add_argument("--anchor-n", type=int, nargs="*", default=[10_000, 30_000, 100_000])
