@@ -1,44 +1,95 @@
-"""Foreign clusters: regions of the kNN graph whose labels look random to the probe.
+"""Foreign clusters: regions of the kNN graph whose labels carry no information the features confirm.
 
 A group of samples from another source (a batch of images of classes outside the label set, rows
 pasted from another table) are each other's neighbours, so every per-sample distance calls them
-typical. What gives them away is slice-level evidence: their given labels carry no information the
-features can confirm. For each community of the kNN graph (Leiden, Traag et al. 2019, at a finer
-resolution than the slice table so that a foreign group is not merged into the class it resembles)
-we compare two explanations of its labels:
+typical. What gives them away is slice-level evidence: inside their region of the graph the given
+labels are as good as random. We measure that with the *information the labels share with the
+features*, read off the out-of-fold probe: a labelled sample's gain is
 
-- *in distribution*: the labels follow the out-of-fold probe, ``log p(y_i | x_i)``;
-- *foreign*: the labels were drawn at random with the dataset's class shares, ``log prior(y_i)``.
+    g_i = log p(y_i | x_i) - log prior(y_i)        (nats; p temperature-scaled, Guo et al. 2017)
 
-A community is foreign when the random-labels explanation wins by at least ``min_llr`` nats per
-sample on average (labels are ``e`` times likelier by chance than by the probe) *and* its label
-shares are compatible with the dataset's (a G-test at ``alpha`` over the number of communities tested): a confusable region of two or
-three classes the probe mixes up has low probe likelihood too, but its labels concentrate on those
-classes. Inside a foreign community each member's probability of being foreign is its
-responsibility under the two-component mixture (share fitted by EM), so in-distribution samples
-that Leiden put in the same community are not flagged with it.
+whose mean over a set of samples estimates the mutual information between labels and features
+there (the probe's log-loss improvement over the class shares). Over the whole data the gain is
+``g_all`` > 0 whenever the probe learned anything; in an in-distribution region it is of the same
+order (a confusable region of two classes the probe mixes up still gains ``log(C/2)``); in a region of
+randomly labelled foreign samples it is ~0 or negative (the probe either predicts the class shares
+there, having been fitted to random labels, or confidently names the class the foreign samples
+resemble, and random labels miss it). So a region is tested on:
+
+1. *no information*: the upper confidence bound of its mean gain, ``mean + Z_SE * s.e.``, lies
+   below ``GAMMA * g_all`` (scale-free: the same rule for a 10-class image probe and a weak binary
+   text probe);
+2. *random, not concentrated*: a G-test at ``alpha`` (Bonferroni over the regions tested) that the
+   label shares of its random-looking part (the responsibilities of a two-component mixture
+   "labels drawn from the class shares" vs "labels follow the probe", share fitted by EM) are the
+   dataset's: a pocket of one or two classes the probe gets wrong concentrates its labels.
+
+This replaces an earlier rule that asked the labels to be at least 1 nat per sample *less* likely
+under the probe than under the class shares: that holds only where the probe is confidently wrong,
+never in a binary task or where the probe, fitted to the random labels, predicts the class shares.
+
+The regions are the communities of the kNN graph (Leiden, Traag, Waltman & van Eck 2019) at several
+resolutions (``RESOLUTIONS``): a foreign group can be a community of its own at a coarse resolution,
+or only a part of one (foreign sandals inside the sneakers' community) that a finer resolution
+isolates. This is multi-resolution slice discovery in the spirit of Domino (Eyuboglu et al., ICLR
+2022) with a label-randomness test in place of an error rate.
+
+The probability that a member of a foreign region is foreign is the region's expected purity: the
+EM share of random-label members, or, where that share is below one half because the mixture is not identified (the probe, fitted to
+random labels, predicts the class shares there, so both explanations coincide), ``1 - upper/g_all``
+with ``upper`` the upper confidence bound of the region's mean gain (foreign members gain ~0,
+in-distribution ones ~``g_all``); so the flags' estimated precision is the
+expected share of foreign samples among them; two rounds of ``max(P, mean of the neighbours' P)`` then
+reach the foreign samples that every partition put beside in-distribution ones. A region whose labels are all one class is not caught
+by its labels (a tight group all given one label teaches the probe that label); it is caught when its
+median member is far out on the per-sample OOD scores (``zscores``, ``Z_FAR``).
+
+Where labels carry almost no information anywhere (``g_all`` near 0, e.g. a binary task on which the
+probe is barely better than chance), no region can be told foreign by its labels and only the
+far-region rule applies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-MIN_LLR = 1.0  # nats per sample by which "random labels" must beat "the probe"
-ALPHA = 0.01  # G-test level at which a community's label shares are "the dataset's"
-RESOLUTION = 3.0  # Leiden resolution of the communities tested
+RESOLUTIONS = (1.0, 3.0, 10.0, 30.0)  # Leiden resolutions of the regions tested
+RESOLUTION = 3.0  # the partition of the far-region rule and of ``ForeignClusters.community``
+GAMMA = 0.25  # a foreign region's labels carry under this share of the data's label information
+Z_SE = 3.0  # ... by this many standard errors of its mean gain
+ALPHA = 0.01  # G-test level at which a region's label shares are "the dataset's"
 MIN_SIZE = 10
+MIN_GAIN = 0.02  # nats: below this the labels carry no information anywhere (no label-based test)
+SPREAD_ROUNDS = 2  # rounds of neighbour averaging of the foreign probability
 Z_FAR = 5.0  # a community whose median member is this far out (robust z) is foreign whatever its labels
+
+
+@dataclass
+class ForeignRegion:
+    members: np.ndarray  # int64 graph rows
+    resolution: float  # Leiden resolution it was found at (nan: far-region rule)
+    gain: float  # mean label gain of its members, as a share of the whole data's
+    share: float  # expected share of foreign members (the members' P(foreign))
+    g_pvalue: float  # G-test p-value of its label shares vs the dataset's
 
 
 @dataclass
 class ForeignClusters:
     community: np.ndarray  # int64 per graph node (Leiden at RESOLUTION)
-    foreign_communities: np.ndarray  # int64 ids of the communities judged foreign
-    probability: np.ndarray  # float64 per node: P(foreign) (0 outside foreign communities)
-    llr: np.ndarray  # float64 per community: mean log prior(y) - log p(y|x)
-    g_pvalue: np.ndarray  # float64 per community: G-test p-value of its label shares vs the dataset's
+    probability: np.ndarray  # float64 per node: P(foreign) (0 outside foreign regions)
+    regions: list = field(default_factory=list)  # ForeignRegion, the ones judged foreign
+    gain_all: float = float("nan")  # mean label gain over the labelled samples (nats)
+    temperature: float = 1.0
+
+    @property
+    def foreign_communities(self) -> np.ndarray:
+        """Ids (in ``community``) of the communities whose majority lies in foreign regions."""
+        inside = self.probability > 0
+        K = int(self.community.max()) + 1 if len(self.community) else 0
+        share = np.bincount(self.community, inside, minlength=K) / np.maximum(np.bincount(self.community, minlength=K), 1)
+        return np.flatnonzero(share > 0.5).astype(np.int64)
 
 
 def _mixture_responsibility(p_prior: np.ndarray, p_probe: np.ndarray, iters: int = 50) -> np.ndarray:
@@ -54,77 +105,129 @@ def _mixture_responsibility(p_prior: np.ndarray, p_probe: np.ndarray, iters: int
     return r
 
 
-def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs: np.ndarray,
-                          seed: int = 0, resolution: float = RESOLUTION, min_llr: float = MIN_LLR,
-                          alpha: float = ALPHA, communities: np.ndarray | None = None,
-                          zscores: np.ndarray | None = None) -> ForeignClusters:
-    """Foreign communities of a kNN graph (``neighbors``: n x k positions) from the given labels
-    (codes, -1 = unlabelled) and out-of-fold ``probs`` (n x C). ``communities``: precomputed ids.
-
-    ``zscores``: the per-sample OOD robust z (compute.ood). A community whose *median* member lies
-    ``Z_FAR`` robust standard deviations out (and beyond the 99th percentile of every other sample's z) is
-    foreign too, whatever its labels (a tight group all
-    given one label teaches the probe that label): one far sample can be a rare in-distribution one,
-    but half of a community of them is a region no class reaches. Its members' probability is the
-    logistic of their own z (0.5 at compute.ood.Z_FLAG)."""
+def _g_pvalue(codes: np.ndarray, weights: np.ndarray, prior: np.ndarray) -> float:
+    """G-test p-value of the ``weights``-weighted label shares against ``prior``."""
     from scipy.stats import chi2
 
+    C = len(prior)
+    w = np.bincount(codes, weights, minlength=C)
+    e = weights.sum() * prior
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = 2.0 * np.where(w > 0, w * np.log(np.maximum(w, 1e-300) / np.maximum(e, 1e-300)), 0.0).sum()
+    return float(chi2.sf(g, df=max(C - 1, 1)))
+
+
+def calibrated_label_probability(probs: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, float]:
+    """Temperature-scaled probabilities (N x C) of an out-of-fold probe, fitted on the given labels."""
+    from dqwidgets.compute.calibration import apply_temperature, fit_temperature
+
+    lp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1.0))
+    t = fit_temperature(lp, codes)
+    P = np.clip(apply_temperature(lp, t), 1e-6, 1.0)
+    return P / P.sum(1, keepdims=True), float(t)
+
+
+def _far_regions(comm: np.ndarray, zscores, prob: np.ndarray) -> list:
+    from dqwidgets.compute.ood import z_to_score
+
+    z = np.nan_to_num(np.asarray(zscores, dtype=np.float64), nan=-np.inf)
+    K = int(comm.max()) + 1 if len(comm) else 0
+    sizes = np.bincount(comm, minlength=K)
+    out = []
+    for c in np.flatnonzero(sizes >= MIN_SIZE):
+        m = comm == c
+        med = np.median(z[m])
+        if med < Z_FAR:
+            continue
+        # far = beyond Z_FAR and beyond the 99th percentile of every other sample (tables have heavy tails)
+        rest = z[~m]
+        rest = rest[np.isfinite(rest)]
+        if not len(rest) or med >= np.quantile(rest, 0.99):
+            p = z_to_score(z[m])
+            prob[m] = np.maximum(prob[m], p)
+            out.append(ForeignRegion(np.flatnonzero(m), float("nan"), float("nan"), float(np.mean(p)), float("nan")))
+    return out
+
+
+def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs: np.ndarray,
+                          seed: int = 0, resolutions=RESOLUTIONS, alpha: float = ALPHA,
+                          communities: np.ndarray | None = None, zscores: np.ndarray | None = None,
+                          gamma: float = GAMMA) -> ForeignClusters:
+    """Foreign regions of a kNN graph (``neighbors``: n x k positions) from the given labels (codes,
+    -1 = unlabelled) and out-of-fold ``probs`` (n x C). ``communities``: one precomputed partition to
+    test instead of Leiden's at ``resolutions``. ``zscores``: the per-sample OOD robust z
+    (compute.ood), for the far-region rule (members' probability: the logistic of their own z, 0.5
+    at compute.ood.Z_FLAG)."""
+    from dqwidgets.compute.slices import _leiden, _symmetric_adjacency
+
     n = len(neighbors)
-    codes = np.asarray(label_codes)
-    if communities is None:
-        from dqwidgets.compute.slices import _leiden, _symmetric_adjacency
-
-        communities = _leiden(_symmetric_adjacency(neighbors), resolution, seed)
-    comm = np.asarray(communities, dtype=np.int64)
-    K = int(comm.max()) + 1 if n else 0
+    codes = np.asarray(label_codes, dtype=np.int64)
+    adjacency = None
+    partitions = []
+    if communities is not None:
+        partitions.append((float("nan"), np.asarray(communities, dtype=np.int64)))
+    elif n:
+        adjacency = _symmetric_adjacency(neighbors)
+        partitions = [(float(r), _leiden(adjacency, float(r), seed)) for r in resolutions]
+    by_res = {r: c for r, c in partitions}
+    if RESOLUTION in by_res:
+        comm = by_res[RESOLUTION]
+    elif communities is not None:
+        comm = partitions[0][1]
+    else:
+        comm = _leiden(adjacency, RESOLUTION, seed) if n else np.zeros(0, np.int64)
     prob = np.zeros(n)
+    regions = _far_regions(comm, zscores, prob) if zscores is not None and n else []
     lab = codes >= 0
-    llr = np.full(K, np.nan)
-    pval = np.full(K, np.nan)
-    far = []
-    if zscores is not None and K:
-        from dqwidgets.compute.ood import z_to_score
-
-        z = np.nan_to_num(np.asarray(zscores, dtype=np.float64), nan=-np.inf)
-        sizes = np.bincount(comm, minlength=K)
-        for c in np.flatnonzero(sizes >= MIN_SIZE):
-            m = comm == c
-            if np.median(z[m]) < Z_FAR:
-                continue
-            # far = beyond Z_FAR and beyond the 99th percentile of every other sample (tables have heavy tails)
-            rest = z[~m]
-            rest = rest[np.isfinite(rest)]
-            if not len(rest) or np.median(z[m]) >= np.quantile(rest, 0.99):
-                far.append(c)
-                prob[m] = np.maximum(prob[m], z_to_score(z[m]))
     if lab.sum() < 2 or probs is None:
-        return ForeignClusters(comm, np.asarray(far, np.int64), prob, llr, pval)
+        return ForeignClusters(comm, prob, regions)
     C = probs.shape[1]
+    P, temperature = calibrated_label_probability(probs, np.where(lab, codes, -1))
     prior = np.bincount(codes[lab], minlength=C).astype(np.float64)
     prior = (prior + 0.5) / (prior.sum() + 0.5 * C)
     rows = np.flatnonzero(lab)
     p_prior = prior[codes[rows]]
-    p_probe = np.clip(probs[rows, codes[rows]].astype(np.float64), 1e-6, 1.0)
-    per = np.log(p_prior) - np.log(p_probe)
-    cm = comm[rows]
-    size = np.bincount(cm, minlength=K)
-    llr = np.bincount(cm, per, minlength=K) / np.maximum(size, 1)
-    share = np.zeros(K)
-    foreign = []
-    tested = np.flatnonzero((size >= MIN_SIZE) & (llr >= min_llr))
-    level = alpha / max(len(tested), 1)  # Bonferroni: a foreign community is not rejected by chance among many
-    for c in tested:
-        m = cm == c
+    p_probe = P[rows, codes[rows]]
+    gain = np.log(p_probe) - np.log(p_prior)
+    gain_all = float(gain.mean())
+    if gain_all < MIN_GAIN:
+        return ForeignClusters(comm, prob, regions, gain_all, temperature)
+    candidates = []
+    for res, part in partitions:
+        part = part[rows]
+        K = int(part.max()) + 1
+        size = np.bincount(part, minlength=K)
+        mean = np.bincount(part, gain, minlength=K) / np.maximum(size, 1)
+        sq = np.bincount(part, gain ** 2, minlength=K) / np.maximum(size, 1)
+        se = np.sqrt(np.maximum(sq - mean ** 2, 0.0) / np.maximum(size - 1, 1))
+        for c in np.flatnonzero((size >= MIN_SIZE) & (mean + Z_SE * se < gamma * gain_all)):
+            candidates.append((res, np.flatnonzero(part == c), mean[c] / gain_all, (mean[c] + Z_SE * se[c]) / gain_all))
+    level = alpha / max(len(candidates), 1)  # Bonferroni over the regions tested
+    for res, m, g, upper in candidates:
         r = _mixture_responsibility(p_prior[m], p_probe[m])
-        share[c] = r.mean()
-        # the random-looking part's label shares against the dataset's (a confusable region's
-        # labels concentrate on the classes the probe mixes up)
-        w = np.bincount(codes[rows[m]], r, minlength=C)
-        e = r.sum() * prior
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g_w = 2.0 * np.where(w > 0, w * np.log(np.maximum(w, 1e-300) / np.maximum(e, 1e-300)), 0.0).sum()
-        pval[c] = chi2.sf(g_w, df=max(C - 1, 1))
-        if share[c] >= 0.5 and pval[c] >= level:
-            foreign.append(c)
-            prob[rows[m]] = np.maximum(prob[rows[m]], r)
-    return ForeignClusters(comm, np.asarray(sorted(set(foreign) | set(far)), np.int64), prob, llr, pval)
+        pval = _g_pvalue(codes[rows[m]], r, prior)
+        if pval >= level:
+            members = rows[m]
+            # purity: the EM share; below one half (not identified where the probe predicts the class
+            # shares), the share of members without label information that the gain's upper bound
+            # implies (foreign ~0, in-distribution ~g_all)
+            share = float(r.mean())
+            purity = share if share >= 0.5 else float(np.clip(1.0 - upper, 0.0, 1.0))
+            prob[members] = np.maximum(prob[members], purity)
+            regions.append(ForeignRegion(members.astype(np.int64), res, float(g), purity, pval))
+    if regions:
+        prob = _spread_to_neighbours(prob, neighbors)
+    return ForeignClusters(comm, prob, regions, gain_all, temperature)
+
+
+def _spread_to_neighbours(prob: np.ndarray, neighbors: np.ndarray, rounds: int = SPREAD_ROUNDS) -> np.ndarray:
+    """``max(P, mean of the neighbours' P)``, ``rounds`` times: a foreign sample that Leiden put in a
+    community of in-distribution ones still has most of its neighbours in the foreign region, an
+    in-distribution sample at its edge has few (graph smoothing of the region probability; it only
+    raises probabilities, never above the regions' shares)."""
+    nb = np.asarray(neighbors)
+    ok = nb >= 0
+    for _ in range(rounds):
+        mean = np.where(ok, prob[np.maximum(nb, 0)], 0.0).sum(1) / np.maximum(ok.sum(1), 1)
+        prob = np.maximum(prob, mean)
+    return prob

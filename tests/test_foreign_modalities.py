@@ -1,0 +1,123 @@
+"""Foreign clusters in every modality (#11 item 4), on small planted truth: a group of samples from
+another source (>= 1% of the data, each other's neighbours, random labels) that sits *among* the data
+(no per-sample distance puts it out) is caught by its labels' lack of information, flagged at the
+default threshold, its precision estimated, and suggested for dropping; an uninformative region of
+two confused classes is not."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import dqwidgets as dq
+from dqwidgets.compute.foreign import find_foreign_clusters
+from dqwidgets.compute.knn import knn_graph
+
+
+def _check_flags(an, foreign, min_recall=0.8, min_precision=0.7):
+    s = an.samples
+    flags = s["is_ood"].to_numpy()
+    assert roc_auc_score(foreign, s["ood_score"]) >= 0.95
+    assert flags[foreign].mean() >= min_recall
+    precision = foreign[flags].mean()
+    assert precision >= min_precision
+    estimated = float(an.summary().loc["ood", "estimated_precision"])
+    assert abs(estimated - precision) <= 0.10
+    assert (s["suggested_action"][foreign & flags] == "drop").all()
+    assert s["suggested_label"][foreign & flags].isna().all()
+
+
+def _image_like(seed=0, n=2400, classes=8, dims=48, n_foreign=60):
+    """Class blobs; the foreign group is two tight groups placed *inside* the spread of two classes
+    (beside their means, inside their spread: sandals among sneakers), with labels drawn at random."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 1, (classes, dims))
+    means *= 4.0 / np.linalg.norm(means, axis=1, keepdims=True)
+    y = rng.integers(0, classes, n)
+    X = means[y] + rng.normal(0, 1, (n, dims))
+    centres = [means[0] + rng.normal(0, 1, dims) * 1.2, means[3] + rng.normal(0, 1, dims) * 1.2]
+    F = np.vstack([c + rng.normal(0, 0.45, (n_foreign // 2, dims)) for c in centres])
+    names = np.array([f"c{i}" for i in range(classes)], dtype=object)
+    labels = np.concatenate([names[y], names[rng.integers(0, classes, n_foreign)]])
+    foreign = np.r_[np.zeros(n, bool), np.ones(n_foreign, bool)]
+    return np.vstack([X, F]).astype(np.float32), labels, foreign
+
+
+def test_foreign_images_like_group_among_the_data_is_found_by_its_labels(tmp_path):
+    X, labels, foreign = _image_like()
+    an = dq.analyze(dq.Dataset.from_arrays(X, labels), layout="pca", progress=False, workdir=tmp_path)
+    # no per-sample distance separates them: the finding comes from the regions' labels
+    assert roc_auc_score(foreign, an.samples["ood_knn_score"]) < 0.9
+    _check_flags(an, foreign)
+
+
+def test_foreign_texts_like_unit_norm_embeddings(tmp_path):
+    """Text-like: unit-norm 384-d embeddings (cosine), five topics; 50 foreign texts of one other
+    kind close to a topic, with random labels."""
+    rng = np.random.default_rng(1)
+    n, dims, classes = 2500, 384, 5
+    topics = rng.normal(0, 1, (classes, dims))
+    y = rng.integers(0, classes, n)
+    X = topics[y] + rng.normal(0, 1.3, (n, dims))
+    kind = topics[2] * 0.6 + rng.normal(0, 1, dims) * 0.8
+    F = kind + rng.normal(0, 0.9, (50, dims))
+    X = np.vstack([X, F])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    names = np.array(["news", "sport", "film", "music", "travel"], dtype=object)
+    labels = np.concatenate([names[y], names[rng.integers(0, classes, 50)]])
+    foreign = np.r_[np.zeros(n, bool), np.ones(50, bool)]
+    an = dq.analyze(dq.Dataset.from_arrays(X.astype(np.float32), labels), layout="pca", progress=False,
+                    workdir=tmp_path)
+    _check_flags(an, foreign)
+
+
+def test_foreign_table_rows_pasted_from_another_table(tmp_path):
+    """Table-like: scikit-learn digits as 64 numeric columns with 40 rows of another table under the
+    same headers (Fashion-MNIST shirts/coats/pullovers averaged to 8 x 8 cells, random digit labels):
+    dqwidgets.planted.digits_table_case, the bench's table case."""
+    from dqwidgets.planted import digits_table_case
+
+    case = digits_table_case()
+    an = dq.analyze(case.dataset(), layout="pca", progress=False, workdir=tmp_path)
+    _check_flags(an, case.is_foreign)
+
+
+def test_a_region_of_two_confused_classes_is_not_foreign():
+    """Two classes drawn from the same blob (the probe cannot tell them apart) carry little label
+    information, but their labels concentrate on those two classes: not a foreign region."""
+    rng = np.random.default_rng(3)
+    means = rng.normal(0, 1, (6, 16)) * 2.5
+    y = rng.integers(0, 6, 2000)
+    X = (means[np.where(y == 5, 4, y)] + rng.normal(0, 1, (2000, 16))).astype(np.float32)  # 4 and 5 share a blob
+    from dqwidgets.compute.probe import out_of_fold_probs
+
+    probs = out_of_fold_probs(X, y, 6, device="cpu")
+    g = knn_graph(X, 15, device="cpu")
+    found = find_foreign_clusters(g.indices, y, probs)
+    assert found.probability.max() < 0.5 and not found.regions
+
+
+def test_random_labels_inside_a_region_are_found_whatever_the_resolution_that_isolates_it():
+    """The label test itself: a group that only a fine partition separates (it sits inside one
+    class's community) is found, and its members' probability is the region's purity."""
+    X, labels, foreign = _image_like(seed=4)
+    codes = np.unique(labels, return_inverse=True)[1]
+    from dqwidgets.compute.probe import out_of_fold_probs
+
+    probs = out_of_fold_probs(X, codes, int(codes.max()) + 1, device="cpu")
+    g = knn_graph(X, 15, device="cpu")
+    found = find_foreign_clusters(g.indices, codes, probs)
+    assert found.regions and all(np.isfinite(r.resolution) for r in found.regions)
+    flagged = found.probability >= 0.5
+    assert flagged[foreign].mean() >= 0.8 and foreign[flagged].mean() >= 0.7
+    assert found.gain_all > 0.5  # the probe learned the classes: labels carry information elsewhere
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clean_data_of_many_classes_has_no_foreign_region(tmp_path, seed):
+    rng = np.random.default_rng(10 + seed)
+    means = rng.normal(0, 1, (8, 32)) * 1.2
+    y = rng.integers(0, 8, 2000)
+    X = (means[y] + rng.normal(0, 1, (2000, 32))).astype(np.float32)
+    labels = np.array([f"c{i}" for i in range(8)], dtype=object)[y]
+    an = dq.analyze(dq.Dataset.from_arrays(X, labels), layout="pca", progress=False, workdir=tmp_path)
+    assert an.samples["is_ood"].mean() <= 0.005
