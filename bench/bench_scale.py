@@ -185,7 +185,13 @@ def main():
     ap.add_argument("--engines", nargs="+", default=["local", "ray"])
     ap.add_argument("--data", type=Path, default=Path("/tmp/dqwidgets-bench-scale"))
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--collect", action="store_true",
+                    help="gather the Ray runs' per-stage logs (also of runs still going or killed) into "
+                         "bench/results/bench_scale_stages.{jsonl,md}")
     args = ap.parse_args()
+    if args.collect:
+        collect_stages(args.data)
+        return
     if args.child:
         engine, n = args.child[0], int(args.child[1])
         folder = args.data / f"n{n}"
@@ -261,6 +267,27 @@ def write_md(records):
     old = md.read_text() if md.exists() else ""
     notes = old[old.index("\nNotes"):] if "\nNotes" in old else ""  # hand-written notes stay
     md.write_text("\n".join(lines) + "\n" + notes)
+
+
+def collect_stages(data: Path) -> None:
+    """Every line of the Ray engine's ``stages.jsonl`` under the bench workdirs, with its N: each
+    stage's seconds and driver memory as it ended, for runs that finished and runs that did not."""
+    rows = []
+    for log in sorted(data.glob("work-ray-*/*/ray/stages.jsonl")):
+        n = int(log.parts[-4].rsplit("-", 1)[1])
+        for line in log.read_text().splitlines():
+            rows.append({"n": n, **json.loads(line)})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "bench_scale_stages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = ["# bench_scale: Ray engine stages as they ended (from <workdir>/<fingerprint>/ray/stages.jsonl)", "",
+             "Driver peak = VmHWM during the stage (counts touched pages of memory-mapped files); anonymous "
+             "peak = RssAnon sampled every 50 ms (the arrays the driver holds). Load average: "
+             "bench_scale_loadavg.log.", "",
+             "| N | stage | seconds | driver peak MB | driver anonymous peak MB | ended (UTC) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n']:,} | {r['stage']} | {r['seconds']:.1f} | {r['driver_peak_mb']:.0f} | "
+                     f"{r['driver_anon_peak_mb']:.0f} | {r['utc']} |")
+    (RESULTS / "bench_scale_stages.md").write_text("\n".join(lines) + "\n")
 
 
 def _during(r) -> str:
