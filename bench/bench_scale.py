@@ -146,6 +146,8 @@ def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
     rec["driver_mb_after_analyze"] = sampler.samples[-1][1]
     rec["analysis_arrays_mb"] = _analysis_arrays_mb(an)
     if engine == "ray":
+        rec["embedding_scans"] = an.info.get("embedding_scans")  # what the score stages read, in scans of N
+        rec["driver_anon_peak_mb_per_stage"] = an.info.get("driver_anon_peak_mb")
         rec["recall_at_10"] = _recall(an, n)
     with open("/proc/self/status") as f:
         rec["driver_peak_mb"] = int(next(line for line in f if line.startswith("VmHWM")).split()[1]) / 1024
@@ -155,8 +157,15 @@ def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
 def _analysis_arrays_mb(an) -> dict:
     """What the returned Analysis holds in the driver's memory (memory-mapped arrays count 0): the
     N-row samples frame is the part no engine can avoid (one score column per row)."""
+    def mapped(a):  # a memmap, or a view of one (np.asarray of a memmap is a plain ndarray over it)
+        while a is not None:
+            if isinstance(a, (np.memmap, memoryview)) or type(a).__name__ == "mmap":
+                return True
+            a = getattr(a, "base", None)
+        return False
+
     def resident(a):
-        return 0.0 if a is None or isinstance(a, np.memmap) or not isinstance(a, np.ndarray) else a.nbytes / 2 ** 20
+        return 0.0 if a is None or not isinstance(a, np.ndarray) or mapped(a) else a.nbytes / 2 ** 20
 
     g = an.graph
     return {"samples_frame": float(an.samples.memory_usage(deep=True).sum()) / 2 ** 20,
