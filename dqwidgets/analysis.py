@@ -19,7 +19,7 @@ import pandas as pd
 from dqwidgets.analysis_input import AnalysisInput, prepare_input
 from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame, summary_table
 from dqwidgets.compute.device import resolve_device
-from dqwidgets.compute.duplicates import near_duplicate_score, typical_nn_distance
+from dqwidgets.compute.duplicates import near_copy_edges, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
 from dqwidgets.compute.foreign import find_foreign_clusters
 from dqwidgets.compute.label import find_label_issues
@@ -292,11 +292,14 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     agreement = _agreement(probs, v, graph, ood.pop("_reference_neighbours", None), reference)
     typical = reference.calibration.typical_nn_distance if reference is not None \
         else typical_nn_distance(graph.distances, graph.metric)
-    edges = step("duplicates", near_duplicate_score, graph.distances, graph.metric)  # on each sample's own scale
+    # on each sample's own scale; for images also the pairs' perceptual signatures (compute.duplicates)
+    edges, duplicate_default, duplicate_pairs = step("duplicates", near_copy_edges, graph.distances, graph.metric, graph.indices,
+                                    None if inp.signatures is None else inp.signatures[pos])
     slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
     xy = step("layout_pca", pca_layout, v.features, seed)
 
-    columns = {"label_issue_score": label.score, **ood, "duplicate_score": edges[:, 0], "slice_id": slice_id}
+    columns = {"label_issue_score": label.score, **ood, "duplicate_score": _best_closeness(edges, duplicate_pairs),
+               "slice_id": slice_id}
     if agreement is not None:
         columns["neighbour_agreement"] = agreement
     columns = {c: _spread(x, pos, inp.n) for c, x in columns.items()}
@@ -315,7 +318,9 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     context = IssueContext(n=inp.n, valid_pos=pos, graph=graph, label_codes=inp.label_codes,
                            suggested_codes=suggested, label_issue_count=label.count, duplicate_edges=edges,
                            content_hashes=inp.content_hashes, split_codes=inp.split_codes,
-                           ood_default=ood_default)
+                           ood_default=ood_default, duplicate_default=duplicate_default,
+                           duplicate_pairs=duplicate_pairs,
+                           text_signatures=inp.text_signatures)
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
                   valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
                   classes=list(inp.classes), context=context,
@@ -522,6 +527,16 @@ def _tables(inp: AnalysisInput, v: _ValidRows, graph, probs, label: _LabelResult
     return slice_id, slices, spurious, drift_tests(graph.indices, v.split_codes, seed)
 
 
+def _best_closeness(edges: np.ndarray, pairs) -> np.ndarray:
+    """Each valid sample's highest duplicate closeness over its graph edges and its extra signature pairs."""
+    best = edges.max(1) if edges.shape[1] else np.zeros(len(edges), np.float32)
+    if pairs is not None:
+        rows, cols, close = pairs
+        np.maximum.at(best, rows, close)
+        np.maximum.at(best, cols, close)
+    return best
+
+
 # --------------------------------------------------------------------------------------------- full length
 _FILL = {"f": np.nan, "b": False, "i": -1, "u": 0, "O": None}
 
@@ -545,6 +560,9 @@ def _samples_frame(inp: AnalysisInput, cols: dict, xy: np.ndarray) -> pd.DataFra
     frame["x"], frame["y"] = xy[:, 0], xy[:, 1]
     if inp.content_hashes is not None:  # an exact byte copy is a duplicate whatever its embedding
         cols["duplicate_score"] = np.where(_shared(inp.content_hashes) & np.isnan(cols["duplicate_score"]), 1.0,
+                                           cols["duplicate_score"]).astype(np.float32)
+    if inp.text_signatures is not None:  # the same text up to case, whitespace and punctuation
+        cols["duplicate_score"] = np.where(_shared(inp.text_signatures), 1.0,
                                            cols["duplicate_score"]).astype(np.float32)
     for i in ISSUES:  # each score beside its flag (the flags are set by the issue rules, analyze's last step)
         if i.score_column in cols:

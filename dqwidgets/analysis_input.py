@@ -33,6 +33,8 @@ class AnalysisInput:
     attributes: dict  # name -> (codes int64 N, names)
     extra: pd.DataFrame  # metadata + properties columns for samples
     embedder: str
+    signatures: np.ndarray | None = None  # images: N x SIGNATURE_BYTES uint8 thumbnails (embed.signature)
+    text_signatures: np.ndarray | None = None  # texts: object N, sha1 of the normalised text, or None
 
     @property
     def n(self) -> int:
@@ -55,6 +57,7 @@ def check_dataset(ds) -> int:
 def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, progress, reference) -> AnalysisInput:
     n = check_dataset(ds)
     properties = pd.DataFrame(index=ds.frame.index)
+    signatures = None
     if ds.features is not None:
         X = _numeric_features(ds.features, n)
         flags = _empty_flags(ds.frame.index)
@@ -69,6 +72,7 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         flags.loc[~np.asarray(emb.valid, dtype=bool), "is_invalid"] = True
         properties = emb.properties if emb.properties is not None else properties
         name = emb.embedder
+        signatures = getattr(emb, "signatures", None)
     finite = np.isfinite(X).all(1)
     if (~finite).any():
         bad = ~finite & ~flags["is_invalid"].to_numpy()
@@ -96,7 +100,16 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
     attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
     return AnalysisInput(ds.frame.index, X, valid, flags, labels, codes, classes, splits, split_codes,
                          split_names, probs, lg, None if hashes is None else np.asarray(hashes, dtype=object),
-                         attributes, extra, name)
+                         attributes, extra, name, signatures, _text_signatures(ds))
+
+
+def _text_signatures(ds):
+    """Normalised-text hashes of a text dataset (case, whitespace, punctuation folded), else None."""
+    if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None):
+        return None
+    from dqwidgets.embed.signature import text_signatures
+
+    return text_signatures([t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()])
 
 
 def _empty_flags(index) -> pd.DataFrame:

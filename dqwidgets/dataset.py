@@ -32,6 +32,7 @@ class Embedded:
     properties: pd.DataFrame
     embedder: str
     seconds: float = 0.0
+    signatures: np.ndarray | None = None  # images: N x SIGNATURE_BYTES uint8 (dqwidgets.embed.signature)
 
 
 @dataclass
@@ -305,7 +306,9 @@ class Dataset:
         props = pd.DataFrame(out.properties, index=self.ids, columns=out.property_names)
         if "is_grayscale" in props:
             props["is_grayscale"] = props["is_grayscale"].map({1.0: True, 0.0: False}).astype("boolean")
-        return self._embedded(out.features, unreadable, empty, props, f"{emb.name}@{emb.version}", out.seconds)
+        embedded = self._embedded(out.features, unreadable, empty, props, f"{emb.name}@{emb.version}", out.seconds)
+        embedded.signatures = out.signatures
+        return embedded
 
     def _embedded(self, X, reasons_unreadable, reasons_empty, properties, name, seconds) -> "Embedded":
         n = len(self)

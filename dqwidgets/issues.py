@@ -48,6 +48,9 @@ class IssueContext:
     content_hashes: np.ndarray | None  # object N, sha1 of the raw bytes, or None
     split_codes: np.ndarray | None  # int64 N, -1 = no split
     ood_default: float | None = None  # default OOD threshold from the foreign-cluster probabilities (compute.ood)
+    duplicate_default: float | None = None  # default duplicate threshold (compute.duplicates.near_copy_edges)
+    text_signatures: np.ndarray | None = None  # object N, sha1 of the normalised text (embed.signature), or None
+    duplicate_pairs: tuple | None = None  # (rows, cols, closeness) of image-signature pairs beyond the graph
 
 
 FlagRule = Callable[[np.ndarray, float, IssueContext], dict]
@@ -125,12 +128,16 @@ def _ood_rule(scores, threshold, ctx):
 
 def _duplicate_default(scores, ctx):
     # from the distance distribution: near copies are far below the typical neighbour distance
+    if ctx.duplicate_default is not None:
+        return ctx.duplicate_default
     return duplicate_default_threshold(ctx.duplicate_edges[:, 0]) if len(ctx.duplicate_edges) else DUPLICATE_THRESHOLD
 
 
 def _duplicate_rule(scores, threshold, ctx):
+    # graph edges (embedding closeness, raised by image signatures), exact bytes, normalised texts
     group, is_dup = duplicate_groups(ctx.graph.indices, ctx.duplicate_edges, threshold, ctx.content_hashes,
-                                     n_total=ctx.n, node_ids=ctx.valid_pos)
+                                     n_total=ctx.n, node_ids=ctx.valid_pos, more_hashes=(ctx.text_signatures,),
+                                     extra_pairs=ctx.duplicate_pairs)
     return {"duplicate_group": group, "is_duplicate": is_dup}
 
 

@@ -69,15 +69,31 @@ def typical_nn_distance(distances: np.ndarray, metric: str = "cosine") -> float:
     return med if med > 0 else float(d1.max() if len(d1) and d1.max() > 0 else 1.0)
 
 
+def near_copy_edges(distances: np.ndarray, metric: str, neighbors: np.ndarray,
+                    signatures: np.ndarray | None = None) -> tuple[np.ndarray, float, tuple | None]:
+    """``(edges, default threshold, extra pairs)`` of the duplicate rule, from the one kNN graph (valid x k
+    ``distances`` and ``neighbors``): every edge's closeness on its sample's own scale
+    (:func:`near_duplicate_score`), its data-driven default threshold (:func:`default_threshold`), and,
+    for images, the closeness raised where the pair's signatures match and the signature-candidate pairs
+    beyond the graph (:func:`with_signatures`). Both engines call this; ``edges`` is float32 valid x k."""
+    edges = near_duplicate_score(distances, metric)
+    threshold = default_threshold(edges[:, 0]) if len(edges) else DEFAULT_THRESHOLD
+    edges, extra = with_signatures(edges, np.asarray(neighbors), signatures, threshold)
+    return edges, threshold, extra
+
+
 def duplicate_groups(neighbors: np.ndarray, edge_score: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
                      content_hashes: np.ndarray | None = None, n_total: int | None = None,
-                     node_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     node_ids: np.ndarray | None = None, more_hashes: tuple = (),
+                     extra_pairs: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(duplicate_group, is_duplicate)`` over ``n_total`` samples.
 
     ``neighbors``/``edge_score`` are the graph rows of the samples ``node_ids`` (positions in 0..n_total-1,
     default all); graph entries are positions in ``node_ids``. Every edge with score >= ``threshold``
-    and every pair with equal non-empty ``content_hashes`` joins a group. Groups of one get id -1; in
-    each group every member but the first (lowest position) is flagged."""
+    and every pair with equal non-empty ``content_hashes`` (or equal values in any array of
+    ``more_hashes``, e.g. normalised-text hashes) joins a group, as does every pair of ``extra_pairs``
+    ``(rows, cols, closeness)`` (graph positions) with closeness >= ``threshold``. Groups of one get id -1; in each group
+    every member but the first (lowest position) is flagged."""
     n_graph = len(neighbors)
     n_total = n_graph if n_total is None else n_total
     node_ids = np.arange(n_graph) if node_ids is None else np.asarray(node_ids)
@@ -86,8 +102,15 @@ def duplicate_groups(neighbors: np.ndarray, edge_score: np.ndarray, threshold: f
     r, c = np.nonzero(mask)
     rows.append(node_ids[r])
     cols.append(node_ids[neighbors[r, c]])
-    if content_hashes is not None:
-        h = np.asarray(content_hashes, dtype=object)
+    if extra_pairs is not None:
+        er, ec, close = extra_pairs
+        on = np.asarray(close) >= threshold
+        rows.append(node_ids[np.asarray(er)[on]])
+        cols.append(node_ids[np.asarray(ec)[on]])
+    for hashes in (content_hashes, *more_hashes):
+        if hashes is None:
+            continue
+        h = np.asarray(hashes, dtype=object)
         present = np.flatnonzero(np.array([x is not None and x == x and x != "" for x in h], dtype=bool))
         if len(present):
             _, first, inv = np.unique(h[present].astype(str), return_index=True, return_inverse=True)
@@ -120,3 +143,183 @@ def cross_split_groups(group: np.ndarray, split_codes: np.ndarray) -> np.ndarray
     pairs = np.unique(np.stack([g, s], 1), axis=0)
     counts = np.bincount(pairs[:, 0])
     return np.flatnonzero(counts > 1)
+
+
+# ------------------------------------------------------------------------------- image signatures
+SIGNATURE_SHIFT = 2  # whole thumbnail pixels searched each way (a 1-2 px shift of a small image)
+SIGNATURE_BLURS = (0.8, 1.5)  # either side may be blurred by this Gaussian sigma (what a resize does)
+SIGNATURE_BASE_BLUR = 0.5  # both sides first (JPEG blocks, noise)
+# A pair is a copy when its signature distance is below this share of the typical one: the median over
+# samples of the distance to the closest graph neighbour. Measured on Fashion-MNIST (bench_quality):
+# copies (JPEG q75, resized 20 px, shifted 1-2 px, noise) reach at most ~7% of it; distinct neighbours
+# below 12% are ~0.1% of the samples.
+SIGNATURE_RATIO = 0.12
+SIGNATURE_MAX_CUT = 0.02  # never a copy at a correlation below 0.98, whatever the data
+SIGNATURE_MIN_CUT = 1e-3  # always a copy at a correlation above 0.999
+
+
+def signature_cut(distances: np.ndarray) -> float:
+    """The default signature-distance cut from the data: ``SIGNATURE_RATIO`` x the median over samples
+    of the distance to their closest graph neighbour (``distances``: valid x k), kept in
+    [``SIGNATURE_MIN_CUT``, ``SIGNATURE_MAX_CUT``]."""
+    d = np.asarray(distances, dtype=np.float64)
+    nearest = d.min(1) if d.ndim == 2 and d.shape[1] else d.reshape(-1)
+    nearest = nearest[np.isfinite(nearest)]
+    if not len(nearest):
+        return SIGNATURE_MIN_CUT
+    return float(np.clip(SIGNATURE_RATIO * np.median(nearest), SIGNATURE_MIN_CUT, SIGNATURE_MAX_CUT))
+
+
+SIGNATURE_CANDIDATES = 10  # nearest signatures per sample searched beside the graph's pairs
+
+
+def signature_candidates(signatures: np.ndarray, k: int = SIGNATURE_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)``: each image's ``k`` nearest others by a shift-invariant coarse signature: the
+    magnitudes of the thumbnail's lowest 2-D Fourier frequencies (|ky|, kx <= 8), unit norm. A translation
+    leaves them unchanged (a circular one exactly), a resize or JPEG changes the high ones most. The embedding's kNN graph does not keep a shifted or resized
+    copy of a small image among its k neighbours (measured: bench_quality, tests); this search on
+    64-dim vectors finds those candidates, which :func:`signature_distance` then checks."""
+    import torch
+
+    from dqwidgets.compute.knn import knn_graph
+    from dqwidgets.embed.signature import SIDE
+
+    n = len(signatures)
+    k = int(min(k, n - 1))
+    if k < 1:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    g = torch.as_tensor(np.ascontiguousarray(signatures[:, :SIDE * SIDE])).reshape(n, SIDE, SIDE).float()
+    g = _gaussian_blur(g, SIGNATURE_BASE_BLUR)
+    f = torch.fft.rfft2(g - g.mean((1, 2), keepdim=True)).abs()
+    f = torch.cat([f[:, :9, :9], f[:, -8:, :9]], 1).reshape(n, -1)
+    coarse = (f / f.norm(dim=1, keepdim=True).clamp(min=1e-6)).numpy().astype(np.float32)
+    graph = knn_graph(coarse, k, device="cpu")
+    return np.repeat(np.arange(n), k), np.asarray(graph.indices).reshape(-1).astype(np.int64)
+
+
+def with_signatures(edges: np.ndarray, neighbors: np.ndarray, signatures: np.ndarray | None,
+                    threshold: float) -> tuple[np.ndarray, tuple | None]:
+    """``(edges, extra_pairs)``: the graph edges' closeness (``near_duplicate_score``, valid x k, changed in
+    place) raised where the image signatures of the pair say copy, on the same scale: a pair whose
+    signature distance ``d`` is at the data's cut (:func:`signature_cut`) gets closeness ``threshold``
+    (the default threshold), ``d = 0`` gets 1, so one threshold moves both channels together.
+    ``extra_pairs``: ``(rows, cols, closeness)`` of the :func:`signature_candidates` pairs outside the
+    graph with closeness > 0 (few: only pairs within ``cut / (1 - threshold)``). ``signatures``: valid x
+    ``SIGNATURE_BYTES`` uint8 (None: edges unchanged, no extra pairs)."""
+    if signatures is None or not len(edges):
+        return edges, None
+    n, k = neighbors.shape
+    d = signature_distance(signatures, np.repeat(np.arange(n), k), neighbors.reshape(-1)).reshape(n, k)
+    cut = signature_cut(d)
+
+    def closeness(dist):
+        return (1.0 - (1.0 - threshold) * dist / cut).clip(0.0, 1.0).astype(np.float32)
+
+    np.maximum(edges, closeness(d).astype(edges.dtype), out=edges)
+    rows, cols = signature_candidates(signatures)
+    known = set(zip(np.repeat(np.arange(n), k).tolist(), neighbors.reshape(-1).tolist()))
+    new = np.array([(r, c) not in known and (c, r) not in known and r != c for r, c in zip(rows.tolist(), cols.tolist())],
+                   dtype=bool)
+    rows, cols = rows[new], cols[new]
+    close = closeness(signature_distance(signatures, rows, cols))
+    keep = close > 0
+    return edges, (rows[keep], cols[keep], close[keep])
+
+
+def _gaussian_blur(x, sigma: float):
+    """``x``: P x S x S float tensor; separable Gaussian, edges replicated."""
+    import torch
+
+    if not sigma:
+        return x
+    r = max(1, int(np.ceil(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    y = torch.nn.functional.pad(x[:, None], (r, r, r, r), mode="replicate")
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1))[:, 0]
+
+
+def _overlap_ncc(A, B, s: int):
+    """Normalised cross-correlation of A and B (P x H x W) on their overlap, for every shift of B by
+    (dy, dx) in [-s, s]^2; P x (2s+1)^2. The products come from one batched matrix product over the
+    zero-padded B's windows, the overlap's sums and squares from summed-area tables."""
+    import torch
+
+    P, H, W = A.shape
+    Bp = torch.nn.functional.pad(B, (s, s, s, s))
+    win = Bp.unfold(1, H, 1).unfold(2, W, 1).reshape(P, -1, H * W)  # window (u, v): B shifted by (u-s, v-s)
+    ab = torch.bmm(win, A.reshape(P, H * W, 1))[:, :, 0]
+
+    def table(x):
+        return torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+
+    lags = torch.arange(-s, s + 1)
+    dy, dx = torch.meshgrid(lags, lags, indexing="ij")
+    dy, dx = dy.reshape(-1), dx.reshape(-1)
+    r0, r1 = torch.clamp(-dy, min=0), H - torch.clamp(dy, min=0)  # rows of A that meet B
+    c0, c1 = torch.clamp(-dx, min=0), W - torch.clamp(dx, min=0)
+
+    def box(t, a0, a1, b0, b1):
+        return t[:, a1, b1] - t[:, a0, b1] - t[:, a1, b0] + t[:, a0, b0]
+
+    ta, taa, tb, tbb = table(A), table(A * A), table(B), table(B * B)
+    m = ((r1 - r0) * (c1 - c0)).to(A.dtype)
+    sa, saa = box(ta, r0, r1, c0, c1), box(taa, r0, r1, c0, c1)
+    sb, sbb = box(tb, r0 + dy, r1 + dy, c0 + dx, c1 + dx), box(tbb, r0 + dy, r1 + dy, c0 + dx, c1 + dx)
+    cov = ab - sa * sb / m
+    va, vb = saa - sa * sa / m, sbb - sb * sb / m
+    ok = (va > 1e-4 * m) & (vb > 1e-4 * m)  # a flat overlap has no correlation to speak of
+    return torch.where(ok, cov / torch.sqrt(torch.clamp(va * vb, min=1e-12)), torch.full_like(cov, -1.0))
+
+
+def _best_correlation(A, B):
+    """Best overlap correlation of uint8 grids A, B (P x H x W) over the shifts and blurs."""
+    import torch
+
+    s = SIGNATURE_SHIFT
+
+    def standard(x):
+        x = _gaussian_blur(x.float(), SIGNATURE_BASE_BLUR)
+        return (x - x.mean((1, 2), keepdim=True)) / (x.std((1, 2), keepdim=True) + 1e-3)
+
+    A, B = standard(A), standard(B)
+    best = _overlap_ncc(A, B, s).max(1).values
+    for sigma in SIGNATURE_BLURS:
+        best = torch.maximum(best, _overlap_ncc(_gaussian_blur(A, sigma), B, s).max(1).values)
+        best = torch.maximum(best, _overlap_ncc(A, _gaussian_blur(B, sigma), s).max(1).values)
+    return best
+
+
+def signature_distance(signatures: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """``1 -`` the best normalised cross-correlation of the image signatures
+    (:func:`dqwidgets.embed.signature.image_signature`, N x ``SIGNATURE_BYTES`` uint8) of each pair
+    ``(rows[p], cols[p])``, over shifts of up to ``SIGNATURE_SHIFT`` pixels each way with either side
+    blurred by each of ``SIGNATURE_BLURS``; float32 in [1e-6, 2] (a flat image is at 2 from everything).
+    Two small images of the same size are compared on their own pixels, everything else on the grid."""
+    import torch
+
+    from dqwidgets.embed.signature import SIDE
+
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    out = np.empty(len(rows), dtype=np.float32)
+    if not len(rows):
+        return out
+    sig = np.ascontiguousarray(signatures, dtype=np.uint8)
+    grids = torch.as_tensor(sig[:, :SIDE * SIDE].reshape(-1, SIDE, SIDE))
+    hw = sig[:, SIDE * SIDE:].astype(np.int64)
+    same = (hw[rows] == hw[cols]).all(1)
+    region = np.where(same[:, None], hw[rows], SIDE)  # the grid area a pair is compared on
+    key = region[:, 0] * (SIDE + 1) + region[:, 1]
+    with torch.no_grad():
+        for value in np.unique(key):
+            h, w = divmod(int(value), SIDE + 1)
+            h, w = max(h, 2 * SIGNATURE_SHIFT + 2), max(w, 2 * SIGNATURE_SHIFT + 2)
+            pick = np.flatnonzero(key == value)
+            for k in range(0, len(pick), chunk):
+                p = pick[k:k + chunk]
+                A = grids[torch.as_tensor(rows[p]), :h, :w]
+                B = grids[torch.as_tensor(cols[p]), :h, :w]
+                out[p] = (1.0 - _best_correlation(A, B)).clamp(min=1e-6).numpy()
+    return out

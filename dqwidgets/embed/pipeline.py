@@ -25,6 +25,7 @@ from dqwidgets.embed.image_source import UnreadableImage, hash_source, open_imag
 from dqwidgets.embed.properties import (IMAGE_PROPERTIES, PROPERTIES_VERSION, PROPERTY_SIDE, TEXT_PROPERTIES,
                                         image_properties, text_properties)
 from dqwidgets.embed.protocol import cache_key
+from dqwidgets.embed.signature import SIGNATURE_BYTES, SIGNATURE_KEY, image_signature
 
 
 LOADER_BATCH = 32       # images per worker batch at 224 px: what crosses shared memory at once
@@ -50,6 +51,7 @@ class MediaEmbedding:
     seconds: float              # time spent in the model and decoding (0 when all came from the cache)
     n_from_cache: int
     hashes: list                # content hash per sample (None = no readable data)
+    signatures: np.ndarray | None = None  # images: N x SIGNATURE_BYTES uint8 (embed.signature), zeros where unread
 
 
 def hash_images(values, root: Path | None) -> tuple[list, list]:
@@ -75,10 +77,11 @@ class DecodedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         pos = int(self.positions[i])
+        side = max(self.transform.size, PROPERTY_SIDE) if self.transform is not None else PROPERTY_SIDE
         try:
-            img, size = open_image(self.values[pos], self.root,
-                                   draft_size=max(self.transform.size, PROPERTY_SIDE))
-            return pos, self.transform(img), image_properties(img, size), ""
+            img, size = open_image(self.values[pos], self.root, draft_size=side)
+            x = self.transform(img) if self.transform is not None else torch.zeros(0, dtype=torch.uint8)
+            return pos, x, (image_properties(img, size), image_signature(img)), ""
         except UnreadableImage as e:
             return pos, None, None, str(e)
         except Exception as e:  # a failure in one sample never stops the run
@@ -88,8 +91,9 @@ class DecodedImages(torch.utils.data.Dataset):
 def _collate(items):
     ok = [it for it in items if it[1] is not None]
     batch = torch.stack([it[1] for it in ok]) if ok else None
-    props = np.stack([it[2] for it in ok]) if ok else None
-    return [it[0] for it in ok], batch, props, [(it[0], it[3]) for it in items if it[1] is None]
+    props = np.stack([it[2][0] for it in ok]) if ok else None
+    sigs = np.stack([it[2][1] for it in ok]) if ok else None
+    return [it[0] for it in ok], batch, (props, sigs), [(it[0], it[3]) for it in items if it[1] is None]
 
 
 def default_workers(device: torch.device, n: int) -> int:
@@ -125,7 +129,7 @@ def _model_batches(loader, embedder, device, model_batch, reasons, bar):
         batch = pending[0][1] if len(pending) == 1 else torch.cat([b for _, b, _ in pending])
         if device.type == "cuda" and not batch.is_pinned():
             batch = batch.pin_memory()
-        props = np.concatenate([pr for _, _, pr in pending])
+        props = np.concatenate([pr[0] for _, _, pr in pending]), np.concatenate([pr[1] for _, _, pr in pending])
         pending.clear()
         return positions, embedder.embed_batch(batch, device).cpu().numpy().astype(np.float32, copy=False), props
 
@@ -154,6 +158,19 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
     cache = EmbeddingCache(cache_dir, f"{key}-p{PROPERTIES_VERSION}", names) if cache_dir and key else None
     found, cached_feats, cached_props = cache.lookup(hashes) if cache else (np.zeros(n, bool), None, None)
     todo = np.array([i for i in range(n) if hashes[i] is not None and not found[i]], dtype=np.int64)
+    # signatures do not depend on the embedder: their own cache, so a cached embedding without one (an
+    # older cache) is only decoded again for its signature, never silently left without
+    sig_cache = EmbeddingCache(cache_dir, SIGNATURE_KEY, []) if cache_dir else None
+    signatures = np.zeros((n, SIGNATURE_BYTES), dtype=np.uint8)
+    sig_found = np.zeros(n, bool)
+    if sig_cache is not None:
+        sig_found, cached_sigs, _ = sig_cache.lookup(hashes)
+        if cached_sigs is not None and cached_sigs.shape[1] == SIGNATURE_BYTES:
+            signatures[sig_found] = np.clip(np.rint(cached_sigs[sig_found]), 0, 255).astype(np.uint8)
+        else:
+            sig_found[:] = False
+    sig_only = np.array([i for i in range(n) if found[i] and not sig_found[i]], dtype=np.int64)
+    new_sigs = []
 
     features = cached_feats if cached_feats is not None else None
     properties = cached_props if cached_props is not None else np.full((n, len(names)), np.nan, np.float32)
@@ -173,20 +190,34 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
                             prefetch_factor=prefetch if workers else None, persistent_workers=False)
         with tqdm(total=len(todo), desc=f"embedding images ({embedder.name}) at {embedder.transform.size} px", unit="img",
                   disable=not progress) as bar:
-            for positions, out, props in _model_batches(loader, embedder, device, model_batch, reasons, bar):
+            for positions, out, (props, sigs) in _model_batches(loader, embedder, device, model_batch, reasons, bar):
                 if features is None:
                     features = np.zeros((n, out.shape[1]), dtype=np.float32)
                 features[positions] = out
                 properties[positions] = props
+                signatures[positions] = sigs
                 new_rows.extend(positions)
         seconds = time.perf_counter() - start
+    if len(sig_only):  # decoded for the signature only (no model)
+        loader = DataLoader(DecodedImages(values, sig_only, root, None), batch_size=LOADER_BATCH,
+                            num_workers=default_workers(device, len(sig_only)) if num_workers is None else num_workers,
+                            collate_fn=_collate)
+        for positions, _, (props, sigs), failed in loader:
+            if positions:
+                signatures[positions] = sigs
+                new_sigs.extend(positions)
     if features is None:
         features = np.zeros((n, embedder.dimension or 0), dtype=np.float32)
     if cache and new_rows:
         rows = np.array(new_rows)
         cache.store([hashes[i] for i in rows], features[rows], properties[rows])
+    new_sigs = np.array(sorted(set(new_sigs) | set(new_rows)), dtype=np.int64)
+    if sig_cache is not None and len(new_sigs):
+        sig_cache.store([hashes[i] for i in new_sigs], signatures[new_sigs].astype(np.float32),
+                        np.zeros((len(new_sigs), 0), np.float32))
     _zero_failed(features, properties, reasons)
-    return MediaEmbedding(features, properties, list(names), reasons, seconds, int(found.sum()), hashes)
+    signatures[np.array([bool(r) for r in reasons], dtype=bool)] = 0
+    return MediaEmbedding(features, properties, list(names), reasons, seconds, int(found.sum()), hashes, signatures)
 
 
 def embed_texts(texts, embedder, device, cache_dir, progress=True, batch_size=None) -> MediaEmbedding:
