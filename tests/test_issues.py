@@ -17,7 +17,7 @@ THRESHOLDED = [i for i in issues.ISSUES if i.score_column and not i.requires]  #
 
 @pytest.fixture(scope="module")
 def planted():
-    return planted_fashion_mnist(n=1200, seed=3)
+    return planted_fashion_mnist(n=1200, seed=3, foreign_rate=0.05)  # foreign Sandal/Bag regions of 30 each (2.5%)
 
 
 @pytest.fixture(scope="module")

@@ -213,6 +213,7 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
             # implies (foreign ~0, in-distribution ~g_all)
             share = float(r.mean())
             purity = share if share >= 0.5 else float(np.clip(1.0 - upper, 0.0, 1.0))
+            purity = (purity * len(m) + 0.5) / (len(m) + 1.0)  # a share of m members, never 0 or 1 (Jeffreys)
             prob[members] = np.maximum(prob[members], purity)
             regions.append(ForeignRegion(members.astype(np.int64), res, float(g), purity, pval))
     if regions:
