@@ -229,15 +229,20 @@ def markdown(all_res: list[dict]) -> str:
 def main(names: list[str]):
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "bench_quality.json"
-    old = {}
-    if path.exists():
+
+    def written() -> dict:  # read again before each write: another run may have written other cases since
+        if not path.exists():
+            return {}
         try:
-            old = {r["case"]: r for r in json.loads(path.read_text()).get("cases", [])}
+            return {r["case"]: r for r in json.loads(path.read_text()).get("cases", [])}
         except (ValueError, KeyError, TypeError, AttributeError):
-            old = {}
+            return {}
+
     for name in names:
         print("case", name, flush=True)
-        old[name] = evaluate(name)
+        result = evaluate(name)
+        old = written()
+        old[name] = result
         ordered = [old[c] for c in CASE_NAMES if c in old]
         path.write_text(json.dumps({"cases": ordered}, indent=1, default=float))
         (RESULTS / "bench_quality.md").write_text(markdown(ordered))
