@@ -4,7 +4,14 @@ Near duplicates follow the radius rule of cleanlab's near-duplicate check and of
 (Abbas, Tirumala, Simig, Ganguli & Morcos, "SemDeDup: Data-efficient learning at web-scale through
 semantic deduplication", 2023): two samples are near copies when their embeddings are much closer
 than a typical sample is to its nearest neighbour. Pairs are read off the one kNN graph (no second
-search) and joined into groups by connected components.
+search of the embeddings) and joined into groups by connected components.
+
+Images add a pixel channel: an ImageNet embedding of a small image does not keep a shifted or resized
+copy closer than its natural neighbours, so each pair's perceptual signatures
+(:mod:`dqwidgets.embed.signature`) are compared too (:func:`signature_distance`), on the graph's pairs
+and on a few shift-invariant signature candidates per image (:func:`signature_candidates`, 64-dim: the
+graph misses many shifted copies), with a cut relative to the data (:func:`signature_cut`). Texts add
+an exact channel: equal normalised-text hashes (case, whitespace, punctuation folded).
 """
 
 from __future__ import annotations
