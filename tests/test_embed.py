@@ -93,7 +93,8 @@ def test_cache_hits_changed_image_and_corrupt_shard(tmp_path):
     others = np.arange(6) != row
     assert changed.features[row, 0] > 240 and np.array_equal(changed.features[others], first.features[others])
 
-    shards = sorted((cache).rglob("shard-*.bin"))
+    # the model's own shards (the image signatures are cached beside them under their own key)
+    shards = sorted((cache).glob("counting@*/shard-*.bin"))
     assert len(shards) == 2
     data = bytearray(shards[0].read_bytes())
     data[-5] ^= 0xFF                                              # flip one byte of stored features
@@ -219,7 +220,7 @@ def test_cache_skips_other_datasets_shards_without_reading_them(tmp_path):
                                          image="img")
     a, b, cache, model = dataset([1, 2, 3]), dataset([7, 8]), tmp_path / "cache", CountingEmbedder()
     a.embed(embedder=model, cache_dir=cache, progress=False)
-    shard = next(cache.rglob("shard-*.bin"))
+    shard = next(cache.glob("counting@*/shard-*.bin"))                  # the model's shard, not the signatures'
     shard.write_bytes(shard.read_bytes()[:-4] + b"\0\0\0\0")          # damage a's stored properties
     with warnings.catch_warnings():
         warnings.simplefilter("error")
