@@ -275,14 +275,13 @@ class _Side:
         return torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
 
 
-def _overlap_ncc(A, B, s: int):
-    """Normalised cross-correlation of A and B (P x H x W, or prepared :class:`_Side` objects) on their
-    overlap, for every shift of B by (dy, dx) in [-s, s]^2; P x (2s+1)^2. The products come from one
-    FFT correlation (B zero-padded by s), the overlap's sums and squares from summed-area tables."""
+def _overlap_ncc(A: _Side, B: _Side):
+    """Normalised cross-correlation of the prepared sides A (``padded=False``) and B (``padded=True``,
+    same ``s``) on their overlap, for every shift of B by (dy, dx) in [-s, s]^2; P x (2s+1)^2. The
+    products come from one FFT correlation, the overlap's sums and squares from summed-area tables."""
     import torch
 
-    A = A if isinstance(A, _Side) else _Side(A, s, padded=False)
-    B = B if isinstance(B, _Side) else _Side(B, s, padded=True)
+    s = A.s
     P, H, W = A.x.shape
     grid = (H + 2 * s, W + 2 * s)
     corr = torch.fft.irfft2(B.f * A.f.conj(), s=grid)
@@ -319,10 +318,10 @@ def _best_correlation(A, B):
 
     A, B = standard(A), standard(B)
     a0, b0 = _Side(A, s, padded=False), _Side(B, s, padded=True)
-    best = _overlap_ncc(a0, b0, s).max(1).values
+    best = _overlap_ncc(a0, b0).max(1).values
     for sigma in SIGNATURE_BLURS:
-        best = torch.maximum(best, _overlap_ncc(_Side(_gaussian_blur(A, sigma), s, padded=False), b0, s).max(1).values)
-        best = torch.maximum(best, _overlap_ncc(a0, _Side(_gaussian_blur(B, sigma), s, padded=True), s).max(1).values)
+        best = torch.maximum(best, _overlap_ncc(_Side(_gaussian_blur(A, sigma), s, padded=False), b0).max(1).values)
+        best = torch.maximum(best, _overlap_ncc(a0, _Side(_gaussian_blur(B, sigma), s, padded=True)).max(1).values)
     return best
 
 
