@@ -121,9 +121,10 @@ async function render({ model, el: host }: { model: WidgetModel; el: HTMLElement
     grid.reset(c, b);
     review.scopeShows(c.total, selection.count());
   });
-  channel.on("positions", (c, b) => void map.move(c, b));
+  channel.on("positions", (c, b) => void map.move(c, b, toolbar.colour.value));
   channel.on("flags", (c, b) => {
-    void map.setFlags(b[0]);
+    // a sampled map draws every flagged sample: new flags change which rows it draws
+    void (c.map_reload ? map.reload(toolbar.colour.value) : map.setFlags(b[0]));
     for (const h of c.histograms as ScoreHistogram[]) charts.get(h.column)?.update(h);
     setCounts(c.counts_text);
   });

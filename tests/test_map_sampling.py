@@ -104,3 +104,72 @@ def test_rows_in_polygon_in_blocks_equals_matplotlib():
     got = map_columns.rows_in_polygon(x, y, poly.ravel(), block=7_000)
     truth = np.flatnonzero(MplPath(poly).contains_points(np.c_[x, y]))
     assert np.array_equal(got, truth)
+
+
+def _recorder(ex):
+    """What the Explorer sends to the browser, as (content, buffers) in order."""
+    sent = []
+    ex.send = lambda content, buffers=None: sent.append((content, [bytes(b) for b in (buffers or [])]))
+    return sent
+
+
+def _ask(ex, sent, **content):
+    """One request from the browser through the widget's message handler; the kernel's answer."""
+    ex._on_message(ex, content, [])
+    return next((c, b) for c, b in reversed(sent) if c.get("req") == content["req"])
+
+
+def test_the_browser_draws_the_sampled_rows_and_its_lasso_resolves_to_every_sample_inside(an):
+    """The messages the map sends and gets (js/map/view.ts, js/map/sampled.ts): above the cap the
+    kernel sends the drawn rows' positions, colours and flags and which rows they are; the browser's
+    lasso (a polygon in map coordinates) comes back as the exact ids of every sample inside it."""
+    ex = Explorer(an, map_max_points=500)
+    sent = _recorder(ex)
+    n = len(an.samples)
+    content, bufs = _ask(ex, sent, kind="map", req=1, positions=True, color_by="issue")
+    assert content["sampled"] and content["n"] == n and "draws" in content["notice"]
+    rows = np.frombuffer(bufs[3], "<u4").astype(np.int64)
+    assert np.array_equal(rows, ex.map_rows) and content["drawn"] == len(rows) < n
+    full = positions(ex)
+    assert np.array_equal(np.frombuffer(bufs[0], np.float32).reshape(-1, 2), full[rows])
+    assert np.array_equal(np.frombuffer(bufs[2], np.uint8), map_columns.flag_mask(an.samples)[rows])
+    assert len(bufs[1]) == len(rows)
+    # recolouring sends the drawn rows' colour codes only
+    _, bufs = _ask(ex, sent, kind="map", req=2, positions=False, color_by="label")
+    label_codes = map_columns.colour_column(an.samples, "label", ex._labels(), None).codes
+    assert np.array_equal(np.frombuffer(bufs[0], np.uint8), label_codes[rows])
+
+    poly = [-0.8, -0.7, 0.3, -0.9, 0.5, 0.1, -0.1, 0.0, -0.2, 0.7, -0.9, 0.4]
+    content, _ = _ask(ex, sent, kind="lasso", req=3, polygon=poly, mode="replace")
+    truth = np.flatnonzero(MplPath(np.reshape(poly, (-1, 2))).contains_points(full))
+    assert len(set(truth.tolist()) - set(rows.tolist())) > 20  # undrawn samples inside the polygon
+    assert content["count"] == len(truth) and "error" not in content
+    assert list(ex.selection) == list(an.samples.index[truth])
+    # the Selection model's bytes, which the browser decodes, hold the undrawn rows too
+    from dqwidgets.widgets.selection import decode_rows
+
+    sel = ex.selection_model
+    assert np.array_equal(decode_rows(sel.encoding, sel.data, n), truth)
+    # an Alt-lasso (remove) over part of it
+    box = [-1, -1, 0, -1, 0, 0, -1, 0]
+    _ask(ex, sent, kind="lasso", req=4, polygon=box, mode="remove")
+    in_box = np.flatnonzero(MplPath(np.reshape(box, (-1, 2))).contains_points(full))
+    assert np.array_equal(ex.selection_model.rows, np.setdiff1d(truth, in_box))
+
+
+def test_new_flags_or_a_new_layout_make_a_sampled_map_reload(an):
+    ex = Explorer(an, map_max_points=500)
+    sent = _recorder(ex)
+    _ask(ex, sent, kind="map", req=1, positions=True, color_by="issue")
+    ex._analysis_event("flags")
+    flags = next(c for c, _ in reversed(sent) if c.get("kind") == "flags")
+    assert flags["map_reload"] is True  # every flagged sample must be drawn: the drawn rows change
+    ex._analysis_event("layout")
+    moved = next(c for c, _ in reversed(sent) if c.get("kind") == "positions")
+    assert moved["reload"] is True
+    small = Explorer(an)  # below the cap nothing changes: every row, no row list
+    sent = _recorder(small)
+    content, bufs = _ask(small, sent, kind="map", req=1, positions=True, color_by="issue")
+    assert "sampled" not in content and len(bufs) == 3 and len(bufs[0]) == 8 * len(an.samples)
+    small._analysis_event("flags")
+    assert next(c for c, _ in reversed(sent) if c.get("kind") == "flags")["map_reload"] is False

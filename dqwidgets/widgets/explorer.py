@@ -69,6 +69,7 @@ class Explorer(anywidget.AnyWidget):
         self._grid_rows = np.arange(0)
         self._grid_version = 0
         self._visible: np.ndarray | None = None
+        self._drawn: np.ndarray | None = None  # rows the browser's map draws when it is sampled (map_rows)
         self.on_msg(self._on_message)
         self.selection_model.observe(lambda _: self._selection_changed(), names="data")
         self.selection_model.on_error(self._report_error)
@@ -106,7 +107,9 @@ class Explorer(anywidget.AnyWidget):
         """Rows the map draws: all of them up to ``map_max_points`` samples, else every flagged sample
         and a density-first sample of the rest (``widgets.map.density_first_sample``). A lasso still
         selects every sample inside it (:meth:`select_polygon`), drawn or not."""
-        xy, _ = self._positions()
+        return self._map_rows(self._positions()[0])
+
+    def _map_rows(self, xy) -> np.ndarray:
         xy = xy.reshape(-1, 2)
         return map_columns.density_first_sample(xy[:, 0], xy[:, 1], map_columns.flag_mask(self._an.samples),
                                                 self.map_max_points)
@@ -263,13 +266,16 @@ class Explorer(anywidget.AnyWidget):
     # ------------------------------------------------------------------ analysis events
     def _analysis_event(self, event: str) -> None:
         try:
-            if event == "layout":
+            if event == "layout" and self._drawn is not None:  # a sampled map draws other rows now
+                self.send({"kind": "positions", "reload": True,
+                           "layout_status": getattr(self._an, "layout_status", "final")})
+            elif event == "layout":
                 xy, notice = self._positions()
                 self.send({"kind": "positions", "notice": notice,
                            "layout_status": getattr(self._an, "layout_status", "final")}, [xy.tobytes()])
             elif event in ("flags", "review"):
                 self.send({"kind": "flags", "histograms": charts.score_histograms(self._an),
-                           "counts_text": self.counts_text()},
+                           "counts_text": self.counts_text(), "map_reload": self._drawn is not None},
                           [map_columns.flag_mask(self._an.samples).astype(np.uint8).tobytes()])
                 if self.color_by in ("issue", "label") or event == "flags":
                     self.send({"kind": "recolour"})
@@ -352,9 +358,21 @@ class Explorer(anywidget.AnyWidget):
         flags = map_columns.flag_mask(self._an.samples).astype(np.uint8)
         if content.get("positions"):
             xy, notice = self._positions()
-            return ({"n": len(flags), "colour": colour.info(), "notice": notice},
+            n = len(flags)
+            rows = self._map_rows(xy)
+            if len(rows) < n:  # above map_max_points: the drawn rows' columns, and which rows they are
+                self._drawn = rows
+                notice = "; ".join(t for t in (notice, f"the map draws {len(rows):,} of {n:,} samples (every flagged "
+                                                       "one and a density-first sample of the rest); a lasso "
+                                                       "selects every sample inside it") if t)
+                return ({"n": n, "drawn": len(rows), "sampled": True, "colour": colour.info(), "notice": notice},
+                        [xy.reshape(-1, 2)[rows].tobytes(), colour.codes[rows].tobytes(), flags[rows].tobytes(),
+                         rows.astype("<u4").tobytes()])
+            self._drawn = None
+            return ({"n": n, "colour": colour.info(), "notice": notice},
                     [xy.tobytes(), colour.codes.tobytes(), flags.tobytes()])
-        return {"colour": colour.info()}, [colour.codes.tobytes()]
+        codes = colour.codes if self._drawn is None else colour.codes[self._drawn]
+        return {"colour": colour.info()}, [codes.tobytes()]
 
     def _msg_color_by(self, content, _buffers=()):
         options = map_columns.colour_options(self._an.samples, self._labels() is not None)

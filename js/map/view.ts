@@ -2,12 +2,15 @@
 // they are (points.ts, one draw call); a colour change resends one uint8 column; flagged samples
 // are drawn bigger. Frames are drawn on demand only (software GL pays for every frame).
 // Lasso, click, pan, zoom and hover: gestures.ts; which points a lasso holds: lasso.ts.
+// Above Explorer(map_max_points=) the kernel sends only the drawn points and their rows; a lasso is
+// then resolved in the kernel over every sample (sampled.ts).
 import { el } from "../dom";
 import { bytesOf, float32Of, type KernelChannel } from "../protocol";
 import type { SelectionLink } from "../selection/model";
 import { Camera, type ScreenTransform } from "./camera";
 import { attachGestures, type SelectMode } from "./gestures";
 import { countBits, nearestPoint, pointsInPolygon } from "./lasso";
+import { drawnMask, gatherRows, polygonToData, uint32Of, withRow } from "./sampled";
 import { categoricalColors, paletteBytes, scoreRamp } from "./palette";
 import { createLayer, type Layer, type RendererChoice } from "./layer";
 import { TOOLS, toolAfterClick, toolTitle, type Tool } from "./tools";
@@ -49,7 +52,14 @@ export class MapView {
   private lastFrameAt: ScreenTransform | null = null;
   private settle = -1;
   private detach: () => void = () => {};
+  // a sampled map: the row of an.samples of each drawn point (null = every row is drawn, point i = row i)
+  private rows: Uint32Array | null = null;
+  private visibleRows: Uint8Array | null = null; // the filter's bitmask over every row (null = all)
+  private lassoSeq = 0;
+  /** drawn points */
   n = 0;
+  /** samples (rows of an.samples): n unless the map is sampled */
+  total = 0;
 
   constructor(private channel: KernelChannel, private selection: SelectionLink,
               private onHover: (row: number | null, at: { x: number; y: number }) => void = () => {},
@@ -132,14 +142,34 @@ export class MapView {
       this.root.dataset.ready = "true";
       return;
     }
-    this.takePositions(buffers[0], false);
-    this.takeColour(content.colour, buffers[1]);
-    this.layer.setFlags(bytesOf(buffers[2]));
+    this.takeMap(content, buffers, false);
     this.resize();
     this.drawFrame();
     // request -> drawn, and of that the upload and first frame alone (read by bench/bench_explorer.py)
     this.root.dataset.firstDrawMs = String(Math.round(performance.now() - t0));
     this.root.dataset.drawMs = String(Math.round(performance.now() - t1));
+    this.root.dataset.ready = "true";
+  }
+
+  /** Positions, colours and flags of a "map" reply (of the drawn points only when it is sampled). */
+  private takeMap(content: any, buffers: DataView[], animate: boolean): void {
+    const rows = content.sampled ? uint32Of(buffers[3]) : null;
+    this.total = Number(content.n ?? (rows ? 0 : buffers[0].byteLength >> 3));
+    this.takePositions(buffers[0], animate && !rows && !this.rows, rows);
+    this.takeColour(content.colour, buffers[1]);
+    this.layer?.setFlags(bytesOf(buffers[2]));
+    this.root.dataset.drawn = String(this.n);
+    this.root.dataset.total = String(this.total);
+    this.root.dataset.sampled = String(rows !== null);
+  }
+
+  /** The whole map again (a sampled map after new flags or a new layout: the drawn rows change). */
+  async reload(colorBy: string): Promise<void> {
+    this.root.dataset.ready = "false";
+    const { content, buffers } = await this.channel.request("map", { color_by: colorBy, positions: true });
+    this.setNotice(content.notice ?? "");
+    this.takeMap(content, buffers, false);
+    this.drawFrame();
     this.root.dataset.ready = "true";
   }
 
@@ -152,27 +182,33 @@ export class MapView {
   }
 
   /** New layout from the kernel (UMAP finished): points move to where they belong. */
-  async move(content: any, buffers: DataView[]): Promise<void> {
+  async move(content: any, buffers: DataView[], colorBy = ""): Promise<void> {
+    if (content.reload) return this.reload(colorBy); // sampled: the new layout draws other rows
     this.setNotice(content.notice ?? "");
     this.takePositions(buffers[0], true);
     this.root.dataset.layout = content.layout_status ?? "";
   }
 
+  /** One byte per row (a sampled map takes its drawn rows' bytes). */
   async setFlags(flags: DataView): Promise<void> {
-    this.layer?.setFlags(bytesOf(flags));
+    const perRow = bytesOf(flags);
+    this.layer?.setFlags(this.rows && perRow.length === this.total ? gatherRows(perRow, this.rows) : perRow);
     this.requestFrame();
   }
 
-  /** Show only the points set in `visible` (a bitmask; null = all). */
+  /** Show only the points set in `visible` (a bitmask over every row; null = all). */
   setVisible(visible: Uint8Array | null): void {
+    this.visibleRows = visible;
     if (visible === null) {
       this.hidden = null;
       this.root.dataset.visible = String(this.n);
     } else {
       const hidden = new Uint8Array(this.n);
+      const rows = this.rows;
       let shown = 0;
       for (let i = 0; i < this.n; i++) {
-        const on = (visible[i >> 3] >> (i & 7)) & 1;
+        const r = rows ? rows[i] : i;
+        const on = (visible[r >> 3] >> (r & 7)) & 1;
         hidden[i] = on ^ 1;
         shown += on;
       }
@@ -182,16 +218,24 @@ export class MapView {
     this.updateState();
   }
 
-  private takePositions(view: DataView, animate: boolean): void {
+  private takePositions(view: DataView, animate: boolean, rows: Uint32Array | null = this.rows): void {
     const xy = float32Of(view);
     const from = animate && this.xy.length === xy.length ? this.xy : null;
     this.xy = xy;
-    if (this.n !== xy.length >> 1) {
+    const sameRows = rows === this.rows || (rows !== null && this.rows !== null && rows.length === this.rows.length
+      && rows.every((r, i) => r === this.rows![i]));
+    this.rows = rows;
+    if (this.n !== xy.length >> 1 || !sameRows) {
       this.n = xy.length >> 1;
       this.state = new Uint8Array(this.n);
       this.hidden = null;
       this.selected = null;
+      if (rows) { // other points drawn: the filter and the selection (both over every row) map onto them
+        if (this.visibleRows) this.setVisible(this.visibleRows);
+        if (this.selection.count()) this.showSelection(this.selection.mask(), this.selection.count());
+      }
     }
+    if (!this.total) this.total = this.n;
     this.layer?.setPositions(xy, from);
     if (from) {
       this.transitionStart = performance.now();
@@ -208,6 +252,10 @@ export class MapView {
 
   // ------------------------------------------------------------------ selection
   private lasso(polygon: number[], mode: SelectMode): void {
+    if (this.rows) {
+      void this.lassoInKernel(polygon, mode);
+      return;
+    }
     const t0 = performance.now();
     const hit = pointsInPolygon(this.xy, polygon, this.camera.toScreen(), this.hidden);
     const t1 = performance.now();
@@ -215,8 +263,44 @@ export class MapView {
     this.root.dataset.lassoMs = `${Math.round(t1 - t0)}/${Math.round(performance.now() - t0)}`;
   }
 
+  /** A sampled map: the kernel selects every sample inside the polygon (map coordinates), drawn or
+   *  not, and its Selection model comes back here; data-lasso says "pending" until it did. */
+  private async lassoInKernel(polygon: number[], mode: SelectMode): Promise<void> {
+    const t0 = performance.now();
+    const seq = ++this.lassoSeq;
+    this.root.dataset.lasso = "pending";
+    try {
+      const { content } = await this.channel.request("lasso", { polygon: polygonToData(polygon, this.camera.toScreen()), mode });
+      if (seq !== this.lassoSeq) return;
+      const count = Number(content.count);
+      // the model's change may come before or after this reply: draw what the model holds if it is this one
+      if (this.selection.count() === count) this.showSelection(count ? this.selection.mask() : null, count);
+      this.root.dataset.selected = String(count);
+    } catch {
+      // the kernel's banner shows the error; the selection is unchanged
+    } finally {
+      if (seq === this.lassoSeq) {
+        this.root.dataset.lassoMs = String(Math.round(performance.now() - t0));
+        this.root.dataset.lasso = "done";
+      }
+    }
+  }
+
   private click(x: number, y: number, mode: SelectMode): void {
-    const row = nearestPoint(this.xy, x, y, HOVER_RADIUS_PX, this.camera.toScreen(), this.hidden);
+    const hit = nearestPoint(this.xy, x, y, HOVER_RADIUS_PX, this.camera.toScreen(), this.hidden);
+    if (this.rows) { // a sampled map: the selection is over every row
+      const row = hit >= 0 ? this.rows[hit] : -1;
+      const current = mode !== "replace" && this.selection.count() ? this.selection.mask() : null;
+      let mask: Uint8Array = new Uint8Array((this.total + 7) >> 3);
+      if (row >= 0 && mode !== "remove") mask = withRow(current, this.total, row, true);
+      else if (row >= 0 && current) mask = withRow(current, this.total, row, false);
+      else if (current && mode !== "replace") mask = current;
+      const count = countBits(mask);
+      this.selection.setMask(mask, count);
+      this.showSelection(count ? mask : null, count);
+      return;
+    }
+    const row = hit;
     const mask = new Uint8Array((this.n + 7) >> 3);
     if (row >= 0) mask[row >> 3] |= 1 << (row & 7);
     this.select(mask, row >= 0 ? 1 : 0, row >= 0 ? mode : "replace");
@@ -236,8 +320,9 @@ export class MapView {
     this.showSelection(count ? mask : null, count);
   }
 
+  /** `mask`: a bitmask over every row (null = nothing selected); `count`: how many rows it holds. */
   private showSelection(mask: Uint8Array | null, count = mask ? countBits(mask) : 0): void {
-    this.selected = mask;
+    this.selected = mask && this.rows ? drawnMask(mask, this.rows) : mask;
     this.root.dataset.selected = String(count);
     this.updateState();
   }
@@ -261,7 +346,7 @@ export class MapView {
       return;
     }
     const t = this.camera.toScreen();
-    this.onHover(row, { x: this.xy[2 * row] * t.ax + t.bx, y: this.xy[2 * row + 1] * t.ay + t.by });
+    this.onHover(this.rows ? this.rows[row] : row, { x: this.xy[2 * row] * t.ax + t.bx, y: this.xy[2 * row + 1] * t.ay + t.by });
   }
 
   // ------------------------------------------------------------------ drawing
