@@ -28,6 +28,7 @@ from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, def
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
                                    z_to_score)
 from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
+from dqwidgets.compute.slices import release_graph
 from dqwidgets.export import export_analysis
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
@@ -296,6 +297,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     edges, duplicate_default, duplicate_pairs = step("duplicates", near_copy_edges, graph.distances, graph.metric, graph.indices,
                                     None if inp.signatures is None else inp.signatures[pos])
     slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
+    release_graph(graph.indices)  # the adjacency and Leiden partitions the ood and slices steps shared
     xy = step("layout_pca", pca_layout, v.features, seed)
 
     columns = {"label_issue_score": label.score, **ood, "duplicate_score": _best_closeness(edges, duplicate_pairs),

@@ -100,3 +100,23 @@ def test_slice_table_without_predictions_or_labels():
 def test_slice_table_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="one entry per sample"):
         slice_table(np.array([0, 1]), np.array([0]), None, {}, ["a"])
+
+
+def test_one_graph_shares_its_adjacency_and_partitions_with_identical_results(blobs):
+    from dqwidgets.compute import slices
+
+    _, _, nbrs = blobs
+    nbrs = nbrs.copy()
+    fresh = slices.graph_slices(nbrs.copy(), seed=2)   # another array: nothing shared with nbrs
+    adjacency = slices._symmetric_adjacency(nbrs)
+    assert slices._symmetric_adjacency(nbrs) is adjacency  # built once for the array
+    coarse = slices._leiden(adjacency, 1.0, 2)
+    fine = slices._leiden(adjacency, 30.0, 2)
+    assert fine.max() > coarse.max()
+    assert np.array_equal(slices.graph_slices(nbrs, seed=2), fresh)  # reuses the kept resolution-1 partition
+    coarse[:] = -5  # callers get copies: the kept partition is untouched
+    assert np.array_equal(slices._leiden(adjacency, 1.0, 2), slices._leiden(slices._build_adjacency(nbrs), 1.0, 2))
+    nbrs[0, 0] = nbrs[0, 1]  # a changed array is computed afresh
+    assert slices._symmetric_adjacency(nbrs) is not adjacency
+    slices.release_graph(nbrs)
+    assert id(nbrs) not in slices._KEPT

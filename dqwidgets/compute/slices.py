@@ -8,6 +8,13 @@ discovery by clustering a representation and reporting the error rate per cluste
 (Eyuboglu et al., "Domino: Discovering Systematic Errors with Cross-Modal Embeddings", ICLR 2022)
 and Spotlight-style slice tables.
 
+One kNN graph's adjacency and its Leiden partitions are computed once and shared by every caller that
+passes the same neighbour array (the foreign-cluster test of ``compute.foreign`` at several
+resolutions, then ``graph_slices`` at resolution 1, in one analysis): ``_symmetric_adjacency`` and
+``_leiden`` keep them, with the igraph graph built once, for as long as that array lives or until
+``release_graph(neighbors)``; a changed array (its bytes are hashed) is computed afresh. Leiden seeds
+igraph's generator per call, so a kept partition is the one a fresh call returns.
+
 Communities smaller than ``min_size`` are folded into the community they are most connected to;
 when a fixed number of slices is asked for, communities are merged greedily by the largest
 modularity gain (Clauset, Newman & Moore, Phys. Rev. E 2004) on the condensed graph.
@@ -15,14 +22,58 @@ modularity gain (Clauset, Newman & Moore, Phys. Rev. E 2004) on the condensed gr
 
 from __future__ import annotations
 
+import hashlib
 import random
+import threading
+import weakref
 
 import numpy as np
 from scipy import sparse
 
+_KEPT: dict[int, dict] = {}  # id(neighbour array) -> {"digest", "adjacency", "igraph", "partitions"}
+_KEPT_LOCK = threading.Lock()
+
+
+def _digest(neighbors: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(neighbors).view(np.uint8), digest_size=16).digest() \
+        + repr((neighbors.shape, neighbors.dtype.str)).encode()
+
+
+def _kept_for(neighbors: np.ndarray) -> dict:
+    """The shared entry of a neighbour array (new when the array is new or its contents changed)."""
+    digest = _digest(neighbors)
+    with _KEPT_LOCK:
+        entry = _KEPT.get(id(neighbors))
+        if entry is None or entry["digest"] != digest:
+            entry = {"digest": digest, "partitions": {}}
+            _KEPT[id(neighbors)] = entry
+            weakref.finalize(neighbors, _KEPT.pop, id(neighbors), None)
+        return entry
+
+
+def _entry_of(adjacency) -> dict | None:
+    with _KEPT_LOCK:
+        return next((e for e in _KEPT.values() if e.get("adjacency") is adjacency), None)
+
+
+def release_graph(neighbors: np.ndarray) -> None:
+    """Drop the adjacency, igraph graph and partitions kept for ``neighbors`` (see the module docstring)."""
+    with _KEPT_LOCK:
+        _KEPT.pop(id(neighbors), None)
+
 
 def _symmetric_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
-    """Undirected weighted adjacency of a kNN graph: weight 2 for mutual neighbours, 1 otherwise."""
+    """Undirected weighted adjacency of a kNN graph: weight 2 for mutual neighbours, 1 otherwise
+    (kept for the array, see the module docstring: callers must not modify it)."""
+    if isinstance(neighbors, np.ndarray):
+        entry = _kept_for(neighbors)
+        if "adjacency" not in entry:
+            entry["adjacency"] = _build_adjacency(neighbors)
+        return entry["adjacency"]
+    return _build_adjacency(np.asarray(neighbors))
+
+
+def _build_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
     n, k = neighbors.shape
     rows = np.repeat(np.arange(n, dtype=np.int64), k)
     cols = neighbors.reshape(-1)
@@ -35,6 +86,34 @@ def _symmetric_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
 
 
 def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
+    """Leiden communities (modularity at ``resolution``) of an adjacency; a kept adjacency's
+    partitions and igraph graph are reused (see the module docstring)."""
+    import igraph
+
+    entry = _entry_of(adjacency)
+    key = (float(resolution), int(seed))
+    if entry is not None and key in entry["partitions"]:
+        return entry["partitions"][key].copy()
+    graph = entry.get("igraph") if entry is not None else None
+    if graph is None:
+        graph = _igraph(adjacency)
+        if entry is not None:
+            entry["igraph"] = graph
+    # igraph draws from Python's `random` by default; give it a private, seeded generator.
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        partition = graph.community_leiden(
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=1
+        )
+    finally:
+        igraph.set_random_number_generator(random)
+    membership = np.asarray(partition.membership, dtype=np.int64)
+    if entry is not None:
+        entry["partitions"][key] = membership.copy()
+    return membership
+
+
+def _igraph(adjacency: sparse.csr_matrix):
     import igraph
 
     upper = sparse.triu(adjacency, k=1).tocoo()
@@ -45,15 +124,7 @@ def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.nd
         stop = start + 2_000_000
         graph.add_edges(list(zip(upper.row[start:stop].tolist(), upper.col[start:stop].tolist())))
     graph.es["weight"] = upper.data.tolist()
-    # igraph draws from Python's `random` by default; give it a private, seeded generator.
-    igraph.set_random_number_generator(random.Random(seed))
-    try:
-        partition = graph.community_leiden(
-            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=1
-        )
-    finally:
-        igraph.set_random_number_generator(random)
-    return np.asarray(partition.membership, dtype=np.int64)
+    return graph
 
 
 def _split_until(adjacency: sparse.csr_matrix, membership: np.ndarray, target: int, seed: int) -> np.ndarray:
@@ -173,7 +244,8 @@ def graph_slices(
     connected = np.diff(adjacency.indptr) > 0
     if not connected.any():
         return np.full(n, -1, dtype=np.int64)
-    adjacency = adjacency[connected][:, connected].tocsr()
+    if not connected.all():  # all connected (a kNN graph): the shared adjacency and its partitions
+        adjacency = adjacency[connected][:, connected].tocsr()
 
     membership = _leiden(adjacency, resolution, seed)
     if n_slices is not None:  # need at least n_slices communities to merge from
