@@ -6,9 +6,23 @@ threshold (and is scored by the reference's probe). See :mod:`dqwidgets.compute.
 
 The default score is the neighbour agreement (``samples.neighbour_agreement``): the share of a
 sample's labelled kNN neighbours — in the reference, for a batch analysed with ``reference=`` —
-whose label is the predicted one. On the planted corruptions of bench/results/bench_training.md
-it follows the accuracy where the probe's own confidence does not (Gaussian noise, rotation); the
-probability scores ``negative_entropy`` (ATC-NE) and ``max_softmax`` (ATC-MC) stay selectable.
+whose label is the predicted one (ATC with a disagreement-based score, in the spirit of Jiang,
+Nagarajan, Baek & Kolter, "Assessing Generalization of SGD via Disagreement", ICLR 2022). On the
+planted corruptions of bench/results/bench_training.md it follows the accuracy where the probe's
+own confidence does not (Gaussian noise, rotation); the probability scores ``negative_entropy``
+(ATC-NE, the paper's recommendation) and ``max_softmax`` (ATC-MC) stay selectable.
+
+How it was chosen, and where it errs (bench/atc_candidates.py): a dozen estimators (DoC, COT,
+ATC-NE with and without temperature scaling, support-aware and kernel-weighted agreements,
+averages) were compared on the same analyses, and the choice was evaluated leave-one-corruption-out
+(chosen on three corruption types, scored on the fourth): no candidate beat the agreement by more
+than two standard errors when held out. Its error is not the threshold fit (a cut fitted on the
+clean test split's own correctness errs as much) nor the out-of-fold vs full-reference probe (the
+clean split is estimated within its binomial error): it is the samples whose predicted class is also
+their neighbours' majority class and is wrong. Both classifiers read the same embedding, so where a
+shift moves samples onto another class's region (strong rotation, strong noise for EfficientNet
+features) they agree on the wrong class and the estimate stays too high. On far shifted batches
+(large ``ood_score``) expect errors of several points, mostly upwards.
 """
 
 from __future__ import annotations
