@@ -1,8 +1,9 @@
 """analyze(ds, engine="ray"): the same Analysis as the local engine, resumable, on a local Ray runtime.
 
-One Ray runtime for the whole session (2 CPUs, small object store); every actor pool has one actor,
-so a CPU stays free for Ray Data's read tasks. N is small: these tests check results, not speed
-(bench/bench_scale.py measures that).
+One Ray runtime for the whole session (2 CPUs, no dashboard, a small object store); every actor pool
+has one actor, so a CPU stays free for Ray Data's read tasks. N is small and each Ray run serves
+several assertions: these tests check results, not speed (bench/bench_scale.py measures that).
+Set RAY_ADDRESS to run them on a runtime started beforehand (`ray start --head --num-cpus=2`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from scipy.stats import spearmanr
 
 import dqwidgets as dq
+from dqwidgets.embed.protocol import ResizeCrop
 
 OPTS = {"chunk_rows": 300, "actors": 1}
 
@@ -28,11 +31,12 @@ OPTS = {"chunk_rows": 300, "actors": 1}
 def ray_runtime():
     import ray
 
-    from dqwidgets.engine.ray_engine import start_local
+    from dqwidgets.engine.ray_engine import connect, start_local
 
     if os.environ.get("RAY_ADDRESS"):  # a runtime started beforehand (`ray start --head --num-cpus=2`)
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        connect(os.environ["RAY_ADDRESS"])  # a clear ConnectionError when it does not answer
     elif not ray.is_initialized():
+        # retried after a failed start, whose leftover processes are ended; the error names each try
         start_local(num_cpus=2, object_store_memory=200 * 2 ** 20)
     yield ray
     ray.shutdown()
@@ -141,7 +145,15 @@ def test_killed_embedding_stage_resumes_with_the_same_result(ray_runtime, tmp_pa
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     flag = tmp_path / "fail"
     flag.write_text("1")
-    ds = dq.Dataset.from_dataframe(_texts(), text="text", label="label")
+    frame = _texts()
+    # 10 copies that differ only by case and punctuation: far apart for the (case-sensitive) trigram
+    # embedding, one text for the normalised-text channel of the duplicate step
+    for j in range(10):
+        src = 10 + j
+        words = frame.loc[src, "text"].split(" ")
+        frame.loc[880 + j, "text"] = " , ".join(w.upper() for w in words[:-1]) + "! " + words[-1]
+        frame.loc[880 + j, "label"] = frame.loc[src, "label"]
+    ds = dq.Dataset.from_dataframe(frame, text="text", label="label")
     emb = FlakyText(str(flag))
     opts = {**OPTS, "chunk_rows": 150}  # 6 chunks; the one actor embeds each in one batch
     with pytest.raises(Exception, match="planted failure"):
@@ -157,16 +169,84 @@ def test_killed_embedding_stage_resumes_with_the_same_result(ray_runtime, tmp_pa
     assert an.samples.loc[7, "is_empty"] and an.samples.loc[7, "is_invalid"]
     lo = dq.analyze(ds, embedder=FlakyText(str(flag)), workdir=tmp_path / "local", progress=False)
     assert_same(an, lo)
+    for a in (an, lo):  # each copy and its source form a group, found by the normalised-text channel
+        group = a.samples["duplicate_group"].to_numpy()
+        assert (group[880:890] >= 0).all() and (group[880:890] == group[10:20]).all()
+    assert (an.samples["duplicate_group"] == lo.samples["duplicate_group"]).all()
 
 
-def test_sharded_ivf_graph_recall_at_10(ray_runtime, tmp_path):
+class PixelEmbedder:
+    """A model-free image embedder: a fixed random projection of the 28 px grayscale pixels."""
+
+    name, version, modality, dimension = "pixel-projection-test", "1", "image", 32
+
+    def __init__(self):
+        self.transform = ResizeCrop(28)
+        self.proj = torch.as_tensor(np.random.default_rng(0).normal(size=(28 * 28, 32)), dtype=torch.float32)
+
+    def embed_batch(self, batch, device):
+        return (batch.float().mean(1).reshape(len(batch), -1) / 255.0) @ self.proj
+
+
+def test_image_near_copies_by_their_signatures_as_the_local_engine(ray_runtime, tmp_path):
+    """The duplicate step is the local engine's (compute.duplicates.near_copy_edges) on the Ray graph:
+    copies shifted by 1-2 px, which the pixel embedding does not keep close, are found by the images'
+    thumbnails, in both engines alike."""
+    import io
+
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(5)
+    base = [np.clip(gaussian_filter(rng.normal(0, 1, (28, 28)), 1.0) * 300 + 128, 0, 255).astype(np.uint8)
+            for _ in range(150)]
+
+    def shifted(img, dy, dx):  # the uncovered border black
+        out = np.zeros_like(img)
+        out[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = img[max(-dy, 0):28 + min(-dy, 0),
+                                                                          max(-dx, 0):28 + min(-dx, 0)]
+        return out
+
+    copies = [shifted(base[i], 1 + i % 2, -1) for i in range(12)]
+
+    def png(a):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        return buf.getvalue()
+
+    labels = list(rng.choice(["a", "b", "c"], 150)) + [None] * 12
+    labels[150:] = labels[:12]
+    frame = pd.DataFrame({"image": [png(a) for a in base + copies], "label": labels})
+    ds = dq.Dataset.from_dataframe(frame, image="image", label="label")
+    an = dq.analyze(ds, embedder=PixelEmbedder(), engine="ray", engine_options={**OPTS, "chunk_rows": 60},
+                    layout="pca", workdir=tmp_path / "ray", progress=False)
+    lo = dq.analyze(ds, embedder=PixelEmbedder(), layout="pca", workdir=tmp_path / "local", progress=False)
+    assert_same(an, lo)
+    for a in (an, lo):
+        group = a.samples["duplicate_group"].to_numpy()
+        assert (group[150:] >= 0).all() and (group[150:] == group[:12]).all()
+        assert (group[12:150] < 0).mean() > 0.95  # distinct noise images are not copies
+    # the embedding alone does not keep them close: most copies' nearest neighbour is another image,
+    # and some have their source outside their k graph neighbours (found by the signature candidates)
+    idx = np.asarray(an.graph.indices)[150:]
+    assert (idx[:, 0] != np.arange(12)).sum() >= 4
+    assert sum(i not in idx[i] for i in range(12)) >= 1
+    assert np.allclose(an.samples["duplicate_score"], lo.samples["duplicate_score"], atol=1e-5, equal_nan=True)
+    assert (an.samples["duplicate_group"] == lo.samples["duplicate_group"]).all()
+
+
+def test_sharded_ivf_graph_recall_at_10_and_a_fit_sample_set_aside_by_the_embed_stage(ray_runtime, tmp_path):
+    from dqwidgets.engine import ray_engine, stages
+
     rng = np.random.default_rng(3)
     centers = rng.normal(size=(20, 24)) * 2
     y = rng.integers(0, 20, 6000)
     X = (centers[y] + rng.normal(size=(6000, 24))).astype(np.float32)
     ds = dq.Dataset.from_arrays(X, np.array([f"k{v % 4}" for v in y], dtype=object))
-    an = dq.analyze(ds, engine="ray", k=10, layout="pca", progress=False, workdir=tmp_path,
-                    engine_options={**OPTS, "chunk_rows": 1500, "knn": "ivf"})
+    opts = {**OPTS, "chunk_rows": 1500, "knn": "ivf", "fit_sample": 1500}
+    an = dq.analyze(ds, engine="ray", k=10, layout="pca", progress=False, workdir=tmp_path, engine_options=opts)
     assert an.info["graph_method"] == "ivf"
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     queries = rng.choice(len(X), 400, replace=False)
@@ -176,6 +256,24 @@ def test_sharded_ivf_graph_recall_at_10(ray_runtime, tmp_path):
     got = np.asarray(an.graph.indices)[queries]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])
     assert recall >= 0.95, f"recall@10 of the sharded IVF graph is {recall:.3f}"
+
+    # the fit read the ~1.1 x 1,500 + 200 rows of 6,000 the embed stage set aside, the score pass every row once
+    scans = an.info["embedding_scans"]
+    assert scans["score"] == 1.0 and 0.25 < scans["fit"] < 0.4, scans
+    fitted = ray_engine._load_pickle(next(tmp_path.rglob("fit/fit.pkl")))
+    assert len(fitted["sample_rows"]) == 1500
+    # embed shards without the set-aside rows (an older run) give the same sample by scanning every shard
+    embed_dir = next(tmp_path.rglob("embed-*/_DONE.json")).parent
+    shards = sorted(str(p) for p in embed_dir.glob("part-*.parquet"))
+    vpos = np.arange(len(X), dtype=np.int64)
+    for d in embed_dir.glob("sample-*"):
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+    rows, Xs, read = ray_engine._read_fit_sample(ray_runtime, stages.Stage(embed_dir.parent, embed_dir.name),
+                                                 shards, vpos, len(X), 1500)
+    assert read == len(X)  # a whole scan
+    assert np.array_equal(rows, fitted["sample_rows"]) and np.array_equal(Xs, X[rows])
 
 
 def test_bad_engine_arguments(ray_runtime, tmp_path):
@@ -191,25 +289,6 @@ def test_bad_engine_arguments(ray_runtime, tmp_path):
         dq.analyze(ds, engine="ray", engine_options={"chunks": 3})
     with pytest.raises(ConnectionError, match="does not answer"):
         dq.analyze(ds, engine="ray", engine_options={"address": "127.0.0.1:9"}, workdir=tmp_path)
-
-
-def test_fit_sample_is_read_from_the_rows_the_embed_stage_set_aside(ray_runtime, tmp_path):
-    import shutil
-
-    X, labels, _ = planted(n=1200)
-    ds = dq.Dataset.from_arrays(X, labels)
-    opts = {**OPTS, "fit_sample": 300}
-    an = dq.analyze(ds, engine="ray", engine_options=opts, workdir=tmp_path, layout="pca", progress=False)
-    scans = an.info["embedding_scans"]
-    # the fit reads ~1.1 x 300 + 200 set-aside rows of 1,200, the score pass every row once
-    assert scans["score"] == 1.0 and 0.3 < scans["fit"] < 0.5, scans
-    # without the set-aside rows (embed shards of an older run) the fit scans every shard for the same sample
-    for d in list(tmp_path.rglob("sample-*")) + list(tmp_path.rglob("run-*")):
-        shutil.rmtree(d)
-    again = dq.analyze(ds, engine="ray", engine_options=opts, workdir=tmp_path, layout="pca", progress=False)
-    assert again.info["embedding_scans"]["fit"] == 1.0
-    for col in ("label_issue_score", "ood_score", "duplicate_score"):
-        assert np.allclose(again.samples[col], an.samples[col], equal_nan=True), col
 
 
 def test_user_logits_and_a_training_run_as_the_local_engine(ray_runtime, tmp_path):
@@ -243,3 +322,40 @@ def test_ray_missing_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'dqwidgets\[ray\]'"):
         ray_engine.import_ray()
+
+
+def test_a_failed_local_start_is_cleaned_up_tried_again_and_explained(monkeypatch):
+    """Ray's "timed out during startup" (a loaded machine): the processes the failed start left behind
+    are ended, the start is tried again, and the error names every try and where the logs are."""
+    import time
+
+    import ray
+
+    from dqwidgets.engine import ray_engine
+
+    left_behind = []
+
+    def failing_init(**kwargs):
+        assert kwargs["address"] == "local" and kwargs["include_dashboard"] is False
+        left_behind.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+        raise RuntimeError("The current node timed out during startup. This could happen because some of the "
+                           "raylet failed to startup or the GCS has become overloaded.")
+
+    monkeypatch.setattr(ray, "init", failing_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)  # the session's runtime, if any, stays up
+    with pytest.raises(RuntimeError, match=r"could not start a local Ray runtime \(try 1 after \d+ s: .*"
+                                           r"try 3 after .*session_latest/logs.*ray start --head"):
+        ray_engine.start_local(num_cpus=2)
+    assert len(left_behind) == 3
+
+    def running(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(p.pid) for p in left_behind) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(running(p.pid) for p in left_behind), "a failed start's processes were left running"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from contextlib import contextmanager
@@ -72,25 +73,70 @@ def connect(address=None, num_cpus=None):
     return start_local(num_cpus)
 
 
-def start_local(num_cpus=None, object_store_memory=None, attempts: int = 5):
-    """A local Ray runtime. Ray gives its processes 30 s to register; on a loaded machine that can
-    run out, so the start is tried again (after a clean shutdown) before the error is raised."""
+# A loaded machine starts Ray's Python processes slowly (measured here at a load average of ~20 on
+# 2 cores: a worker process took > 60 s to register, the dashboard agent 86 s to import): wait longer
+# than Ray's defaults before a worker start counts as failed.
+LOCAL_SYSTEM_CONFIG = {"worker_register_timeout_seconds": 600}
+
+
+def start_local(num_cpus=None, object_store_memory=None, attempts: int = 3):
+    """A local Ray runtime. On a loaded machine Ray's own start-up waits can run out (see
+    ``_fixed_agent_ports``); a failed start is cleaned up -- the processes it left behind (the GCS
+    server, monitors, the dashboard) are ended -- and tried again before the error is raised."""
     ray = import_ray()
+    errors = []
     for attempt in range(attempts):
+        before = _child_pids()
+        t0 = time.monotonic()
         try:
             with _fixed_agent_ports():
                 # address="local": always a new runtime of our own, never a cluster named by a leftover
                 # /tmp/ray/ray_current_cluster file (a dead head node, or another user's runtime)
                 ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                         include_dashboard=False, log_to_driver=False)
+                         include_dashboard=False, log_to_driver=False, _system_config=LOCAL_SYSTEM_CONFIG)
             return ray
         except Exception as err:
+            errors.append(f"try {attempt + 1} after {time.monotonic() - t0:.0f} s: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}")
             ray.shutdown()
-            if attempt == attempts - 1 or "timed out during startup" not in str(err):
-                raise RuntimeError(f"analyze(engine='ray'): could not start a local Ray runtime ({err}); check "
-                                   "free memory and /tmp space, or start one with `ray start --head` and pass "
-                                   "engine_options={'address': 'auto'}") from err
-    return ray
+            _end_processes(_child_pids() - before)  # a failed ray.init leaves its head processes running
+            if "timed out during startup" not in str(err) and "Deadline Exceeded" not in str(err):
+                break
+    raise RuntimeError("analyze(engine='ray'): could not start a local Ray runtime (" + "; ".join(errors) +
+                       "). Ray's logs are under /tmp/ray/session_latest/logs (raylet.out says why). Check free "
+                       "memory and /tmp space; on a busy machine start one beforehand with `ray start --head "
+                       "--num-cpus=2` and pass engine_options={'address': 'auto'} (or set RAY_ADDRESS)")
+
+
+def _child_pids() -> set:
+    """Process ids whose parent is this process (Linux /proc; empty elsewhere)."""
+    me, out = os.getpid(), set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == me:
+            out.add(int(name))
+    return out
+
+
+def _end_processes(pids) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, os.WNOHANG)
+        except (OSError, ChildProcessError):
+            pass
 
 
 @contextmanager
@@ -113,16 +159,33 @@ def _fixed_agent_ports():
 
     def init(self, *args, **kwargs):
         original(self, *args, **kwargs)
+        if getattr(self, "no_monitor", True) is False:
+            self.no_monitor = True  # the autoscaler's monitor: nothing to scale on one local node
         for name in ("metrics_agent_port", "dashboard_agent_listen_port", "runtime_env_agent_port",
                      "metrics_export_port"):
             if hasattr(self, name) and not getattr(self, name):
                 setattr(self, name, free_port())
 
     parameter.RayParams.__init__ = init
-    # Ray waits 30 s for the new node to show in the GCS, and one GCS call alone can take a minute on a
-    # loaded machine ("Failed to get node info: Deadline Exceeded"): during the start, ask again for 4 min
+    # ... and tell the raylet the dashboard agent's port too: Ray 2.60 passes the agent its port but
+    # not the raylet, which then waits 15 s for the agent to write it to a file and aborts ("Timed out
+    # waiting for file .../dashboard_agent_listen_port_<node>") when a loaded machine imports the agent
+    # slower (measured here: 30 s at a load average of 10, 86 s at 20). With the port given the raylet
+    # starts at once and the agent comes up when it can.
     from ray._private import services
 
+    start_process = services.start_ray_process
+
+    def start_with_agent_port(command, process_type, *args, **kwargs):
+        if process_type == "raylet" and not any(str(c).startswith("--dashboard_agent_listen_port=") for c in command):
+            found = re.search(r"--listen-port=(\d+)", " ".join(str(c) for c in command))
+            if found and int(found.group(1)) > 0:
+                command = [*command, f"--dashboard_agent_listen_port={found.group(1)}"]
+        return start_process(command, process_type, *args, **kwargs)
+
+    services.start_ray_process = start_with_agent_port
+    # Ray waits 30 s for the new node to show in the GCS, and one GCS call alone can take a minute on a
+    # loaded machine ("Failed to get node info: Deadline Exceeded"): during the start, ask again for 4 min
     get_node = services.get_node
 
     def patient_get_node(*args, **kwargs):
@@ -141,6 +204,7 @@ def _fixed_agent_ports():
     finally:
         parameter.RayParams.__init__ = original
         services.get_node = get_node
+        services.start_ray_process = start_process
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -277,9 +341,10 @@ class EmbedWorker:
                     table = st.embed_table(rows, X)
                 else:
                     values = ray.get(spec["refs"][c])
-                    X, reasons, hashes, props, names = st.embed_chunk(values, spec["modality"], self._embedder(),
-                                                                      self.device, spec["root"], None)
-                    table = st.embed_table(rows, X, reasons, hashes, props, names)
+                    X, reasons, hashes, props, names, sigs = st.embed_chunk(values, spec["modality"],
+                                                                            self._embedder(), self.device,
+                                                                            spec["root"], None)
+                    table = st.embed_table(rows, X, reasons, hashes, props, names, sigs)
                 if spec.get("sample_share", 1.0) < 1.0:  # the fit sample's rows, set aside first
                     st.write_atomic(st.sample_table(table, spec["sample_share"]),
                                     st.sample_dir(spec["dir"], spec["sample_share"]) / path.name)
@@ -506,7 +571,8 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     memory: dict = {}
     anon: dict = {}
     gpu = ray.cluster_resources().get("GPU", 0) > 0
-    emb_key = _run_key(e=_embedder_key(ds, embedder), n=n, chunk=opt["chunk_rows"])
+    # v: the embed shard's columns (2: with the near-copy signatures of images and texts)
+    emb_key = _run_key(e=_embedder_key(ds, embedder), n=n, chunk=opt["chunk_rows"], v=2)
     base = workdir / ds.fingerprint / "ray"
     stage_log = base / "stages.jsonl"
     embed_stage = st.Stage(base, f"embed-{emb_key}")
@@ -542,9 +608,11 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     # ------------------------------------------------------------------ validity, labels, folds (1-D)
     with _stage("validate", seconds, memory, anon, stage_log):
-        side = [st.read_columns(Path(p), None).drop(["emb"]).to_pandas() for p in shards]
+        schema = _schema(shards[0])
+        side_columns = [c for c in schema.names if c not in st.MATRIX_COLUMNS]
+        side = [st.read_columns(Path(p), side_columns).to_pandas() for p in shards]
         side = pd.concat(side, ignore_index=True).sort_values("row").reset_index(drop=True)
-        dim = st.read_columns(Path(shards[0]), ["emb"]).schema.field("emb").type.list_size
+        dim = schema.field("emb").type.list_size
         inp = _input(ds, side, n, k, None, pred_probs, logits)
         user_probs = inp.pred_probs is not None  # the user's model: no probe is fitted
         valid = inp.valid
@@ -563,7 +631,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         fold = (fold_hash % max(folds, 1)).astype(np.int64)
         fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
         del side, fold_hash
-    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=2, probs=_array_key(inp.pred_probs),
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=3, probs=_array_key(inp.pred_probs),
                        **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn")})
     run_dir = base / f"run-{run_key}"
 
@@ -624,7 +692,8 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     from dqwidgets.compute.duplicates import typical_nn_distance
 
     typical = typical_nn_distance(nn1[:, None], "cosine")
-    graph_files = _assemble(ray, run_dir, knn_shards, nv, k)
+    signatures = _assemble_signatures(ray, base, shards, n) if "sig" in schema.names else None
+    graph_files = _assemble(ray, run_dir, knn_shards, nv, k, signatures, pos)
 
     # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
     layout_stage = st.Stage(run_dir, "layout")
@@ -710,8 +779,17 @@ def _input(ds, side: pd.DataFrame, n: int, k: int, reference, pred_probs=None, l
     extra = pd.concat([meta, props.reset_index(drop=True).drop(columns=[c for c in props.columns
                                                                          if c in meta.columns])], axis=1)
     attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
+    text_sigs = None
+    if "tsig" in side:  # the embed actors' normalised-text hashes
+        text_sigs = side["tsig"].to_numpy(object)
+        text_sigs[pd.isna(text_sigs)] = None
+    elif ds.modality == "text":
+        from dqwidgets.analysis_input import _text_signatures
+
+        text_sigs = _text_signatures(ds)
     return AnalysisInput(ids, np.zeros((n, 0), np.float32), valid, flags, labels, codes, classes, splits,
-                         split_codes, split_names, probs, lg, hashes, attributes, extra, "")
+                         split_codes, split_names, probs, lg, hashes, attributes, extra, "",
+                         text_signatures=text_sigs)
 
 
 def _sample_folds(fold: np.ndarray, s_rows: np.ndarray, codes: np.ndarray, folds: int, seed: int) -> None:
@@ -773,20 +851,38 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
     return out
 
 
-def _edges_task(distances: str, out: str):
-    """The closeness of every graph edge (``near_duplicate_score``), as a memory-mapped file."""
-    from dqwidgets.compute.duplicates import near_duplicate_score
+def _edges_task(distances: str, indices: str, signatures: str | None, pos, out: str):
+    """The local engine's duplicate step on the graph (``compute.duplicates.near_copy_edges``): every
+    edge's closeness on its sample's own scale, the data-driven default threshold and, for images, the
+    closeness raised where the pair's thumbnails match plus the signature pairs beyond the graph. Writes
+    the edges (valid x k, memory-mapped by the driver) and ``<out>.npz`` (threshold, extra pairs)."""
+    from dqwidgets.compute.duplicates import near_copy_edges
 
     d = np.load(distances, mmap_mode="r")
+    sigs = None
+    if signatures is not None:
+        sigs = np.asarray(np.load(signatures, mmap_mode="r")[np.asarray(pos)])  # valid x SIGNATURE_BYTES
+    edges, threshold, pairs = near_copy_edges(np.asarray(d), "cosine", np.load(indices, mmap_mode="r"), sigs)
+    empty = np.zeros(0, np.int64)
+    rows, cols, close = pairs if pairs is not None else (empty, empty, np.zeros(0, np.float32))
+    np.savez(out + ".tmp.npz", threshold=np.float64(threshold), rows=rows, cols=cols, close=close,
+             has_pairs=pairs is not None)
     arr = np.lib.format.open_memmap(out + ".tmp.npy", mode="w+", dtype=np.float32, shape=d.shape)
-    for s in range(0, len(d), 1 << 18):
-        arr[s:s + (1 << 18)] = near_duplicate_score(np.asarray(d[s:s + (1 << 18)]), "cosine")
+    arr[:] = edges
     arr.flush()
     del arr
+    os.replace(out + ".tmp.npz", out + ".npz")
     os.replace(out + ".tmp.npy", out)
 
 
-def _assemble(ray, run_dir: Path, knn_shards, nv, k) -> dict:
+def _load_edges(files: dict):
+    """(edges valid x k memory-mapped, default threshold, extra signature pairs or None)."""
+    with np.load(files["edges"] + ".npz") as z:
+        pairs = (z["rows"], z["cols"], z["close"]) if bool(z["has_pairs"]) else None
+        return np.load(files["edges"], mmap_mode="r"), float(z["threshold"]), pairs
+
+
+def _assemble(ray, run_dir: Path, knn_shards, nv, k, signatures=None, pos=None) -> dict:
     files = {"indices": str(run_dir / "graph_indices.npy"), "distances": str(run_dir / "graph_distances.npy"),
              "edges": str(run_dir / "duplicate_edges.npy")}
     task = ray.remote(_assemble_task)
@@ -794,11 +890,29 @@ def _assemble(ray, run_dir: Path, knn_shards, nv, k) -> dict:
     if not os.path.exists(files["indices"]):
         todo.append(task.remote(knn_shards, "nbr", "vrow", nv, k, files["indices"], 0, np.int64))
     if not os.path.exists(files["distances"]):
-        ray.get(task.remote(knn_shards, "dist", "vrow", nv, k, files["distances"], 0.0, np.float32))
-    if not os.path.exists(files["edges"]):
-        todo.append(ray.remote(_edges_task).remote(files["distances"], files["edges"]))
+        todo.append(task.remote(knn_shards, "dist", "vrow", nv, k, files["distances"], 0.0, np.float32))
     ray.get(todo)
+    if not (os.path.exists(files["edges"]) and os.path.exists(files["edges"] + ".npz")):
+        ray.get(ray.remote(_edges_task).remote(files["distances"], files["indices"], signatures,
+                                               None if signatures is None else pos, files["edges"]))
     return files
+
+
+def _assemble_signatures(ray, base: Path, shards, n) -> str:
+    """The images' near-copy thumbnails (N x SIGNATURE_BYTES uint8) as one memory-mapped file, from the
+    embed shards' ``sig`` column (written by a remote task; the driver never holds them)."""
+    from dqwidgets.embed.signature import SIGNATURE_BYTES
+
+    out = str(base / (Path(shards[0]).parent.name + "-signatures.npy"))
+    if not os.path.exists(out):
+        ray.get(ray.remote(_assemble_task).remote(shards, "sig", "row", n, SIGNATURE_BYTES, out, 0, np.uint8))
+    return out
+
+
+def _schema(path):
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path)
 
 
 def _assemble_probs(ray, run_dir, score_shards, n, nv, c) -> tuple[str, str]:
@@ -911,8 +1025,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
     step, the foreign clusters, slices, drift and ATC run here on the out-of-fold probabilities
     (N x C) and the graph (N x k); the flags come from the registry's rules (dqwidgets.issues)."""
-    from dqwidgets.analysis import (Analysis, Calibration, _agreement, _atc, _flag_all, _label_step, _samples_frame,
-                                    _spread, _tables, _ValidRows, _with_slice_accuracy)
+    from dqwidgets.analysis import (Analysis, Calibration, _agreement, _atc, _best_closeness, _flag_all, _label_step,
+                                    _samples_frame, _spread, _tables, _ValidRows, _with_slice_accuracy)
     from dqwidgets.analysis import ood_scores
     from dqwidgets.issues import IssueContext
 
@@ -935,12 +1049,12 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed)
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, None, None)
-    edges = np.load(graph_files["edges"], mmap_mode="r")
+    edges, duplicate_default, duplicate_pairs = _load_edges(graph_files)
     t0 = time.perf_counter()
     slice_id, slices, spurious, drift = _tables(inp, v, graph, probs, label, seed)
     seconds["slices"] = time.perf_counter() - t0
 
-    columns = {"label_issue_score": label.score, **ood, "duplicate_score": np.asarray(edges[:, 0]),
+    columns = {"label_issue_score": label.score, **ood, "duplicate_score": _best_closeness(edges, duplicate_pairs),
                "slice_id": slice_id}
     if agreement is not None:
         columns["neighbour_agreement"] = agreement
@@ -962,7 +1076,9 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     samples = _samples_frame(inp, columns, _spread(xy, pos, n))
     context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=suggested,
                            label_issue_count=label.count, duplicate_edges=edges, content_hashes=inp.content_hashes,
-                           split_codes=inp.split_codes, ood_default=ood_default)
+                           split_codes=inp.split_codes, ood_default=ood_default,
+                           duplicate_default=duplicate_default, duplicate_pairs=duplicate_pairs,
+                           text_signatures=inp.text_signatures)
     embed_info = embed_stage.done() or {}
     info = {"seconds": seconds, "driver_peak_mb": memory, "graph_method": method, "device": "ray", "k": model.k,
             "embedder": "precomputed" if ds.modality == "embedding" else str(embed_info.get("embedder")),

@@ -103,8 +103,11 @@ class Chunk:
 
 
 def embed_chunk(values, modality: str, embedder, device, root, dim: int | None):
-    """(features, reasons, hashes, properties, property names) of one chunk's images or texts."""
+    """(features, reasons, hashes, properties, property names, signatures) of one chunk's images or
+    texts; signatures (the near-copy channel beside the embedding, ``dqwidgets.embed.signature``):
+    images N x SIGNATURE_BYTES uint8 thumbnails, texts the normalised-text hashes."""
     from dqwidgets.embed.pipeline import embed_images, embed_texts
+    from dqwidgets.embed.signature import text_signatures
 
     if modality == "image":
         from dqwidgets.engine.parquet import is_uri, read_bytes
@@ -120,15 +123,21 @@ def embed_chunk(values, modality: str, embedder, device, root, dim: int | None):
             loaded.append(v)
         out = embed_images(loaded, root, embedder, device, None, progress=False, num_workers=0)
         reasons = [p or r for p, r in zip(pre, out.reasons)]
-        for i in np.flatnonzero(np.array([bool(p) for p in pre], dtype=bool)):
-            out.features[i] = 0.0
-        return out.features, reasons, out.hashes, out.properties, out.property_names
+        unread = np.flatnonzero(np.array([bool(p) for p in pre], dtype=bool))
+        out.features[unread] = 0.0
+        sigs = out.signatures
+        if sigs is not None:
+            sigs[unread] = 0
+        return out.features, reasons, out.hashes, out.properties, out.property_names, sigs
     texts = [t if isinstance(t, str) else None for t in values]
     out = embed_texts(texts, embedder, device, None, progress=False)
-    return out.features, out.reasons, out.hashes, out.properties, out.property_names
+    return out.features, out.reasons, out.hashes, out.properties, out.property_names, text_signatures(texts)
 
 
-def embed_table(rows: np.ndarray, X: np.ndarray, reasons=None, hashes=None, properties=None, names=()):
+def embed_table(rows: np.ndarray, X: np.ndarray, reasons=None, hashes=None, properties=None, names=(),
+                signatures=None):
+    """One embed shard: row, emb, reason, hash, ``prop:<name>`` columns and the near-copy signatures
+    (``sig``: an image's uint8 thumbnail; ``tsig``: a text's normalised-text hash)."""
     import pyarrow as pa
 
     X = np.asarray(X, dtype=np.float32)
@@ -141,7 +150,14 @@ def embed_table(rows: np.ndarray, X: np.ndarray, reasons=None, hashes=None, prop
         cols["hash"] = pa.array([h if isinstance(h, str) else None for h in hashes], pa.string())
     for j, name in enumerate(names):
         cols[f"prop:{name}"] = pa.array(np.asarray(properties[:, j], dtype=np.float32))
+    if signatures is not None and np.asarray(signatures).dtype == object:
+        cols["tsig"] = pa.array([h if isinstance(h, str) else None for h in signatures], pa.string())
+    elif signatures is not None:
+        cols["sig"] = matrix_column(np.asarray(signatures, dtype=np.uint8))
     return pa.table(cols)
+
+
+MATRIX_COLUMNS = ("emb", "sig")  # fixed-size list columns of an embed shard (not read as side columns)
 
 
 # ---------------------------------------------------------------------------------------------- fit sample
