@@ -151,3 +151,17 @@ def test_embedding_near_copies_by_jitter_are_flagged(tmp_path):
     an = dq.analyze(dq.Dataset.from_arrays(feats, labels), layout="pca", progress=False, workdir=tmp_path)
     recall, fp_share, _, _ = _flag_figures(an, copy_of)
     assert recall >= 0.95 and fp_share <= 0.005
+
+
+def test_embedding_near_copies_found_and_a_tight_cluster_of_distinct_samples_left_alone(tmp_path):
+    """Embeddings only (64 pixel PCs, no images): the planted light-noise copies are flagged, and the
+    planted tight cluster of 40 checkerboards (one pattern at a few shifts, each drawn with its own
+    pixel noise, sd 20: distinct samples packed far tighter than the rest of the data) is not one big
+    duplicate group: its members are as close to each other as their neighbours are."""
+    from dqwidgets.planted import planted_fashion_mnist
+
+    P = planted_fashion_mnist(n=2000, seed=7)
+    an = dq.analyze(dq.Dataset.from_arrays(P.features, P.labels), layout="pca", progress=False, workdir=tmp_path)
+    recall, fp_share, flagged, _ = _flag_figures(an, P.copy_of)
+    assert recall >= 0.95 and fp_share <= 0.005, (recall, fp_share)
+    assert flagged[P.is_cluster].mean() <= 0.1, flagged[P.is_cluster].sum()

@@ -3,8 +3,11 @@
 Near duplicates follow the radius rule of cleanlab's near-duplicate check and of SemDeDup
 (Abbas, Tirumala, Simig, Ganguli & Morcos, "SemDeDup: Data-efficient learning at web-scale through
 semantic deduplication", 2023): two samples are near copies when their embeddings are much closer
-than a typical sample is to its nearest neighbour. Pairs are read off the one kNN graph (no second
-search of the embeddings) and joined into groups by connected components.
+than a typical sample is to its nearest neighbour; "typical" is measured in the pair's own
+neighbourhood (the median of its neighbours' nearest-neighbour distances), so a tight cluster of
+distinct samples, as close to each other as their neighbours are, is not taken for copies. Pairs are
+read off the one kNN graph (no second search of the embeddings) and joined into groups by connected
+components.
 
 Images add a pixel channel: an ImageNet embedding of a small image does not keep a shifted or resized
 copy closer than its natural neighbours, so each pair's perceptual signatures
@@ -16,11 +19,13 @@ an exact channel: equal normalised-text hashes (case, whitespace, punctuation fo
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-# A pair is a near copy when it is closer than (1 - threshold) x the sample's k-th neighbour distance.
+# A pair is a near copy when it is closer than (1 - threshold) x its neighbourhood's spacing.
 DEFAULT_THRESHOLD = 0.87  # the fixed radius (13% of the typical distance); the floor of the data-driven default
 MAX_RADIUS = 0.5  # never call a pair at more than half the typical neighbour distance a near copy
 Z_COPY = 4.0  # near copies lie this many robust standard deviations below the typical log distance
@@ -52,19 +57,69 @@ def _euclidean_scale(distances: np.ndarray, metric: str) -> np.ndarray:
     return np.sqrt(np.maximum(2.0 * d, 0.0)) if metric == "cosine" else d  # |a-b| of unit vectors
 
 
-def near_duplicate_score(distances: np.ndarray, metric: str = "cosine", typical: float | None = None) -> np.ndarray:
+SPACING_QUANTILE = 0.5  # of the neighbours' nearest distinct-neighbour distances: the neighbourhood's spacing
+
+
+def nearest_distinct_distance(distances: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """Per graph row: the distance (euclidean scale) to its nearest neighbour that is not an exact copy
+    (the first listed distance > 0); NaN where every listed neighbour is at distance 0."""
+    d = _euclidean_scale(distances, metric)
+    if d.ndim == 1:
+        d = d[:, None]
+    pos = d > 0
+    first = np.argmax(pos, axis=1)
+    out = d[np.arange(len(d)), first]
+    out[~pos.any(axis=1)] = np.nan
+    return out
+
+
+def neighbourhood_spacing(neighbors: np.ndarray, nearest: np.ndarray, fallback: float) -> np.ndarray:
+    """Per graph row: how far apart the samples around it are: the median (``SPACING_QUANTILE``) over its
+    ``neighbors`` (graph positions, valid x k) of their nearest distinct-neighbour distance ``nearest``
+    (:func:`nearest_distinct_distance`, one per position). It stays a distinct-neighbour spacing while
+    fewer than half of a row's neighbours are copies of each other (a group of up to ~k/2 copies); a
+    tight group of more than k/2 samples sets its own spacing, whatever they are (a limit: that many
+    copies of one sample look like a tight cluster of distinct ones). ``fallback`` where undefined or 0.
+    Any block of rows can be computed alone once ``nearest`` is known for every position (what a
+    sharded engine does)."""
+    nb = np.asarray(neighbors)
+    if not nb.size:
+        return np.full(len(nb), float(fallback))
+    vals = np.asarray(nearest, dtype=np.float64)[nb]
+    if np.isnan(vals).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: its fallback below
+            s = np.nanquantile(vals, SPACING_QUANTILE, axis=1)
+    else:
+        s = np.quantile(vals, SPACING_QUANTILE, axis=1)
+    return np.where(np.isfinite(s) & (s > 0), s, fallback)
+
+
+def near_duplicate_score(distances: np.ndarray, metric: str = "cosine", typical: float | None = None,
+                         neighbors: np.ndarray | None = None, nearest: np.ndarray | None = None) -> np.ndarray:
     """Per-edge closeness in [0, 1], clipped; 1 = identical.
 
-    By default on the sample's own scale: ``1 - d_ij / d_ik``, the edge's distance over the distance to
-    the sample's k-th (farthest listed) neighbour. In a dense region every distance is small, so a
-    global scale would call its distinct samples copies of each other (a tight cluster of 40
-    different samples became 40 "duplicates"); relative to its own neighbourhood a near copy is
-    still close to 0 and a distinct neighbour is not. ``typical``: scale by this one distance
-    (euclidean scale) instead, e.g. the median nearest-neighbour distance of a reference."""
+    With ``neighbors`` (the graph's indices, valid x k): ``1 - d_ij / s_i`` on the scale of the sample's
+    neighbourhood, ``s_i`` = how far apart the samples around it are (:func:`neighbourhood_spacing`:
+    the median of its neighbours' nearest distinct-neighbour distances; ``nearest``, one per
+    graph position, is computed from ``distances`` when not given). A near copy is much closer to its
+    original than the samples around them are to each other; the members of a tight cluster of
+    distinct samples (a checkerboard pattern drawn 40 times with its own noise each time) are as close
+    to each other as their neighbours are, so their closeness stays low, however dense the cluster is
+    compared to the rest of the data. Without ``neighbors``: on the sample's own k-th (farthest listed)
+    neighbour distance, ``1 - d_ij / d_ik``. ``typical``: scale by this one distance (euclidean scale)
+    instead, e.g. the median nearest-neighbour distance of a reference."""
     d = _euclidean_scale(distances, metric)
     if typical is not None:
         return np.clip(1.0 - d / typical, 0.0, 1.0).astype(np.float32)
-    scale = d[:, -1:] if d.ndim == 2 and d.shape[1] > 1 else np.full((len(d), 1), typical_nn_distance(distances, metric))
+    if neighbors is not None and d.ndim == 2 and d.shape[1]:
+        if nearest is None:
+            nearest = nearest_distinct_distance(distances, metric)
+        scale = neighbourhood_spacing(neighbors, nearest, typical_nn_distance(distances, metric))[:, None]
+    elif d.ndim == 2 and d.shape[1] > 1:
+        scale = d[:, -1:]
+    else:
+        scale = np.full((len(d), 1), typical_nn_distance(distances, metric))
     with np.errstate(divide="ignore", invalid="ignore"):
         close = np.where(d <= 0, 1.0, 1.0 - d / np.maximum(scale, 1e-12))
     return np.clip(close, 0.0, 1.0).astype(np.float32)
@@ -83,7 +138,7 @@ def near_copy_edges(distances: np.ndarray, metric: str, neighbors: np.ndarray,
     (:func:`near_duplicate_score`), its data-driven default threshold (:func:`default_threshold`), and,
     for images, the closeness raised where the pair's signatures match and the signature-candidate pairs
     beyond the graph (:func:`with_signatures`). Both engines call this; ``edges`` is float32 valid x k."""
-    edges = near_duplicate_score(distances, metric)
+    edges = near_duplicate_score(distances, metric, neighbors=np.asarray(neighbors))
     threshold = default_threshold(edges[:, 0]) if len(edges) else DEFAULT_THRESHOLD
     edges, extra = with_signatures(edges, np.asarray(neighbors), signatures, threshold)
     return edges, threshold, extra
