@@ -12,6 +12,20 @@ def test_pca_layout_separates_the_widest_direction():
     assert abs(xy[:250, 0].mean() - xy[250:, 0].mean()) > 10
 
 
+def test_pca_layout_is_the_first_two_principal_components_up_to_scale():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    for d in (40, 600):  # covariance eigenvectors, and the randomised SVD above 512 features
+        scale = np.concatenate([[8.0, 5.0], np.linspace(2, 0.5, d - 2)])  # two leading directions
+        X = (rng.normal(size=(800, d)) * scale).astype(np.float32)
+        xy = pca_layout(X)
+        ref = PCA(2).fit_transform(X)
+        for a in range(2):
+            assert abs(np.corrcoef(xy[:, a], ref[:, a])[0, 1]) > 0.99
+    assert np.array_equal(pca_layout(X[:, :40]), pca_layout(X[:, :40].copy()))
+
+
 def test_umap_epochs_follow_umap_defaults_and_shrink_for_large_n():
     assert umap_epochs(5000) == 500 and umap_epochs(30_000) == 200
     assert 60 <= umap_epochs(1_000_000) < umap_epochs(100_000) < 200

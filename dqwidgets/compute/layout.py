@@ -25,17 +25,25 @@ import torch
 from dqwidgets.compute.device import cpu_threads_for
 from dqwidgets.compute.knn import KnnGraph
 
+PCA_COVARIANCE_MAX_D = 512  # pca_layout: an exact D x D eigendecomposition up to this many features
 
 def pca_layout(X, seed: int = 0) -> np.ndarray:
-    """N x 2 float32: the first two principal components of ``X`` (randomised SVD in torch),
-    scaled to [-10, 10] along the wider axis."""
+    """N x 2 float32: the first two principal components of ``X`` (up to 512 features: eigenvectors
+    of the D x D covariance, one pass over the rows; wider: randomised SVD in torch), scaled to
+    [-10, 10] along the wider axis; each axis' sign is fixed (its largest loading positive)."""
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
     if len(X_t) == 0:
         return np.zeros((0, 2), dtype=np.float32)
     X_t = X_t - X_t.mean(0)
     q = min(2, X_t.shape[1])
     torch.manual_seed(seed)
-    if min(X_t.shape) > 10:
+    if len(X_t) > 10 and 10 < X_t.shape[1] <= PCA_COVARIANCE_MAX_D:
+        with cpu_threads_for(X_t.shape[0] * X_t.shape[1] ** 2, X_t.device):
+            cov = (X_t.T @ X_t).double()
+        V = torch.linalg.eigh(cov)[1][:, -q:].flip(1)
+        V = V * torch.sign(V.gather(0, V.abs().argmax(0, keepdim=True)))
+        Y = X_t @ V.float()
+    elif min(X_t.shape) > 10:
         _, _, V = torch.pca_lowrank(X_t, q=q + 4, center=False, niter=3)
         Y = X_t @ V[:, :q]
     else:
