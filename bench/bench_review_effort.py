@@ -8,6 +8,9 @@ back from the journal, so every wrong change a group action makes is counted.
 0. **Slices**: the reviewer clicks each row of the slice table; the grid shows the slice's cards,
    worst first. When at least 90% of the first screen (24 cards) are of no class (foreign samples),
    he drops the whole slice from its row (1 decision); its members that were fine count as new errors.
+
+Steps 1 and 2 are one loop (``Reviewer.grid_pass``) with the grid's group action at its end.
+
 1. **Label issues**: the grid filtered to "only label issues". The reviewer looks at every card:
    a wrong label whose suggestion (the card's ``→ class``) is the true class is left for ``a``; any
    other wrong label is relabelled by typing its class (1 decision); a sample of no class (foreign)
@@ -39,6 +42,9 @@ cleanlab: Datalab's ``get_issues()`` rows with any issue flagged, ranked by thei
 score (most severe first), the same reviewer with no group actions (Datalab has none): one
 decision per row (relabel to the truth, drop a foreign sample or a copy, or "fine").
 
+The analysis is of what a user passes: the raw images or texts (the embeddings from bench_quality's
+cache; the duplicate step also sees the image signatures / normalised texts), the table's features.
+
     python bench/bench_review_effort.py [case ...]   (cases of bench_quality.py; cached features)
 """
 
@@ -52,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import RESULTS, load_case, run_cleanlab  # noqa: E402
+from bench_quality import RESULTS, WORKDIR, load_case, run_cleanlab  # noqa: E402
 
 CASES = ["notebook01_fashion_mnist", "rotten_tomatoes", "digits_table"]
 STEP = 0.02  # share of the samples one drag of a threshold adds to the flags
@@ -86,12 +92,19 @@ class Reviewer:
         c = self.case
         return c.true_labels[r]
 
-    def label_pass(self, rows: np.ndarray) -> tuple[int, int]:
-        """Step 1 on the grid ``rows``; returns (wrong labels, fine samples) among the cards looked at."""
+    def grid_pass(self, rows: np.ndarray, group: str, later: np.ndarray | None = None) -> tuple[int, int]:
+        """Steps 1 and 2: the reviewer looks at every undecided card of the grid ``rows`` and ends with
+        the grid's group action ``group`` ("accept": ``a``, each card its suggested label; "drop": drop
+        the undecided rest), on "all in the grid". A card is left for that group action when it does
+        the right thing to it (accept: a wrong label whose suggestion is the truth; drop: a sample of no
+        class or a near-copy), or for a later grid's group action (``later``: foreign samples flagged out
+        of distribution, in the label grid); every other card takes one decision: a wrong label is
+        relabelled to its class (with its duplicates), a foreign sample or a near-copy dropped, a fine
+        sample marked fine. Returns (wrong, fine) among the cards looked at."""
         c, s = self.case, self.an.samples
         sugg = s["suggested_label"].to_numpy()
-        ood = s["is_ood"].to_numpy(bool)
-        dup = (s["duplicate_group"].to_numpy() >= 0)
+        dup = s["duplicate_group"].to_numpy() >= 0
+        later = np.zeros(len(s), bool) if later is None else later
         decided = self.decided()
         wrong = fine = 0
         pending = False
@@ -99,47 +112,26 @@ class Reviewer:
             if decided[r]:
                 continue
             rid = self.ids[r]
-            if c.is_foreign[r]:
+            copy = c.is_copy[r] and not self._dropped_pair(r)
+            if c.is_foreign[r] or c.is_noisy[r] or copy:
                 wrong += 1
-                if not ood[r]:
-                    self._do("drop", [rid])
-            elif c.is_noisy[r]:
-                wrong += 1
-                if sugg[r] is not None and sugg[r] == self._truth(r):
-                    pending = True
-                else:
-                    self._do("relabel", [rid], str(self._truth(r)), with_duplicates=dup[r])
-            elif c.is_copy[r] and not self._dropped_pair(r):
-                wrong += 1
-                self._do("drop", [rid])
             else:
                 fine += 1
+            by_group = (group == "accept" and c.is_noisy[r] and sugg[r] is not None and sugg[r] == self._truth(r)) \
+                or (group == "drop" and (c.is_foreign[r] or copy))
+            if by_group:
+                pending = True
+            elif c.is_foreign[r] and later[r]:
+                pass
+            elif c.is_foreign[r] or (copy and not c.is_noisy[r]):
+                self._do("drop", [rid])
+            elif c.is_noisy[r]:
+                self._do("relabel", [rid], str(self._truth(r)), with_duplicates=dup[r])
+            else:
                 self._do("mark_ok", [rid])
             decided = self.decided()
         if pending:
-            self._do("accept", self.ids[rows], with_duplicates=True, bulk=True)
-        return wrong, fine
-
-    def ood_pass(self, rows: np.ndarray) -> tuple[int, int]:
-        c = self.case
-        decided = self.decided()
-        wrong = fine = 0
-        pending = False
-        for r in rows:
-            if decided[r]:
-                continue
-            rid = self.ids[r]
-            if c.is_foreign[r] or (c.is_copy[r] and not self._dropped_pair(r)):
-                wrong += 1
-                pending = True
-            elif c.is_noisy[r]:
-                wrong += 1
-                self._do("relabel", [rid], str(self._truth(r)))
-            else:
-                fine += 1
-                self._do("mark_ok", [rid])
-        if pending:
-            self._do("drop", self.ids[rows], bulk=True)
+            self._do(group, self.ids[rows], with_duplicates=group == "accept", bulk=True)
         return wrong, fine
 
     def _dropped_pair(self, r) -> bool:
@@ -201,19 +193,18 @@ class Reviewer:
         s = self.an.samples
         by_label = np.argsort(-np.nan_to_num(s["label_issue_score"].to_numpy(np.float64), nan=-1), kind="stable")
         flagged = s["is_label_issue"].to_numpy(bool)
-        self.label_pass(by_label[flagged[by_label]])
-        ood = np.flatnonzero(s["is_ood"].to_numpy(bool))
-        self.ood_pass(ood)
+        ood = s["is_ood"].to_numpy(bool)
+        self.grid_pass(by_label[flagged[by_label]], "accept", later=ood)
+        self.grid_pass(np.flatnonzero(ood), "drop")
         self.duplicate_pass()
         steps = {"label_issue_score": 0, "ood_score": 0}
-        for column, flag, pass_ in (("label_issue_score", "is_label_issue", self.label_pass),
-                                    ("ood_score", "is_ood", self.ood_pass)):
+        for column, flag, group in (("label_issue_score", "is_label_issue", "accept"), ("ood_score", "is_ood", "drop")):
             while True:
                 new = self.lower(column, flag)
                 if not len(new):
                     break
                 steps[column] += 1
-                wrong, fine = pass_(new)
+                wrong, fine = self.grid_pass(new, group)
                 if wrong < fine:
                     break
         out = score(self.an, self.case, self.decisions)
@@ -271,8 +262,13 @@ def score(an, case, decisions: int) -> dict:
 def ours(case, X) -> dict:
     import dqwidgets as dq
 
-    with tempfile.TemporaryDirectory() as work:  # a fresh journal every run
-        an = dq.analyze(case.dataset(X), layout="pca", progress=False, workdir=work)
+    raw = case.modality in ("image", "text")  # what a user passes: the duplicate step sees the images / texts
+    with tempfile.TemporaryDirectory() as work:  # a fresh journal every run; the embeddings from WORKDIR's cache
+        if raw:
+            (Path(work) / "cache").symlink_to(WORKDIR / "cache", target_is_directory=True)
+        an = dq.analyze(case.dataset() if raw else case.dataset(X), layout="pca", progress=False, workdir=work)
+        if raw and not np.allclose(an.features, X, atol=1e-5):
+            raise RuntimeError(f"{case.name}: analyze's embeddings differ from the cached features cleanlab gets")
         classes = list(an.classes)
         reviewer = Reviewer(an, case)
         res = reviewer.run()

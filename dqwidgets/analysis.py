@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from dqwidgets.compute.device import resolve_device
 from dqwidgets.compute.duplicates import near_copy_edges, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
 from dqwidgets.compute.foreign import find_foreign_clusters
-from dqwidgets.compute.label import find_label_issues
+from dqwidgets.compute.label import find_label_issues, with_foreign
 from dqwidgets.compute.layout import FINAL_LAYOUTS, final_layout, pca_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
@@ -289,6 +289,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     probs, lg = step("probe", _probabilities, inp, v, dev, seed, reference)
     label = step("label", _label_step, v, probs, graph, reference)
     ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed)
+    label = label_with_foreign(label, ood.get("ood_cluster_score"))  # a foreign sample's label is wrong too
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, ood.pop("_reference_neighbours", None), reference)
     typical = reference.calibration.typical_nn_distance if reference is not None \
@@ -435,6 +436,16 @@ def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResul
     return _LabelResult(lab.label_issue_score, lab.suggested_label, int(lab.is_label_issue.sum()),
                         probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist(),
                         lab.posterior)
+
+
+def label_with_foreign(label: _LabelResult, foreign_probability) -> _LabelResult:
+    """``label`` with its score made P(label wrong) over both ways a label is wrong, a wrong class or
+    no class at all (``compute.label.with_foreign``, from the OOD step's foreign-region probability),
+    and its flag count redone; unchanged without that probability. Both engines call it."""
+    if foreign_probability is None or not np.isfinite(label.score).any():
+        return label
+    score, count = with_foreign(label.score, foreign_probability)
+    return replace(label, score=score, count=count)
 
 
 def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference, seed=0):

@@ -32,3 +32,18 @@ def test_find_label_issues_flags_the_flipped_and_suggests_the_true_label():
     assert out.is_label_issue[:30].all() and out.is_label_issue[30:].sum() == 0
     np.testing.assert_array_equal(out.suggested_label[:30], y_true[:30])
     assert (out.label_issue_score[:30] > 0.8).all() and (out.label_issue_score[30:] < 0.3).all()
+
+
+def test_a_foreign_sample_counts_as_a_wrong_label_and_the_count_follows():
+    from dqwidgets.compute.label import with_foreign
+
+    score = np.array([0.9, 0.1, 0.05, np.nan, 0.0], dtype=np.float32)
+    pf = np.array([0.0, 0.95, 0.0, 0.9, 0.0])
+    out, count = with_foreign(score, pf)
+    # P(label wrong) = P(foreign) + (1 - P(foreign)) P(wrong class): both ways a label is wrong
+    np.testing.assert_allclose(out[[0, 1, 2, 4]], [0.9, 1 - 0.05 * 0.9, 0.05, 0.0], rtol=1e-6)
+    assert np.isnan(out[3])  # unlabelled stays without a score
+    assert count == 2  # the wrong class and the foreign one
+    same, n = with_foreign(score, None)
+    np.testing.assert_array_equal(same, score)
+    assert n == 1

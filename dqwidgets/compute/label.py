@@ -11,6 +11,12 @@
   *noisy* posterior, whose ``1 - p(y)`` counts hard samples as errors (it estimated 2-6x too many
   errors on every planted case); confident learning's count (Northcutt, Jiang & Chuang, JAIR 2021,
   kept below for the Ray engine) counts the probe's own mistakes as label errors when the probe is weak.
+- Foreign samples: a sample that no class fits (from another source) has a wrong label too, whatever
+  class it was given. Where the OOD step found foreign regions (compute.foreign, whose membership
+  probability is calibrated), :func:`with_foreign` makes the score ``P(label wrong) = P(foreign) +
+  (1 - P(foreign)) P(wrong class | in distribution)``, so one calibrated probability covers both ways a
+  label is wrong, and the flag count and the estimated precision follow from it; such a sample's
+  suggested action is "drop", not a relabel (``Analysis._suggest``).
 - The flags: the expected-F1 count of these probabilities (compute.calibration), highest first; the
   suggested label is the most likely true class other than the given one.
 """
@@ -166,6 +172,19 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
     R = post[lab] * cols
     post[lab] = R / np.maximum(R.sum(1, keepdims=True), 1e-300)
     return post.astype(np.float32), T, temp
+
+
+def with_foreign(score: np.ndarray, foreign_probability: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """``(P(label wrong), expected-F1 count)`` when a sample may also be foreign: ``1 - (1 - P(foreign))
+    (1 - score)``, NaN where ``score`` is (unlabelled). Without foreign probabilities the score is kept."""
+    from dqwidgets.compute.calibration import expected_f1_count
+
+    score = np.asarray(score, dtype=np.float32)
+    if foreign_probability is not None:
+        pf = np.clip(np.nan_to_num(np.asarray(foreign_probability, dtype=np.float64), nan=0.0), 0.0, 1.0)
+        score = (1.0 - (1.0 - pf) * (1.0 - score.astype(np.float64))).astype(np.float32)
+    lab = np.isfinite(score)
+    return score, expected_f1_count(score[lab])
 
 
 def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_codes: np.ndarray,
