@@ -26,8 +26,8 @@ def test_pca_layout_is_the_first_two_principal_components_up_to_scale():
     assert np.array_equal(pca_layout(X[:, :40]), pca_layout(X[:, :40].copy()))
 
 
-def test_umap_epochs_follow_umap_defaults_and_shrink_for_large_n():
-    assert umap_epochs(5000) == 500 and umap_epochs(30_000) == 200
+def test_umap_epochs_by_size_shrink_for_large_n():
+    assert umap_epochs(5000) == 300 and umap_epochs(30_000) == 200
     assert 60 <= umap_epochs(1_000_000) < umap_epochs(100_000) < 200
 
 

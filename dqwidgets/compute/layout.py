@@ -57,10 +57,13 @@ def pca_layout(X, seed: int = 0) -> np.ndarray:
 
 
 def umap_epochs(n: int) -> int:
-    """Optimisation epochs: umap-learn's defaults (500 below 10k samples, 200 above), fewer for large
-    N, where the PCA start and the many edges per epoch make more passes change little."""
+    """Optimisation epochs: 300 up to 10k samples (umap-learn's default is 500 there; from the PCA
+    start 300 keep Fashion-MNIST's 5k neighbourhoods as well: trustworthiness@15 0.9833 vs 0.9836,
+    15-NN kept 0.376 vs 0.381, umap-learn's default fit_transform 0.9839 / 0.382, for 0.6x the SGD
+    time), umap-learn's 200 up to 50k, fewer for large N, where the PCA start and the many edges per
+    epoch make more passes change little."""
     if n <= 10_000:
-        return 500
+        return 300
     if n <= 50_000:
         return 200
     return int(max(60, 200 * 50_000 / n))
