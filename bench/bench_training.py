@@ -109,6 +109,17 @@ def f1(truth: np.ndarray, flags: np.ndarray) -> float:
     return float(2 * tp / max(truth.sum() + flags.sum(), 1))
 
 
+def paired_auroc_gain_se(truth: np.ndarray, before: np.ndarray, after: np.ndarray, seed: int = 0,
+                         n_boot: int = 200) -> float:
+    """Standard error of AUROC(after) − AUROC(before) on the same samples (paired bootstrap)."""
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(truth), len(truth))
+        gains.append(roc_auc_score(truth[i], after[i]) - roc_auc_score(truth[i], before[i]))
+    return float(np.std(gains, ddof=1))
+
+
 def pca_features(ref_images: np.ndarray, *others: np.ndarray, dims: int = 64, seed: int = 0):
     """Pixels projected on the top ``dims`` principal components of ``ref_images``."""
     R = torch.as_tensor(ref_images.reshape(len(ref_images), -1), dtype=torch.float32) / 255.0
@@ -187,6 +198,7 @@ def bench_label_noise(workdir: Path, n: int = 10_000, rate: float = 0.2, epochs:
     res["seconds_analyze_training"] = time.perf_counter() - t0
     s = an_t.samples
     res["analyze_training_label_auroc"] = float(roc_auc_score(noisy, s["label_issue_score"].to_numpy()))
+    res["analyze_training_auroc_gain_se"] = paired_auroc_gain_se(noisy, base, s["label_issue_score"].to_numpy(), seed)
     res["analyze_training_flag_f1"] = f1(noisy, s["is_label_issue"].to_numpy())
     res["analyze_flag_f1"] = f1(noisy, an.samples["is_label_issue"].to_numpy())
     res["analyze_training_aum_in_samples"] = bool(np.allclose(s["aum"].to_numpy(), aum2, equal_nan=True))
@@ -419,6 +431,8 @@ def write_markdown(res: dict, path: Path) -> None:
         f"| planted flips in the cartography 'hard' region (run 1) | {a['cartography_hard_recall']:.3f} | |",
         f"| analyze label-issue AUROC, pixel-PCA probe only | {a['analyze_label_auroc']:.4f} | |",
         f"| analyze label-issue AUROC with training=rec | {a['analyze_training_label_auroc']:.4f} | >= the line above |",
+        f"| its gain and the paired-bootstrap SE of the gain | {a['analyze_training_label_auroc'] - a['analyze_label_auroc']:+.4f} "
+        f"± {a.get('analyze_training_auroc_gain_se', float('nan')):.4f} | |",
         f"| analyze is_label_issue F1 without / with training=rec | {a['analyze_flag_f1']:.4f} / {a['analyze_training_flag_f1']:.4f} | |",
         f"| candidate combinations (AUROC): mean with σ(cut − AUM) / rank mean / mean with 1 − confidence | "
         f"{a['combo_mean_sigmoid_auroc']:.4f} / {a['combo_mean_rank_auroc']:.4f} / {a['combo_carto_auroc']:.4f} | |",
