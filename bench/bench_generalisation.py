@@ -366,6 +366,17 @@ def analyze_case(case, features=None):
     return an, time.perf_counter() - t, time.process_time() - c0
 
 
+def _code_version() -> str:
+    """The commit of the product code measured (dqwidgets/ as in the last commit that touched it)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "log", "-1", "--format=%h", "--", "dqwidgets"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent.parent, timeout=30).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
 def evaluate(case, features=None, name=None) -> tuple[dict, np.ndarray]:
     an, sec, cpu = analyze_case(case, features)
     X = np.asarray(an.features, dtype=np.float32)
@@ -379,7 +390,7 @@ def evaluate(case, features=None, name=None) -> tuple[dict, np.ndarray]:
            "n": len(case.labels), "n_wrong": int(wrong.sum()), "n_foreign": int(case.is_foreign.sum()),
            "n_copy_pairs_members": int(pair.sum()), "base_duplicates": int(case.base_dup.sum()),
            "classes": len(an.classes), "seconds": sec, "cpu_seconds": cpu, "cleanlab_seconds": cl_sec,
-           "loadavg": open("/proc/loadavg").read().split()[:3]}
+           "loadavg": open("/proc/loadavg").read().split()[:3], "code": _code_version()}
     res["label_issue"] = {
         "dqwidgets": bq.figures(wrong, s["label_issue_score"], s["is_label_issue"], est("label_issue"), probability=True),
         "cleanlab": bq.figures(wrong, 1 - li["label_score"].to_numpy(), li["is_label_issue"].to_numpy())}
@@ -466,10 +477,10 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         d = r["near_duplicate"]
         lines.append(f"| {r['case']} | {d['dqwidgets']['fp_share_of_others']:.4f} | {d['cleanlab']['fp_share_of_others']:.4f} |")
-    lines += ["", "| case | n | dq s (CPU s) | cleanlab+LR s | loadavg |", "|---|---|---|---|---|"]
+    lines += ["", "| case | n | dq s (CPU s) | cleanlab+LR s | loadavg | dqwidgets code |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['n']} | {r['seconds']:.1f} ({r['cpu_seconds']:.1f}) | {r['cleanlab_seconds']:.1f} | "
-                     f"{' '.join(r['loadavg'])} |")
+                     f"{' '.join(r['loadavg'])} | {r.get('code', '?')} |")
     return "\n".join(lines) + "\n"
 
 
