@@ -1027,7 +1027,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     (N x C) and the graph (N x k); the flags come from the registry's rules (dqwidgets.issues)."""
     from dqwidgets.analysis import (Analysis, Calibration, _agreement, _atc, _best_closeness, _flag_all, _label_step,
                                     _samples_frame, _spread, _tables, _ValidRows, _with_slice_accuracy)
-    from dqwidgets.analysis import ood_scores
+    from dqwidgets.analysis import label_with_foreign, ood_scores
     from dqwidgets.issues import IssueContext
 
     n = inp.n
@@ -1047,6 +1047,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
     ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed)
+    label = label_with_foreign(label, ood.get("ood_cluster_score"))  # as the local engine: a foreign sample's label is wrong too
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, None, None)
     edges, duplicate_default, duplicate_pairs = _load_edges(graph_files)
