@@ -64,6 +64,8 @@ MIN_SIZE = 10
 MIN_GAIN = 0.02  # nats: below this the labels carry no information anywhere (no label-based test)
 SPREAD_ROUNDS = 2  # rounds of neighbour averaging of the foreign probability
 Z_FAR = 5.0  # a community whose median member is this far out (robust z) is foreign whatever its labels
+Z_ISO = 4.0  # a community this many robust s.d. below its resolution's typical log conductance is cut off
+ISO_MIN_SHARE = 0.01  # ... and tested as cut off only when it holds this share of the data (#11's foreign group)
 
 
 @dataclass
@@ -193,17 +195,20 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
     if gain_all < MIN_GAIN:
         return ForeignClusters(comm, prob, regions, gain_all, temperature)
     candidates = []
-    for res, part in partitions:
-        part = part[rows]
+    for res, full in partitions:
+        isolated = _isolated(adjacency, full, n) if adjacency is not None else set()
+        part = full[rows]
         K = int(part.max()) + 1
         size = np.bincount(part, minlength=K)
         mean = np.bincount(part, gain, minlength=K) / np.maximum(size, 1)
         sq = np.bincount(part, gain ** 2, minlength=K) / np.maximum(size, 1)
         se = np.sqrt(np.maximum(sq - mean ** 2, 0.0) / np.maximum(size - 1, 1))
-        for c in np.flatnonzero((size >= MIN_SIZE) & (mean + Z_SE * se < gamma * gain_all)):
-            candidates.append((res, np.flatnonzero(part == c), mean[c] / gain_all, (mean[c] + Z_SE * se[c]) / gain_all))
+        uninformative = set(np.flatnonzero((size >= MIN_SIZE) & (mean + Z_SE * se < gamma * gain_all)).tolist())
+        for c in sorted(uninformative | {c for c in isolated if size[c] >= MIN_SIZE}):
+            candidates.append((res, np.flatnonzero(part == c), mean[c] / gain_all, (mean[c] + Z_SE * se[c]) / gain_all,
+                               c not in uninformative))
     level = alpha / max(len(candidates), 1)  # Bonferroni over the regions tested
-    for res, m, g, upper in candidates:
+    for res, m, g, upper, cut_off in candidates:
         r = _mixture_responsibility(p_prior[m], p_probe[m])
         pval = _g_pvalue(codes[rows[m]], r, prior)
         if pval >= level:
@@ -213,12 +218,40 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
             # implies (foreign ~0, in-distribution ~g_all)
             share = float(r.mean())
             purity = share if share >= 0.5 else float(np.clip(1.0 - upper, 0.0, 1.0))
+            if cut_off:  # not shown uninformative: at most the share its mean gain leaves unexplained
+                purity = min(purity, float(np.clip(1.0 - g, 0.0, 1.0)))
+            if purity < 0.5:  # a cut-off region whose labels the probe explains (a genuine class): not foreign
+                continue
             purity = (purity * len(m) + 0.5) / (len(m) + 1.0)  # a share of m members, never 0 or 1 (Jeffreys)
             prob[members] = np.maximum(prob[members], purity)
             regions.append(ForeignRegion(members.astype(np.int64), res, float(g), purity, pval))
     if regions:
         prob = _spread_to_neighbours(prob, neighbors)
     return ForeignClusters(comm, prob, regions, gain_all, temperature)
+
+
+def _isolated(adjacency, communities: np.ndarray, n: int) -> set:
+    """Communities cut off from the rest of the graph: conductance (the share of their members' edge
+    weight that leaves them; Shi & Malik 2000, Kannan, Vempala & Vetta 2004) ``Z_ISO`` robust s.d.
+    below the median log conductance of the communities of the same partition, among those holding at
+    least ``ISO_MIN_SHARE`` of the data (a group of a handful, a film's reviews, is not a foreign source)."""
+    A = adjacency.tocoo()
+    K = int(communities.max()) + 1 if len(communities) else 0
+    size = np.bincount(communities, minlength=K)
+    vol = np.bincount(communities[A.row], A.data, minlength=K)
+    out = communities[A.row] != communities[A.col]
+    cut = np.bincount(communities[A.row[out]], A.data[out], minlength=K)
+    ok = (size >= MIN_SIZE) & (vol > 0)
+    if ok.sum() < 3:
+        return set()
+    lc = np.log(cut[ok] / vol[ok] + 1e-3)
+    med = np.median(lc)
+    mad = np.median(np.abs(lc - med)) * 1.4826
+    if not mad > 0:
+        return set()
+    z = np.full(K, np.inf)
+    z[ok] = (lc - med) / mad
+    return set(np.flatnonzero((z <= -Z_ISO) & (size >= max(MIN_SIZE, ISO_MIN_SHARE * n))).tolist())
 
 
 def _spread_to_neighbours(prob: np.ndarray, neighbors: np.ndarray, rounds: int = SPREAD_ROUNDS) -> np.ndarray:
