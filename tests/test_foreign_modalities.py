@@ -121,3 +121,72 @@ def test_clean_data_of_many_classes_has_no_foreign_region(tmp_path, seed):
     labels = np.array([f"c{i}" for i in range(8)], dtype=object)[y]
     an = dq.analyze(dq.Dataset.from_arrays(X, labels), layout="pca", progress=False, workdir=tmp_path)
     assert an.samples["is_ood"].mean() <= 0.005
+
+
+def _weak_binary(seed, n=2000, n_group=40, group_is_foreign=True):
+    """Text-like: topics that share one binary label (sentiment) which the probe reads weakly (mean
+    gain ~0.1 nats, as on Rotten Tomatoes), plus a group of ``n_group`` samples cut off from the rest
+    of the graph (another kind of text). Foreign: random labels, and the probe's outputs there are
+    confident and unrelated to them (it was fitted to random labels); in-distribution: its labels are
+    read as weakly as everywhere else."""
+    rng = np.random.default_rng(seed)
+    dims, topics = 32, 12
+    T = rng.normal(0, 1, (topics, dims)) * 0.8
+    t = rng.integers(0, topics, n)
+    X = T[t] + rng.normal(0, 1, (n, dims))
+    G = rng.normal(0, 1, dims) * 2.5 + rng.normal(0, 0.6, (n_group, dims))
+    X = np.vstack([X, G]).astype(np.float32)
+    y = rng.integers(0, 2, n + n_group)
+    p1 = np.clip(0.5 + 0.06 * (2 * y - 1) + rng.normal(0, 0.15, n + n_group), 0.02, 0.98)
+    if group_is_foreign:
+        p1[n:] = rng.uniform(0.1, 0.9, n_group)
+    probs = np.c_[1 - p1, p1]
+    group = np.r_[np.zeros(n, bool), np.ones(n_group, bool)]
+    return X, y, probs, group
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_cut_off_group_with_random_labels_is_found_where_labels_carry_little_information(seed, monkeypatch):
+    """A weak binary probe gives no region's labels a clear lack of information (the first test has no
+    power), but a group cut off from the graph whose labels are the dataset's shares is foreign."""
+    import dqwidgets.compute.foreign as fm
+
+    X, y, probs, foreign = _weak_binary(seed)
+    g = knn_graph(X, 15, device="cpu")
+    found = find_foreign_clusters(g.indices, y, probs)
+    assert 0.02 < found.gain_all < 0.2
+    flagged = found.probability >= 0.5
+    assert flagged[foreign].mean() >= 0.8 and foreign[flagged].mean() >= 0.8
+    assert roc_auc_score(foreign, found.probability) >= 0.95
+    monkeypatch.setattr(fm, "Z_ISO", np.inf)  # the label-information test alone misses it
+    assert (find_foreign_clusters(g.indices, y, probs).probability[foreign] >= 0.5).mean() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_cut_off_group_whose_labels_the_probe_reads_is_not_foreign(seed):
+    """The same cut-off group with labels the probe reads as well as elsewhere (a distinct topic of the
+    same data), or no group at all: no foreign region."""
+    X, y, probs, group = _weak_binary(seed, group_is_foreign=False)
+    g = knn_graph(X, 15, device="cpu")
+    assert find_foreign_clusters(g.indices, y, probs).probability.max() < 0.5
+    g = knn_graph(X[~group], 15, device="cpu")
+    assert find_foreign_clusters(g.indices, y[~group], probs[~group]).probability.max() < 0.5
+
+
+def test_foreign_table_rows_of_another_kind(tmp_path):
+    """Rows of scikit-learn's breast-cancer table (30 columns scaled to 0-16, tiled to 64) pasted among
+    the digits under the digits' headers, random digit labels; and the digits alone get no OOD flag."""
+    from sklearn.datasets import load_breast_cancer, load_digits
+
+    rng = np.random.default_rng(5)
+    d, b = load_digits(), load_breast_cancer().data
+    B = b[rng.choice(len(b), 40, replace=False)]
+    B = np.round((B - b.min(0)) / (b.max(0) - b.min(0)) * 16.0)
+    X = np.vstack([d.data, np.hstack([B, B, B[:, :4]])]).astype(np.float32)
+    labels = np.array([str(c) for c in np.r_[d.target, rng.integers(0, 10, 40)]], dtype=object)
+    foreign = np.r_[np.zeros(len(d.data), bool), np.ones(40, bool)]
+    an = dq.analyze(dq.Dataset.from_arrays(X, labels), layout="pca", progress=False, workdir=tmp_path)
+    _check_flags(an, foreign)
+    clean = dq.analyze(dq.Dataset.from_arrays(X[~foreign], labels[~foreign]), layout="pca", progress=False,
+                       workdir=tmp_path)
+    assert clean.samples["is_ood"].sum() == 0

@@ -24,6 +24,23 @@ resemble, and random labels miss it). So a region is tested on:
    "labels drawn from the class shares" vs "labels follow the probe", share fitted by EM) are the
    dataset's: a pocket of one or two classes the probe gets wrong concentrates its labels.
 
+A region *cut off* from the rest of the graph is tested the same way even where its labels are not
+shown to lack information: where the probe reads the labels weakly (a binary sentiment probe gains
+~0.07 nats per sample), the upper bound of a region's mean gain exceeds ``GAMMA * g_all`` whatever
+its labels, so test 1 has no power; a block of another kind of text (docstrings among film reviews)
+is then found by its graph *conductance* (Shi & Malik 2000; Kannan, Vempala & Vetta 2004: the share
+of its members' edge weight that leaves it) lying ``Z_ISO`` robust s.d. below the median log
+conductance of the communities at the same resolution, for a community holding at least
+``ISO_MIN_SHARE`` of the data (#11's foreign group; smaller cut-off groups are a film's reviews, a
+language). Test 2 still applies, and the expected share of foreign members is capped at
+``1 - mean gain / g_all``, the share of its members whose labels the probe does not read: a cut-off
+region whose labels the probe reads as well as elsewhere (a genuine class, a distinct topic with
+its own sentiment labels) is not foreign. Measured (bench/results/bench_foreign_extra.md): the rule
+finds a block cut off from the graph; Rotten Tomatoes' plot synopses and movie titles are not cut
+off in MiniLM's kNN graph (a synopsis' 15 neighbours are 27% synopses at the median; its
+communities' conductance is that of the reviews'), and no region-level density, conductance or
+label statistic tells them apart there: those stay missed by the default flags.
+
 This replaces an earlier rule that asked the labels to be at least 1 nat per sample *less* likely
 under the probe than under the class shares: that holds only where the probe is confidently wrong,
 never in a binary task or where the probe, fitted to the random labels, predicts the class shares.
