@@ -21,14 +21,14 @@ from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame, 
 from dqwidgets.compute.device import resolve_device
 from dqwidgets.compute.duplicates import near_copy_edges, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
-from dqwidgets.compute.foreign import find_foreign_clusters
+from dqwidgets.compute.foreign import RESOLUTIONS as FOREIGN_RESOLUTIONS, find_foreign_clusters
 from dqwidgets.compute.label import find_label_issues, with_foreign
 from dqwidgets.compute.layout import FINAL_LAYOUTS, final_layout, pca_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
                                    z_to_score)
 from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
-from dqwidgets.compute.slices import release_graph
+from dqwidgets.compute.slices import prefetch_partitions, release_graph
 from dqwidgets.export import export_analysis
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
@@ -286,6 +286,9 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     pos = np.flatnonzero(inp.valid)
     v = _ValidRows(inp, pos)
     graph = step("knn", knn_graph, v.features, k, device=dev, seed=seed)
+    # the Leiden partitions the ood (foreign regions) and slices steps read, computed meanwhile in other processes
+    prefetch_partitions(graph.indices, FOREIGN_RESOLUTIONS + (1.0,) if reference is None and (v.codes >= 0).sum() >= 2
+                        else (1.0,), seed)
     probs, lg = step("probe", _probabilities, inp, v, dev, seed, reference)
     label = step("label", _label_step, v, probs, graph, reference)
     ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed)

@@ -120,3 +120,21 @@ def test_one_graph_shares_its_adjacency_and_partitions_with_identical_results(bl
     assert slices._symmetric_adjacency(nbrs) is not adjacency
     slices.release_graph(nbrs)
     assert id(nbrs) not in slices._KEPT
+
+
+def test_prefetched_partitions_are_the_ones_leiden_computes(blobs, monkeypatch):
+    from dqwidgets.compute import slices
+
+    monkeypatch.setattr(slices, "PREFETCH_MIN_N", 0)
+    _, _, nbrs = blobs
+    nbrs = nbrs.copy()
+    expected = {r: slices._leiden(slices._build_adjacency(nbrs), r, 4) for r in (1.0, 3.0, 30.0)}
+    slices.prefetch_partitions(nbrs, (30.0, 1.0, 3.0), seed=4, workers=2)
+    adjacency = slices._symmetric_adjacency(nbrs)
+    assert len(slices._entry_of(adjacency)["pending"]) == 3
+    for r, membership in expected.items():
+        assert np.array_equal(slices._leiden(adjacency, r, 4), membership)
+    assert not slices._entry_of(adjacency)["pending"] and "igraph" not in slices._entry_of(adjacency)
+    slices.prefetch_partitions(nbrs, (10.0,), seed=4)
+    slices.release_graph(nbrs)  # stops a worker still running
+    assert id(nbrs) not in slices._KEPT

@@ -32,6 +32,8 @@ from scipy import sparse
 
 _KEPT: dict[int, dict] = {}  # id(neighbour array) -> {"digest", "adjacency", "igraph", "partitions"}
 _KEPT_LOCK = threading.Lock()
+_PENDING_LOCK = threading.Lock()  # collecting prefetched partitions (compute.slices.prefetch_partitions)
+PREFETCH_MIN_N = 20_000  # below this a Leiden run takes less than starting a process
 
 
 def _digest(neighbors: np.ndarray) -> bytes:
@@ -57,9 +59,14 @@ def _entry_of(adjacency) -> dict | None:
 
 
 def release_graph(neighbors: np.ndarray) -> None:
-    """Drop the adjacency, igraph graph and partitions kept for ``neighbors`` (see the module docstring)."""
+    """Drop the adjacency, igraph graph and partitions kept for ``neighbors`` (see the module docstring);
+    prefetch workers still running are stopped."""
     with _KEPT_LOCK:
-        _KEPT.pop(id(neighbors), None)
+        entry = _KEPT.pop(id(neighbors), None)
+    for receive, proc in set((entry or {}).get("pending", {}).values()):
+        proc.terminate()
+        proc.join()
+        receive.close()
 
 
 def _symmetric_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
@@ -85,20 +92,65 @@ def _build_adjacency(neighbors: np.ndarray) -> sparse.csr_matrix:
     return (a + a.T).tocsr()
 
 
-def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
-    """Leiden communities (modularity at ``resolution``) of an adjacency; a kept adjacency's
-    partitions and igraph graph are reused (see the module docstring)."""
+def prefetch_partitions(neighbors: np.ndarray, resolutions, seed: int = 0, workers: int | None = None) -> None:
+    """Start the Leiden partitions of a kNN graph at ``resolutions`` in background processes (forked,
+    ``workers`` of them, default: the CPU count), kept for ``neighbors`` as ``_leiden`` keeps its own:
+    a later ``_leiden`` call for one of them waits for it instead of computing it. igraph holds the GIL,
+    so processes rather than threads; the partitions are the ones ``_leiden`` computes (same call, same
+    seed). Where fork is unsafe or missing (macOS, Windows) nothing starts and ``_leiden`` computes."""
+    import multiprocessing as mp
+    import os
+    import sys
+
+    if sys.platform != "linux" or "fork" not in mp.get_all_start_methods() or len(neighbors) < PREFETCH_MIN_N:
+        return
+    adjacency = _symmetric_adjacency(np.asarray(neighbors))
+    entry = _entry_of(adjacency)
+    keys = [(float(r), int(seed)) for r in sorted(set(resolutions))]
+    keys = [k for k in keys if k not in entry["partitions"] and k not in entry.setdefault("pending", {})]
+    workers = max(1, min(len(keys), workers or os.cpu_count() or 1))
+    ctx = mp.get_context("fork")
+    for w in range(workers):
+        mine = keys[w::workers]
+        if not mine:
+            continue
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_partition_worker, args=(send, adjacency, mine), daemon=True,
+                           name="dqwidgets-leiden")
+        proc.start()
+        send.close()
+        for k in mine:
+            entry["pending"][k] = (receive, proc)
+
+
+def _partition_worker(send, adjacency, keys) -> None:
+    try:
+        graph = _igraph(adjacency)
+        for key in keys:
+            send.send((key, _run_leiden(graph, *key)))
+    finally:
+        send.close()
+
+
+def _collect(entry: dict, key) -> np.ndarray | None:
+    """The pending partition ``key`` from its worker (and whatever that worker sent before it); None
+    when the worker died before sending it (the caller then computes it)."""
+    receive, proc = entry["pending"].pop(key)
+    while key not in entry["partitions"]:
+        try:
+            got, membership = receive.recv()
+        except (EOFError, OSError):
+            break
+        entry["partitions"][got] = membership
+    if not any(r is receive for r, _ in entry["pending"].values()):
+        receive.close()
+        proc.join()
+    return entry["partitions"].get(key)
+
+
+def _run_leiden(graph, resolution: float, seed: int) -> np.ndarray:
     import igraph
 
-    entry = _entry_of(adjacency)
-    key = (float(resolution), int(seed))
-    if entry is not None and key in entry["partitions"]:
-        return entry["partitions"][key].copy()
-    graph = entry.get("igraph") if entry is not None else None
-    if graph is None:
-        graph = _igraph(adjacency)
-        if entry is not None:
-            entry["igraph"] = graph
     # igraph draws from Python's `random` by default; give it a private, seeded generator.
     igraph.set_random_number_generator(random.Random(seed))
     try:
@@ -107,7 +159,26 @@ def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.nd
         )
     finally:
         igraph.set_random_number_generator(random)
-    membership = np.asarray(partition.membership, dtype=np.int64)
+    return np.asarray(partition.membership, dtype=np.int64)
+
+
+def _leiden(adjacency: sparse.csr_matrix, resolution: float, seed: int) -> np.ndarray:
+    """Leiden communities (modularity at ``resolution``) of an adjacency; a kept adjacency's
+    partitions and igraph graph are reused, prefetched ones awaited (see the module docstring)."""
+    entry = _entry_of(adjacency)
+    key = (float(resolution), int(seed))
+    if entry is not None and key in entry.get("pending", {}):
+        with _PENDING_LOCK:
+            if key in entry.get("pending", {}):
+                _collect(entry, key)
+    if entry is not None and key in entry["partitions"]:
+        return entry["partitions"][key].copy()
+    graph = entry.get("igraph") if entry is not None else None
+    if graph is None:
+        graph = _igraph(adjacency)
+        if entry is not None:
+            entry["igraph"] = graph
+    membership = _run_leiden(graph, float(resolution), int(seed))
     if entry is not None:
         entry["partitions"][key] = membership.copy()
     return membership
