@@ -138,3 +138,35 @@ def test_prefetched_partitions_are_the_ones_leiden_computes(blobs, monkeypatch):
     slices.prefetch_partitions(nbrs, (10.0,), seed=4)
     slices.release_graph(nbrs)  # stops a worker still running
     assert id(nbrs) not in slices._KEPT
+
+
+def test_a_prefetch_worker_that_hangs_is_given_up_and_the_partition_computed_here(blobs, monkeypatch):
+    """A forked child can hang on a lock another thread held at fork time: analyze must not wait on
+    it for ever, and the partition it then computes itself is Leiden's own."""
+    import os
+    import time
+
+    from dqwidgets.compute import slices
+
+    monkeypatch.setattr(slices, "PREFETCH_MIN_N", 0)
+    monkeypatch.setattr(slices, "PREFETCH_PATIENCE_S", 2.0)
+    _, _, nbrs = blobs
+    nbrs = nbrs.copy()
+    expected = slices._leiden(slices._build_adjacency(nbrs), 3.0, 5)
+    parent, run = os.getpid(), slices._run_leiden
+
+    def hang_in_the_child(graph, resolution, seed):
+        while os.getpid() != parent:
+            time.sleep(1)
+        return run(graph, resolution, seed)
+
+    monkeypatch.setattr(slices, "_run_leiden", hang_in_the_child)
+    slices.prefetch_partitions(nbrs, (3.0,), seed=5, workers=1)
+    adjacency = slices._symmetric_adjacency(nbrs)
+    (_, proc), = slices._entry_of(adjacency)["pending"].values()
+    t = time.monotonic()
+    assert np.array_equal(slices._leiden(adjacency, 3.0, 5), expected)
+    assert time.monotonic() - t < 30
+    proc.join(10)
+    assert not proc.is_alive()  # the hung worker was ended, not left behind
+    slices.release_graph(nbrs)

@@ -34,6 +34,7 @@ _KEPT: dict[int, dict] = {}  # id(neighbour array) -> {"digest", "adjacency", "i
 _KEPT_LOCK = threading.Lock()
 _PENDING_LOCK = threading.Lock()  # collecting prefetched partitions (compute.slices.prefetch_partitions)
 PREFETCH_MIN_N = 20_000  # below this a Leiden run takes less than starting a process
+PREFETCH_PATIENCE_S = 600.0  # a prefetch worker silent this long is given up (one Leiden run at 1M: ~1-2 min)
 
 
 def _digest(neighbors: np.ndarray) -> bytes:
@@ -135,13 +136,25 @@ def _partition_worker(send, adjacency, keys) -> None:
 def _collect(entry: dict, key) -> np.ndarray | None:
     """The pending partition ``key`` from its worker (and whatever that worker sent before it); None
     when the worker died before sending it (the caller then computes it)."""
+    import time
+
     receive, proc = entry["pending"].pop(key)
+    # a forked child can hang on a lock another thread of the parent held at fork time: never wait on it
+    # longer than PREFETCH_PATIENCE_S after it last sent something; the caller then computes in-process
+    deadline = time.monotonic() + PREFETCH_PATIENCE_S
     while key not in entry["partitions"]:
         try:
+            if not receive.poll(0.5):
+                if not proc.is_alive() or time.monotonic() > deadline:
+                    break
+                continue
             got, membership = receive.recv()
         except (EOFError, OSError):
             break
         entry["partitions"][got] = membership
+        deadline = time.monotonic() + PREFETCH_PATIENCE_S
+    if key not in entry["partitions"] and proc.is_alive():
+        proc.kill()
     if not any(r is receive for r, _ in entry["pending"].values()):
         receive.close()
         proc.join()
