@@ -63,8 +63,6 @@ def test_a_clean_table_gets_few_flags_of_each_kind(name, workdir):
     assert s["is_label_issue"].sum() <= 0.03 * n, s["is_label_issue"].sum()
 
 
-@pytest.mark.xfail(strict=True, reason="A: 15 OOD flags (0.75%), est. P 0.969, on make_classification with "
-                                       "2 clusters per class (bench_generalisation clean/make_classification)")
 def test_a_clean_table_with_several_clusters_per_class_gets_no_foreign_flags(workdir):
     df, y = _table("make_classification")
     an = analyze_table(df, y, workdir)
@@ -94,8 +92,6 @@ def test_one_sided_noise_to_the_neighbour_class_is_flagged_at_the_right_count(na
     assert abs(f["estimated"] - f["precision"]) <= 0.15, f
 
 
-@pytest.mark.xfail(strict=True, reason="A: 22 of 40 rows from another make_classification draw flagged "
-                                       "(AUROC 1.000, best F1 1.000)")
 def test_a_block_of_rows_from_another_table_is_flagged_foreign(workdir):
     """2% of the rows from another table with the same schema, random labels: >= 80% of them flagged
     OOD, precision >= 0.7 (#11 item 4)."""
