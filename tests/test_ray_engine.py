@@ -1,8 +1,11 @@
 """analyze(ds, engine="ray"): the same Analysis as the local engine, resumable, on a local Ray runtime.
 
 One Ray runtime for the whole session (2 CPUs, no dashboard, a small object store); every actor pool
-has one actor, so a CPU stays free for Ray Data's read tasks. N is small and each Ray run serves
-several assertions: these tests check results, not speed (bench/bench_scale.py measures that).
+has one actor (one task at a time where a pass runs as tasks), so a CPU stays free for Ray Data's read
+tasks. N is small, so the passes run as tasks on the runtime's running worker processes (an actor pool
+is a new process that imports the engine and Ray Data); the IVF test runs every pass as an actor pool,
+the path of large inputs. Each Ray run serves several assertions: these tests check results, not speed
+(bench/bench_scale.py measures that; bench/results/ray_tests_durations.txt the tests' own time).
 Set RAY_ADDRESS to run them on a runtime started beforehand (`ray start --head --num-cpus=2`).
 """
 
@@ -245,7 +248,8 @@ def test_sharded_ivf_graph_recall_at_10_and_a_fit_sample_set_aside_by_the_embed_
     y = rng.integers(0, 20, 6000)
     X = (centers[y] + rng.normal(size=(6000, 24))).astype(np.float32)
     ds = dq.Dataset.from_arrays(X, np.array([f"k{v % 4}" for v in y], dtype=object))
-    opts = {**OPTS, "chunk_rows": 1500, "knn": "ivf", "fit_sample": 1500}
+    # every pass an actor pool (the path of large inputs: "auto" runs 6,000 rows as tasks)
+    opts = {**OPTS, "chunk_rows": 1500, "knn": "ivf", "fit_sample": 1500, "pool": "actors"}
     an = dq.analyze(ds, engine="ray", k=10, layout="pca", progress=False, workdir=tmp_path, engine_options=opts)
     assert an.info["graph_method"] == "ivf"
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
@@ -256,6 +260,10 @@ def test_sharded_ivf_graph_recall_at_10_and_a_fit_sample_set_aside_by_the_embed_
     got = np.asarray(an.graph.indices)[queries]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])
     assert recall >= 0.95, f"recall@10 of the sharded IVF graph is {recall:.3f}"
+    # the one kNN actor searched with the runtime's 2 CPUs (Ray starts an actor with OMP_NUM_THREADS=1)
+    knn_shards = sorted(tmp_path.rglob("knn/part-*.parquet"))
+    assert len(knn_shards) == 4
+    assert {stages.shard_metadata(p)["search_threads"] for p in knn_shards} == {2}
 
     # the fit read the ~1.1 x 1,500 + 200 rows of 6,000 the embed stage set aside, the score pass every row once
     scans = an.info["embedding_scans"]

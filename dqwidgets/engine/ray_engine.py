@@ -4,6 +4,13 @@ Stages (each resumable; see ``stages.py`` for the store):
 
 1. ``embed``: chunks of rows through an actor pool (``map_batches(..., compute=ActorPoolStrategy)``,
    one GPU per actor where the cluster has GPUs), one embedding shard per chunk.
+
+   How a pass runs (``_use_actors``): a worker that holds state (a model, the kNN index) over more than
+   ``TASKS_MAX_ROWS`` rows, and every GPU embedding, is an actor pool; the other passes (precomputed
+   embeddings, the score pass over broadcast statistics, small inputs) run as Ray Data tasks on the
+   worker processes Ray keeps running, each process building its worker once (``_pooled_call``). At
+   most CPUs - 1 actors or tasks run at once (a CPU stays free); each computes with the cluster's CPUs
+   shared among them (``set_threads``: Ray starts workers with OMP_NUM_THREADS=1).
 2. ``fit``: a sample of at most ``fit_sample`` valid rows is read (one remote task per shard) and the
    driver fits on it alone: the out-of-fold probe (stratified folds over the sample, as the local
    engine's; the fold of the id's hash for rows outside it), the class Gaussians of the Mahalanobis
@@ -40,7 +47,8 @@ from dqwidgets.engine import stages as st
 
 RAY_INSTALL = "pip install 'dqwidgets[ray]'  (or: pip install 'ray[data]>=2.9' faiss-cpu)"
 DEFAULTS = {"chunk_rows": 4096, "fit_sample": 100_000, "layout_sample": 20_000, "exact_max": 60_000,
-            "nprobe": "auto", "address": None, "num_cpus": None, "knn": "auto", "actors": None}
+            "nprobe": "auto", "address": None, "num_cpus": None, "knn": "auto", "actors": None,
+            "pool": "auto"}
 
 
 # ---------------------------------------------------------------------------------------------- Ray
@@ -231,16 +239,86 @@ def _actor_pool(ray, wanted, gpu: bool):
     return int(wanted) if wanted else max(1, cpus - 1)  # one CPU stays free for the read tasks
 
 
-def _run_pass(ray, items: list, worker, constructor_kwargs: dict, size: int, gpu: bool = False):
-    """One Ray Data pass: each item (a dict per chunk) goes through a pooled ``worker`` actor."""
+# Up to this many rows a pass whose worker holds state (a model, the exact kNN reference) runs as Ray
+# Data tasks on the runtime's running worker processes, each process building the state once
+# (``_pooled_call``), instead of an actor pool: an actor is a new process that imports the engine and
+# Ray Data (7 s of CPU measured here) before it works on a few hundred rows.
+TASKS_MAX_ROWS = 50_000
+
+
+def _use_actors(pool: str, stateful: bool, rows: int, gpu: bool) -> bool:
+    """Whether a pass runs as an actor pool: ``pool="actors"``, a GPU embedding, or ``pool="auto"`` for
+    a worker that holds state (a model, an index) over more than ``TASKS_MAX_ROWS`` rows. Passes whose
+    state is small and broadcast (precomputed embeddings, the scores) run as tasks."""
+    if gpu or pool == "actors":
+        return True
+    return pool == "auto" and stateful and rows > TASKS_MAX_ROWS
+
+
+def _threads(ray, size: int) -> int:
+    """Threads for each of ``size`` actors searching at once: the cluster's CPUs shared among them (on
+    one 2-CPU node the one actor searches with both; the CPU left free runs only Ray Data's light
+    bookkeeping during the pass)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, size))
+
+
+def set_threads(n: int) -> int:
+    """The thread count of the libraries a worker computes with: Ray starts each worker with
+    OMP_NUM_THREADS=1 (its logical CPUs), so faiss, torch and BLAS would use one thread."""
+    import torch
+
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:
+        pass
+    return n
+
+
+_STATE: dict = {}  # per worker process: the stage worker of the last pass of each kind, built once
+
+
+def _pooled_call(batch: pd.DataFrame, worker, spec: dict, token: str) -> pd.DataFrame:
+    """A pass' batch in a Ray Data task: the process' ``worker(spec)`` for this pass (``token``) is
+    built by the first task of the pass that runs in it and reused by the next ones (Ray runs tasks in
+    worker processes it keeps), the previous pass' worker of that kind freed."""
+    name = worker.__name__
+    held = _STATE.get(name)
+    if held is None or held[0] != token:
+        _STATE.pop(name, None)
+        held = _STATE[name] = (token, worker(spec))
+    return held[1](batch)
+
+
+def _run_pass(ray, items: list, worker, constructor_kwargs: dict, size: int, gpu: bool = False,
+              actors: bool = True):
+    """One Ray Data pass: each item (a dict per chunk) goes through ``worker``: a pool of ``size``
+    actors, or (``actors=False``) at most ``size`` tasks at once on Ray's running worker processes."""
     from ray.data import ActorPoolStrategy
 
     if not items:
         return []
+    size = min(size, len(items))
     data = ray.data.from_items(items, override_num_blocks=len(items))
-    out = data.map_batches(worker, fn_constructor_kwargs=constructor_kwargs, batch_size=1, batch_format="pandas",
-                           compute=ActorPoolStrategy(size=min(size, len(items))),
-                           num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
+    if actors:
+        out = data.map_batches(worker, fn_constructor_kwargs=constructor_kwargs, batch_size=1,
+                               batch_format="pandas", compute=ActorPoolStrategy(size=size),
+                               num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1)
+    else:
+        import uuid
+
+        out = data.map_batches(_pooled_call, fn_kwargs={"worker": worker, "token": uuid.uuid4().hex,
+                                                        **constructor_kwargs},
+                               batch_size=1, batch_format="pandas", concurrency=size, num_cpus=1)
     return out.take_all()
 
 
@@ -341,8 +419,11 @@ class EmbedWorker:
                     table = st.embed_table(rows, X)
                 else:
                     values = ray.get(spec["refs"][c])
+                    embedder = self._embedder()
+                    if self.device.type == "cpu":  # per calling thread (see KnnWorker)
+                        set_threads(spec["threads"])
                     X, reasons, hashes, props, names, sigs = st.embed_chunk(values, spec["modality"],
-                                                                            self._embedder(), self.device,
+                                                                            embedder, self.device,
                                                                             spec["root"], None)
                     table = st.embed_table(rows, X, reasons, hashes, props, names, sigs)
                 if spec.get("sample_share", 1.0) < 1.0:  # the fit sample's rows, set aside first
@@ -374,6 +455,7 @@ class KnnWorker:
         import torch
 
         self.spec = spec
+        self.threads = set_threads(spec["threads"])  # faiss / torch search threads
         self.vpos = spec["vpos"]  # row -> valid position (-1 = left out)
         if spec["method"] == "exact":
             parts = []
@@ -386,7 +468,6 @@ class KnnWorker:
         else:
             import faiss
 
-            faiss.omp_set_num_threads(max(1, int(spec.get("threads", 1))))
             self.index = faiss.read_index(spec["index"])
             self.index.nprobe = int(spec["nprobe"])
 
@@ -394,6 +475,7 @@ class KnnWorker:
         import pyarrow as pa
 
         spec, k = self.spec, self.spec["k"]
+        set_threads(self.threads)  # OpenMP's thread count is per calling thread: Ray may call from another
         for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
             Q = st.normalise(X)
             if spec["method"] == "exact":
@@ -401,8 +483,20 @@ class KnnWorker:
             else:
                 idx, dist = st.knn_faiss(self.index, Q, vrows, k)
             st.write_atomic(pa.table({"vrow": pa.array(vrows), "nbr": st.matrix_column(idx),
-                                      "dist": st.matrix_column(dist)}), path)
+                                      "dist": st.matrix_column(dist)}), path,
+                            {"search_threads": _search_threads(spec["method"])})
         return pd.DataFrame({"chunk": batch["chunk"].tolist()})
+
+
+def _search_threads(method: str) -> int:
+    """The threads the kNN search ran with (faiss' OpenMP threads, torch's for the exact search)."""
+    if method == "exact":
+        import torch
+
+        return int(torch.get_num_threads())
+    import faiss
+
+    return int(faiss.omp_get_max_threads())
 
 
 class ScoreWorker:
@@ -412,6 +506,7 @@ class ScoreWorker:
         import ray
 
         self.spec = spec
+        set_threads(spec["threads"])
         self.model = ray.get(spec["model"])
         self.vpos, self.fold = spec["vpos"], spec["fold"]
 
@@ -419,6 +514,7 @@ class ScoreWorker:
         import pyarrow as pa
 
         spec = self.spec
+        set_threads(spec["threads"])
         for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
             g = st.read_columns(Path(spec["knn_dir"]) / f"part-{int(c):05d}.parquet", ["vrow", "nbr", "dist"])
             assert np.array_equal(g.column("vrow").to_numpy(), vrows), "kNN and embedding shards disagree"
@@ -545,7 +641,8 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                 reference=None, layout: str = "umap", wait_layout: bool = True, progress: bool = True,
                 seed: int = 0, thresholds: dict | None = None, training=None, **options):
     """See ``dqwidgets.analyze``; ``options`` (``engine_options=``): chunk_rows, fit_sample,
-    layout_sample, exact_max, nprobe, knn ("auto" | "exact" | "ivf"), address, num_cpus, actors."""
+    layout_sample, exact_max, nprobe, knn ("auto" | "exact" | "ivf"), address, num_cpus, actors, pool
+    ("auto" | "actors" | "tasks": how the passes run, see ``_use_actors``)."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"analyze(engine='ray'): unknown engine_options {unknown}; known: {sorted(DEFAULTS)}")
@@ -559,9 +656,15 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         raise ValueError("analyze(engine='ray'): reference= is not supported by the Ray engine: scoring a batch "
                          "against a reference needs the reference's embeddings in every worker. Use "
                          "engine='local' for reference= batches (the reference itself may come from either engine)")
+    if opt["pool"] not in ("auto", "actors", "tasks"):
+        raise ValueError(f"analyze(engine='ray'): pool must be 'auto', 'actors' or 'tasks', got {opt['pool']!r}")
     if opt["knn"] not in ("auto", "exact", "ivf"):
         raise ValueError(f"analyze(engine='ray'): knn must be 'auto', 'exact' or 'ivf', got {opt['knn']!r}")
     n = check_dataset(ds)
+    if any(v is not None for v in (pred_probs, logits, getattr(ds, "pred_probs", None), getattr(ds, "logits", None))):
+        from dqwidgets.analysis_input import _labels, _user_probabilities
+
+        _user_probabilities(ds, pred_probs, logits, n, _labels(ds, None)[2])  # a wrong shape fails before any pass
     ray = connect(opt["address"], opt["num_cpus"])
     if ds.modality == "tabular":
         raise ValueError("analyze(engine='ray'): tables are encoded in one process; use engine='local', or "
@@ -597,7 +700,11 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                         raise ValueError(f"analyze: features must be N x D with N={n}, got shape {src.shape}")
                 spec["refs"] = {c["chunk"]: ray.put(src[c["start"]:c["stop"]]) for c in todo}
             embed_stage.path.mkdir(parents=True, exist_ok=True)
-            _run_pass(ray, todo, EmbedWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], gpu), gpu)
+            on_gpu = gpu and ds.modality != "embedding"  # precomputed embeddings are only read
+            size = _actor_pool(ray, opt["actors"], on_gpu)
+            spec["threads"] = _threads(ray, size)
+            _run_pass(ray, todo, EmbedWorker, {"spec": spec}, size, on_gpu,
+                      _use_actors(opt["pool"], ds.modality != "embedding", n, on_gpu))
             missing = sorted({c["chunk"] for c in chunks} - embed_stage.written())
             if missing:
                 raise RuntimeError(f"analyze(engine='ray'): embedding shards {missing[:5]} were not written")
@@ -682,7 +789,9 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                     ray.get(ray.remote(_build_ivf_task).remote(C.tobytes(), dim, len(C), shards, vpos, index_path))
                 spec["index"] = index_path
             todo = [c for c in chunks if c["chunk"] not in knn_stage.written()]
-            _run_pass(ray, todo, KnnWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
+            size = _actor_pool(ray, opt["actors"], False)
+            spec["threads"] = _threads(ray, size)
+            _run_pass(ray, todo, KnnWorker, {"spec": spec}, size, False, _use_actors(opt["pool"], True, nv, False))
             knn_stage.mark_done({"method": method, "chunks": len(chunks)})
         knn_shards = [str(knn_stage.shard(c["chunk"])) for c in chunks]
         nn1 = np.empty(nv, dtype=np.float32)
@@ -718,7 +827,9 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
                     "model": ray.put(model), "vpos": vpos, "fold": fold}
             todo = [c for c in chunks if c["chunk"] not in score_stage.written()]
             scans["score"] = _rows(todo) / n
-            _run_pass(ray, todo, ScoreWorker, {"spec": spec}, _actor_pool(ray, opt["actors"], False))
+            size = _actor_pool(ray, opt["actors"], False)
+            spec["threads"] = _threads(ray, size)
+            _run_pass(ray, todo, ScoreWorker, {"spec": spec}, size, False, _use_actors(opt["pool"], False, nv, False))
             score_stage.mark_done({"chunks": len(chunks)})
         score_shards = [str(score_stage.shard(c["chunk"])) for c in chunks]
         cols = _read_scores(score_shards, nv, model)
