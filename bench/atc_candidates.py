@@ -28,6 +28,19 @@ labels, kNN graph and slices; the scored batch's probabilities and its k nearest
   neighbour's label is right (q: the neighbours' label shares).
 - ``agreement_ne_mean``: the mean of the estimates of ATC on the agreement and ATC-NE (averaging two
   estimators that fail differently).
+- ``fold_agreement``: ATC on the agreement of fold probes with nested folds (:class:`FoldModels`);
+  ``agreement_fold``: ATC on the neighbour agreement plus half the fold agreement (the latter
+  orders the neighbour agreement's ties).
+- ``agreement_mixup_cut`` / ``agreement_kernel90_mixup_cut``: a shift-aware recalibration: the
+  cut of ATC on the (kernel-weighted) agreement fitted on the reference's out-of-fold samples and
+  on mixed copies of them (mixup, :class:`FoldModels`), a synthetic shift of another family than
+  the bench's four corruptions, with known labels.
+- ``calibrated_mean``: the mean over the batch of P(correct | agreement, kernel agreement, max
+  softmax, negative entropy, log k-th neighbour distance), a logistic regression fitted on the
+  reference (cross-fitted by fold for the reference's own slices) and its mixed copies.
+- ``aline_d``: ALine-D (Baek, Jiang, Raghunathan & Kolter, "Agreement-on-the-line: Predicting the
+  Performance of Neural Networks under Distribution Shift", NeurIPS 2022) over a family of nine
+  models fitted on the reference (:class:`FoldModels`).
 
 Diagnostics per split (:func:`compare`): ``shared_wrong``, the share of samples whose predicted class
 is also their neighbours' majority class and is wrong (neither classifier can see those errors, so
@@ -113,8 +126,39 @@ class Candidates:
         self.bandwidth = {q: float(np.percentile(dist[:, -1], q)) for q in KERNEL_PERCENTILES}
         self.ref = self._scores(self.P, nb, dist)
         lab = self.codes >= 0
+        # fold probes (nested), the ALine family and mixed copies (FoldModels)
+        self.fm = fm = FoldModels(self.ref_X, self.codes, self.P, self.metric, self.k)
+        self.ref["fold_agreement"] = np.full(len(self.codes), np.nan)
+        self.ref["fold_agreement"][fm.lab] = fm.ref_fold_agreement
+        self.ref["agreement_fold"] = self.ref["agreement"] + self.ref["fold_agreement"] / 2
+        self.ref["_family"] = {n: np.full(len(self.codes), -1) for n in fm.family_oof}
+        for n, v in fm.family_oof.items():
+            self.ref["_family"][n][fm.lab] = v
         self.cuts = {name: fit_atc_cut(s[lab], self.correct[lab]) for name, s in self.ref.items()
                      if not name.startswith("_")}
+        # shift-aware recalibration: the cut fitted on the reference and its mixed copies together
+        mixed = [self._scores(m["P"], fm.lab[m["nb"]], m["dist"]) for m in fm.mixed]
+        mixed_correct = [m["P"].argmax(1) == m["y"] for m in fm.mixed]
+        self.mix_cuts = {name: fit_atc_cut(np.concatenate([self.ref[name][lab]] + [s[name] for s in mixed]),
+                                           np.concatenate([self.correct[lab]] + mixed_correct))
+                         for name in ("agreement", "agreement_kernel90")}
+        # calibrated correctness: logistic regression on the reference (cross-fitted there) and the mixed copies
+        from sklearn.linear_model import LogisticRegression
+
+        F_ref = self._calibration_features(self.ref, self.P, dist)[fm.lab]
+        F_mix = np.vstack([self._calibration_features(s, m["P"], m["dist"]) for s, m in zip(mixed, fm.mixed)])
+        c_mix = np.concatenate(mixed_correct)
+        fold_mix = np.concatenate([np.sort(fm.fold) for _ in fm.mixed])  # mixed copies are made fold by fold
+        c_ref = self.correct[fm.lab]
+        self.calibrated_ref = np.full(len(self.codes), np.nan)
+        for f in range(FOLDS):
+            fit = LogisticRegression(C=10.0, max_iter=1000).fit(
+                np.vstack([F_ref[fm.fold != f], F_mix[fold_mix != f]]),
+                np.concatenate([c_ref[fm.fold != f], c_mix[fold_mix != f]]))
+            self.calibrated_ref[fm.lab[fm.fold == f]] = fit.predict_proba(F_ref[fm.fold == f])[:, 1]
+        self.calibration = LogisticRegression(C=10.0, max_iter=1000).fit(np.vstack([F_ref, F_mix]),
+                                                                         np.concatenate([c_ref, c_mix]))
+        self.ref["_calibrated"] = self.calibrated_ref
         self.slice_cuts = {c: fit_atc_cut(self.ref["agreement"][lab & (self.slice == c)],
                                           self.correct[lab & (self.slice == c)])
                            for c in np.unique(self.slice[lab]) if c >= 0}
@@ -138,11 +182,22 @@ class Candidates:
             out[f"agreement_kernel{q:g}"] = ((w * hit).sum(1) + 1.0 / self.C) / (w.sum(1) + 1.0)
         return out
 
+    def _calibration_features(self, sc: dict, P: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """CALIBRATION_FEATURES per row: the two agreements, max softmax, negative entropy and the log of
+        the k-th neighbour distance over the reference's 90th percentile of it."""
+        return np.stack([sc["agreement"], sc["agreement_kernel90"], P.max(1), sc["atc_ne"],
+                         np.log(np.maximum(dist[:, -1], 1e-12) / self.bandwidth[90.0])], 1)
+
     def target(self, an_new) -> dict:
         """The scores of a batch analysed with ``reference=`` this analysis."""
         v = np.flatnonzero(an_new.valid)
-        q = knn_query(an_new.features[v], self.ref_X, self.k, self.metric, "cpu")
-        return self._scores(an_new.pred_probs[v], q.indices, q.distances)
+        Q, P = an_new.features[v], an_new.pred_probs[v]
+        q = knn_query(Q, self.ref_X, self.k, self.metric, "cpu")
+        out = self._scores(P, q.indices, q.distances)
+        out.update(self.fm.target(Q, P))
+        out["agreement_fold"] = out["agreement"] + out["fold_agreement"] / 2
+        out["_calibrated"] = self.calibration.predict_proba(self._calibration_features(out, P, q.distances))[:, 1]
+        return out
 
     def estimates(self, sc: dict, P: np.ndarray, rows: np.ndarray) -> dict:
         """Every candidate's estimated accuracy of the target rows ``rows``."""
@@ -154,6 +209,12 @@ class Candidates:
                      *(f"agreement_kernel{q:g}" for q in KERNEL_PERCENTILES)):
             out[name] = _ties(sc[name][rows], self.cuts[name])
         out["agreement_ne_mean"] = (out["agreement"] + out["atc_ne"]) / 2
+        for name in ("fold_agreement", "agreement_fold"):
+            out[name] = _ties(sc[name][rows], self.cuts[name])
+        for name, cut in self.mix_cuts.items():
+            out[f"{name}_mixup_cut"] = _ties(sc[name][rows], cut)
+        out["calibrated_mean"] = float(np.nanmean(sc["_calibrated"][rows]))
+        out["aline_d"] = aline_d(self.fm.family_oof, self.fm.y, sc["_family"], rows)
         # one cut per reference slice: a target sample takes its neighbours' most common slice
         nb_slice = self.ref_slice_of[sc["_nb"][rows]]
         home = np.array([np.bincount(r[r >= 0]).argmax() if (r >= 0).any() else -1 for r in nb_slice])
@@ -263,3 +324,160 @@ def leave_one_corruption_out(runs: list[dict], default: str = DEFAULT) -> dict:
     return {"folds": folds, "loco_mae": [float(np.mean(x["loco"])) for x in per_run],
             "lowest_mae": [float(np.mean(x["lowest"])) for x in per_run],
             "default_mae": [float(np.mean(x["default"])) for x in per_run]}
+
+
+# ------------------------------------------------------------------ fold probes, a model family, synthetic shift
+# The candidates of this section need models the analysis does not keep; they are refitted here on the
+# reference's labelled rows with the probe's recipe (standardised softmax regression, L2 1e-4, L-BFGS).
+FOLDS = 5
+MIXUP_WEIGHTS = (0.1, 0.2, 0.3, 0.4)  # weight of the other sample in a mixed copy (the label stays the first's)
+CALIBRATION_FEATURES = ("agreement", "agreement_kernel90", "msp", "atc_ne", "log_kth_distance")
+
+
+def _fit_linear(X: np.ndarray, y: np.ndarray, C: int, l2: float = 1e-4):
+    """The probe's recipe on (X, y): returns a function rows -> probabilities."""
+    import torch
+
+    from dqwidgets.compute.probe import fit_softmax_regression
+
+    Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    mean, std = Xt.mean(0), Xt.std(0).clamp_min(1e-6)
+    W, b = fit_softmax_regression((Xt - mean) / std, torch.as_tensor(np.asarray(y, dtype=np.int64)), C, l2, 50)
+
+    def predict(Q):
+        Qt = torch.as_tensor(np.asarray(Q, dtype=np.float32))
+        return torch.softmax(((Qt - mean) / std) @ W + b, 1).numpy()
+
+    return predict
+
+
+def _knn_votes(X, y, C, k, metric):
+    def predict(Q):
+        idx = knn_query(Q, X, k, metric, "cpu").indices
+        return np.stack([(y[idx] == c).sum(1) for c in range(C)], 1) / k
+
+    return predict
+
+
+def _centroids(X, y, C):
+    mean, std = X.mean(0), X.std(0) + 1e-6
+    mu = np.stack([((X[y == c] - mean) / std).mean(0) for c in range(C)])
+
+    def predict(Q):
+        Z = (Q - mean) / std
+        d = (Z * Z).sum(1)[:, None] - 2 * Z @ mu.T + (mu * mu).sum(1)[None]
+        return np.exp(-(d - d.min(1, keepdims=True)) / Z.shape[1])
+
+    return predict
+
+
+class FoldModels:
+    """Models fitted on the reference's labelled rows, each applied out of fold to the reference
+    and, fitted on all of it, to a target batch.
+
+    - ``fold_agreement`` (nested folds): for a reference sample in fold f, the share of the four
+      probes trained on three of the other four folds whose prediction equals its out-of-fold
+      prediction; for a target sample, the share of the five fold probes (each trained on four
+      folds) whose prediction equals the full probe's. Disagreement between probes trained on
+      different data as a confidence (Jiang, Nagarajan, Baek & Kolter, ICLR 2022).
+    - the family of ALine (Baek, Jiang, Raghunathan & Kolter, "Agreement-on-the-line", NeurIPS
+      2022): the probe, the probe on three random quarters of the features, the probe with a strong
+      L2 penalty (0.1), k-NN majority votes at k = 1, 15, 50 and a nearest-centroid classifier.
+    - mixed copies of the reference (mixup, Zhang et al. ICLR 2018, as a generic synthetic shift that
+      is none of the bench's corruptions): x' = (1 − λ) x_i + λ x_j within one fold, label y_i,
+      predicted by the probe that did not see the fold, with their k nearest reference samples
+      other than i and j: labelled samples off the reference's distribution, to fit a cut or a
+      calibration on.
+    """
+
+    def __init__(self, X, codes, P_oof, metric, k, seed=0):
+        from dqwidgets.compute.probe import fold_ids
+
+        self.C = P_oof.shape[1]
+        lab = np.flatnonzero(codes >= 0)
+        self.X, self.y, self.lab = X[lab], codes[lab], lab
+        self.metric, self.k = metric, k
+        C, X, y = self.C, self.X, self.y
+        fold = fold_ids(y, FOLDS, seed + 1)
+        self.fold = fold
+        pred = P_oof[lab].argmax(1)
+        # nested folds
+        self.fold_probes = [_fit_linear(X[fold != f], y[fold != f], C) for f in range(FOLDS)]
+        agree = np.zeros(len(y))
+        for f in range(FOLDS):
+            te = fold == f
+            for g in range(FOLDS):
+                if g != f:
+                    tr = (fold != f) & (fold != g)
+                    agree[te] += (_fit_linear(X[tr], y[tr], C)(X[te]).argmax(1) == pred[te]) / (FOLDS - 1)
+        self.ref_fold_agreement = agree
+        # the ALine family: out of fold on the reference, fitted on all of it for a target
+        rng = np.random.default_rng(seed)
+        D = X.shape[1]
+        makers = {"probe": None}
+        for i in range(3):
+            cols = np.sort(rng.choice(D, max(D // 4, 2), replace=False))
+            makers[f"probe_quarter{i}"] = (lambda Xa, ya, cols=cols: (lambda Q, m=_fit_linear(Xa[:, cols], ya, C):
+                                                                         m(Q[:, cols])))
+        makers["probe_l2_0.1"] = lambda Xa, ya: _fit_linear(Xa, ya, C, l2=0.1)
+        for kk in (1, 15, 50):
+            makers[f"knn{kk}"] = lambda Xa, ya, kk=kk: _knn_votes(Xa, ya, C, kk, metric)
+        makers["centroid"] = lambda Xa, ya: _centroids(Xa, ya, C)
+        self.family_oof, self.family_full = {"probe": pred}, {}
+        for name, make in makers.items():
+            if make is None:
+                continue
+            oof = np.empty(len(y), dtype=np.int64)
+            for f in range(FOLDS):
+                oof[fold == f] = make(X[fold != f], y[fold != f])(X[fold == f]).argmax(1)
+            self.family_oof[name] = oof
+            self.family_full[name] = make(X, y)
+        # mixed copies, each fold's predicted by the probe that did not see it
+        self.mixed = []
+        for lam in MIXUP_WEIGHTS:
+            rows, Ps, others = [], [], []
+            for f in range(FOLDS):
+                te = np.flatnonzero(fold == f)
+                j = rng.permutation(te)
+                Xm = (1 - lam) * X[te] + lam * X[j]
+                Ps.append(self.fold_probes[f](Xm))
+                rows.append(np.stack([te, j], 1))
+                others.append(Xm)
+            rows, Ps, Xm = np.concatenate(rows), np.concatenate(Ps), np.concatenate(others)
+            q = knn_query(Xm, X, k + 2, metric, "cpu")
+            keep = (q.indices != rows[:, :1]) & (q.indices != rows[:, 1:])
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # the first k neighbours other than i, j
+            nb = np.take_along_axis(q.indices, order, 1)
+            dist = np.take_along_axis(q.distances, order, 1)
+            self.mixed.append({"lam": lam, "P": Ps, "y": y[rows[:, 0]], "nb": nb, "dist": dist})
+
+    def target(self, Q, P) -> dict:
+        """The fold agreement and the family's predictions of the target rows ``Q`` (probabilities ``P``)."""
+        pred = P.argmax(1)
+        agree = np.mean([m(Q).argmax(1) == pred for m in self.fold_probes], 0)
+        fam = {"probe": pred} | {n: m(Q).argmax(1) for n, m in self.family_full.items()}
+        return {"fold_agreement": agree, "_family": fam}
+
+
+def aline_d(family_ref: dict, y_ref: np.ndarray, family_target: dict, rows, target: str = "probe") -> float:
+    """ALine-D (Baek et al. 2022): with Φ⁻¹ the probit, fit Φ⁻¹(agreement on the target) = a Φ⁻¹(agreement
+    in distribution) + b over every pair of models, then solve the pairs' equations
+    ½(Φ⁻¹ acc_i + Φ⁻¹ acc_j) = Φ⁻¹ agr_ij(target) + a [½(Φ⁻¹ acc_i(ref) + Φ⁻¹ acc_j(ref)) − Φ⁻¹ agr_ij(ref)]
+    for the models' target accuracies (least squares); returns ``target``'s."""
+    from scipy.stats import norm
+
+    def probit(x):
+        return norm.ppf(np.clip(x, 1e-4, 1 - 1e-4))
+
+    names = list(family_ref)
+    pairs = [(i, j) for a, i in enumerate(names) for j in names[a + 1:]]
+    acc = {n: probit((family_ref[n] == y_ref).mean()) for n in names}
+    aid = np.array([probit((family_ref[i] == family_ref[j]).mean()) for i, j in pairs])
+    aood = np.array([probit((family_target[i][rows] == family_target[j][rows]).mean()) for i, j in pairs])
+    slope, _ = np.linalg.lstsq(np.vstack([aid, np.ones_like(aid)]).T, aood, rcond=None)[0]
+    M = np.zeros((len(pairs), len(names)))
+    rhs = aood + slope * (np.array([(acc[i] + acc[j]) / 2 for i, j in pairs]) - aid)
+    for q, (i, j) in enumerate(pairs):
+        M[q, names.index(i)] += 0.5
+        M[q, names.index(j)] += 0.5
+    return float(norm.cdf(np.linalg.lstsq(M, rhs, rcond=None)[0][names.index(target)]))

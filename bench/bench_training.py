@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import dqwidgets as dq  # noqa: E402
 from dqwidgets.examples import load_fashion_mnist, train_recorded  # noqa: E402
-from dqwidgets.planted import CONFUSABLE  # noqa: E402
+from dqwidgets.planted import CONFUSABLE, SHIFT_LEVELS, shift_images as corrupt  # noqa: E402
 from dqwidgets.training import training_scores  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -240,27 +239,7 @@ def aum_rule_lines(res: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ B. ATC
-CORRUPTIONS = {
-    "blur": [0.6, 1.0, 1.5, 2.0, 3.0],  # Gaussian sigma, pixels
-    "noise": [15, 30, 50, 75, 110],  # Gaussian std, grey levels
-    "contrast": [0.7, 0.5, 0.35, 0.25, 0.15],  # factor towards the image mean
-    "rotation": [8, 15, 25, 35, 50],  # degrees
-}
-
-
-def corrupt(images: np.ndarray, kind: str, level: float, rng) -> np.ndarray:
-    x = images.astype(np.float32)
-    if kind == "blur":
-        x = ndimage.gaussian_filter(x, sigma=(0, level, level))
-    elif kind == "noise":
-        x = x + rng.normal(0, level, x.shape)
-    elif kind == "contrast":
-        m = x.mean((1, 2), keepdims=True)
-        x = m + (x - m) * level
-    elif kind == "rotation":
-        angles = rng.choice([-1, 1], len(x)) * level
-        x = np.stack([ndimage.rotate(im, a, reshape=False, order=1, mode="constant") for im, a in zip(x, angles)])
-    return np.clip(x, 0, 255).astype(np.uint8)
+CORRUPTIONS = SHIFT_LEVELS
 
 
 def bench_atc(workdir: Path, n_ref: int = 5000, n_shift: int = 1000, seed: int = 0, features: str = "pixels",
@@ -344,7 +323,15 @@ CANDIDATE_NAMES = {"average_confidence": "average confidence (AC, baseline)", "d
                    "agreement_kernel99": "ATC, kernel-weighted neighbour agreement, h = p99 of the reference's k-th distance",
                    "agreement_slice_cut": "ATC, neighbour agreement, one cut per reference slice",
                    "soft_agreement": "ATC, soft agreement Σ p_c q_c (probe x neighbours)",
-                   "agreement_ne_mean": "mean of ATC on neighbour agreement and ATC-NE"}
+                   "agreement_ne_mean": "mean of ATC on neighbour agreement and ATC-NE",
+                   "fold_agreement": "ATC, fold-probe agreement (nested folds)",
+                   "agreement_fold": "ATC, neighbour agreement + fold-probe agreement / 2",
+                   "agreement_mixup_cut": "ATC, neighbour agreement, cut fitted on the reference + its mixed copies",
+                   "agreement_kernel90_mixup_cut": "ATC, kernel-weighted agreement (p90), cut fitted on the reference + its "
+                                                   "mixed copies",
+                   "calibrated_mean": "mean P(correct), logistic on agreements, confidence, distance (reference + mixed "
+                                      "copies)",
+                   "aline_d": "ALine-D (Baek et al. 2022), 9-model family"}
 FEATURE_SETS = (("atc_efficientnet", "EfficientNet-Lite0"), ("atc", "pixel PCA"))
 
 

@@ -21,6 +21,39 @@ HELD_OUT = (5, 8)  # Sandal, Bag: never among the given classes
 PATCH_CLASS = 1  # Trouser
 
 
+# planted covariate shift (issue #14, accuracy without labels): the same images under corruptions of
+# rising severity, levels at severities 1-5 (bench/bench_training.py, tests/test_atc_planted_shift.py)
+SHIFT_LEVELS = {
+    "blur": [0.6, 1.0, 1.5, 2.0, 3.0],  # Gaussian sigma, pixels
+    "noise": [15, 30, 50, 75, 110],  # Gaussian std, grey levels
+    "contrast": [0.7, 0.5, 0.35, 0.25, 0.15],  # factor towards the image mean
+    "rotation": [8, 15, 25, 35, 50],  # degrees, each image turned left or right at random
+}
+
+
+def shift_images(images: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
+    """``images`` (uint8 N x H x W) under one corruption of ``SHIFT_LEVELS``: ``"blur"`` (Gaussian,
+    sigma ``level``), ``"noise"`` (additive Gaussian, std ``level`` grey levels), ``"contrast"``
+    (each image pulled towards its mean by the factor ``level``) or ``"rotation"`` (``level``
+    degrees, the sign drawn per image); the labels stay those of the originals."""
+    from scipy import ndimage
+
+    x = images.astype(np.float32)
+    if kind == "blur":
+        x = ndimage.gaussian_filter(x, sigma=(0, level, level))
+    elif kind == "noise":
+        x = x + rng.normal(0, level, x.shape)
+    elif kind == "contrast":
+        m = x.mean((1, 2), keepdims=True)
+        x = m + (x - m) * level
+    elif kind == "rotation":
+        angles = rng.choice([-1, 1], len(x)) * level
+        x = np.stack([ndimage.rotate(im, a, reshape=False, order=1, mode="constant") for im, a in zip(x, angles)])
+    else:
+        raise ValueError(f"shift_images: kind must be one of {tuple(SHIFT_LEVELS)}, got {kind!r}")
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 @dataclass
 class Planted:
     images: np.ndarray  # uint8 N x 28 x 28
