@@ -38,6 +38,10 @@ labels, kNN graph and slices; the scored batch's probabilities and its k nearest
 - ``calibrated_mean``: the mean over the batch of P(correct | agreement, kernel agreement, max
   softmax, negative entropy, log k-th neighbour distance), a logistic regression fitted on the
   reference (cross-fitted by fold for the reference's own slices) and its mixed copies.
+- ``agreement_cross_view``: ATC on the neighbour agreement plus the agreement of the same
+  prediction with the labels of the k nearest reference samples in a second view of the raw input
+  (here the images' raw pixels, cosine): two representations err on a shifted sample less alike
+  than two classifiers on one (Jiang et al.'s premise that disagreement needs diverse models).
 - ``aline_d``: ALine-D (Baek, Jiang, Raghunathan & Kolter, "Agreement-on-the-line: Predicting the
   Performance of Neural Networks under Distribution Shift", NeurIPS 2022) over a family of nine
   models fitted on the reference (:class:`FoldModels`).
@@ -109,8 +113,9 @@ def _ties(scores: np.ndarray, cut) -> float:
 class Candidates:
     """The per-sample scores and cuts of every candidate, fitted on the reference ``an``."""
 
-    def __init__(self, an):
+    def __init__(self, an, view=None):
         v = np.flatnonzero(an.valid)
+        self.view = None if view is None else np.asarray(view, dtype=np.float32)[v]
         self.k, self.metric = an.graph.k, an.graph.metric
         self.ref_X = an.features[v]
         self.codes = an.context.label_codes[v]
@@ -134,6 +139,11 @@ class Candidates:
         self.ref["_family"] = {n: np.full(len(self.codes), -1) for n in fm.family_oof}
         for n, v in fm.family_oof.items():
             self.ref["_family"][n][fm.lab] = v
+        if self.view is not None:  # a second view: the labels of the k nearest reference samples there, self excluded
+            q = knn_query(self.view, self.view, self.k + 1, "cosine", "cpu")
+            order = np.argsort(q.indices == np.arange(len(q.indices))[:, None], axis=1, kind="stable")[:, :self.k]
+            self.ref["agreement_cross_view"] = self.ref["agreement"] + self._view_agreement(
+                self.pred, np.take_along_axis(q.indices, order, 1))
         self.cuts = {name: fit_atc_cut(s[lab], self.correct[lab]) for name, s in self.ref.items()
                      if not name.startswith("_")}
         # shift-aware recalibration: the cut fitted on the reference and its mixed copies together
@@ -188,8 +198,13 @@ class Candidates:
         return np.stack([sc["agreement"], sc["agreement_kernel90"], P.max(1), sc["atc_ne"],
                          np.log(np.maximum(dist[:, -1], 1e-12) / self.bandwidth[90.0])], 1)
 
-    def target(self, an_new) -> dict:
-        """The scores of a batch analysed with ``reference=`` this analysis."""
+    def _view_agreement(self, pred: np.ndarray, nb: np.ndarray) -> np.ndarray:
+        nb_codes = self.codes[nb]
+        return ((nb_codes == pred[:, None]) & (nb_codes >= 0)).sum(1) / np.maximum((nb_codes >= 0).sum(1), 1)
+
+    def target(self, an_new, view=None) -> dict:
+        """The scores of a batch analysed with ``reference=`` this analysis (``view``: its rows in the
+        second view, when the reference has one)."""
         v = np.flatnonzero(an_new.valid)
         Q, P = an_new.features[v], an_new.pred_probs[v]
         q = knn_query(Q, self.ref_X, self.k, self.metric, "cpu")
@@ -197,6 +212,9 @@ class Candidates:
         out.update(self.fm.target(Q, P))
         out["agreement_fold"] = out["agreement"] + out["fold_agreement"] / 2
         out["_calibrated"] = self.calibration.predict_proba(self._calibration_features(out, P, q.distances))[:, 1]
+        if self.view is not None:
+            q2 = knn_query(np.asarray(view, dtype=np.float32)[v], self.view, self.k, "cosine", "cpu")
+            out["agreement_cross_view"] = out["agreement"] + self._view_agreement(P.argmax(1), q2.indices)
         return out
 
     def estimates(self, sc: dict, P: np.ndarray, rows: np.ndarray) -> dict:
@@ -209,6 +227,8 @@ class Candidates:
                      *(f"agreement_kernel{q:g}" for q in KERNEL_PERCENTILES)):
             out[name] = _ties(sc[name][rows], self.cuts[name])
         out["agreement_ne_mean"] = (out["agreement"] + out["atc_ne"]) / 2
+        if "agreement_cross_view" in sc:
+            out["agreement_cross_view"] = _ties(sc["agreement_cross_view"][rows], self.cuts["agreement_cross_view"])
         for name in ("fold_agreement", "agreement_fold"):
             out[name] = _ties(sc[name][rows], self.cuts[name])
         for name, cut in self.mix_cuts.items():
@@ -235,11 +255,14 @@ def corruption_of(split: str) -> str:
     return str(split).rsplit("-", 1)[0]
 
 
-def compare(an, an_new, split_col: np.ndarray, true_codes: np.ndarray, clean: str = "clean") -> dict:
+def compare(an, an_new, split_col: np.ndarray, true_codes: np.ndarray, clean: str = "clean",
+            views: tuple | None = None) -> dict:
     """Per split of ``an_new`` and per slice of ``an``: every candidate's estimate, the true
-    accuracy, the diagnostics (module docstring) and the absolute errors per shifted split."""
-    cand = Candidates(an)
-    sc = cand.target(an_new)
+    accuracy, the diagnostics (module docstring) and the absolute errors per shifted split.
+    ``views``: (reference rows, batch rows) of a second view of the same samples, for
+    ``agreement_cross_view``."""
+    cand = Candidates(an, None if views is None else views[0])
+    sc = cand.target(an_new, None if views is None else views[1])
     P = an_new.pred_probs[np.flatnonzero(an_new.valid)]
     codes = np.asarray(true_codes)[np.flatnonzero(an_new.valid)]
     splits = np.asarray(split_col)[np.flatnonzero(an_new.valid)]

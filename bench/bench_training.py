@@ -282,7 +282,9 @@ def bench_atc(workdir: Path, n_ref: int = 5000, n_shift: int = 1000, seed: int =
            "seconds_analyze_shifted": seconds, "corruptions": CORRUPTIONS, "features": features,
            "severities": list(severities)}
     # the other estimators, on the same analyses (bench/atc_candidates.py)
-    out["candidates"] = compare(an, an_new, split_col, an_new.context.label_codes)
+    # a second view of the same images for agreement_cross_view: their raw pixels
+    views = (ref_images.reshape(n_ref, -1) / 255.0, np.concatenate(batches).reshape(len(split_col), -1) / 255.0)
+    out["candidates"] = compare(an, an_new, split_col, an_new.context.label_codes, views=views)
     # ATC on the neighbour agreement (analyze's default score): per split of the shifted batch, per slice of the reference
     agree_split = an_new.estimate_accuracy(by="split", score="neighbour_agreement")["atc_accuracy"]
     agree_slice = an.estimate_accuracy(by="slice", score="neighbour_agreement")["atc_accuracy"]
@@ -331,7 +333,9 @@ CANDIDATE_NAMES = {"average_confidence": "average confidence (AC, baseline)", "d
                                                    "mixed copies",
                    "calibrated_mean": "mean P(correct), logistic on agreements, confidence, distance (reference + mixed "
                                       "copies)",
-                   "aline_d": "ALine-D (Baek et al. 2022), 9-model family"}
+                   "aline_d": "ALine-D (Baek et al. 2022), 9-model family",
+                   "agreement_cross_view": "ATC, neighbour agreement + agreement with the reference neighbours in "
+                                           "raw pixels (a second view)"}
 FEATURE_SETS = (("atc_efficientnet", "EfficientNet-Lite0"), ("atc", "pixel PCA"))
 
 

@@ -12,10 +12,11 @@ planted corruptions of bench/results/bench_training.md it follows the accuracy w
 own confidence does not (Gaussian noise, rotation); the probability scores ``negative_entropy``
 (ATC-NE, the paper's recommendation) and ``max_softmax`` (ATC-MC) stay selectable.
 
-How it was chosen, and where it errs (bench/atc_candidates.py): seventeen estimators (DoC, COT,
+How it was chosen, and where it errs (bench/atc_candidates.py): eighteen estimators (DoC, COT,
 ATC-NE with and without temperature scaling, support-aware and kernel-weighted agreements,
 averages, the agreement of fold probes with nested folds, ALine-D over a family of nine models, the
-cut recalibrated on mixed copies of the reference, a calibrated P(correct)) were compared on the
+cut recalibrated on mixed copies of the reference, a calibrated P(correct), the agreement with the
+neighbours in a second view of the raw input) were compared on the
 same analyses, and the choice was evaluated leave-one-corruption-out (chosen on three corruption
 types, scored on the fourth): no candidate beat the agreement by more than two standard errors
 when held out, and none reaches issue #14's goal of 3 points over the shifted splits on both feature
