@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
 import dqwidgets as dq
@@ -69,3 +70,44 @@ def test_a_tight_group_with_random_labels_among_the_rows_is_a_foreign_group(tmp_
     foreign = np.r_[np.zeros(len(y), bool), np.ones(m, bool)]
     flags = _analyze(table, labels, tmp_path).samples["is_ood"].to_numpy()
     assert flags[foreign].mean() >= 0.8 and foreign[flags].mean() >= 0.7, (flags[foreign].sum(), flags.sum())
+
+
+@pytest.fixture(scope="module")
+def pixel_pcs(tmp_path_factory):
+    """bench_quality's pixel_pca case: 5,000 Fashion-MNIST images as 64 pixel PCs; foreign = 100
+    held-out Sandal/Bag images with random labels + 40 checkerboards all given one label."""
+    from dqwidgets.planted import planted_fashion_mnist
+
+    P = planted_fashion_mnist(n=5000, seed=0)
+    an = dq.analyze(dq.Dataset.from_arrays(P.features, P.labels), layout="pca", progress=False,
+                    workdir=tmp_path_factory.mktemp("pixels"))
+    return P, an.samples
+
+
+def _best_f1(truth, score):
+    order = np.argsort(-np.nan_to_num(np.asarray(score, float), nan=-1.0))
+    tp = np.cumsum(truth[order])
+    return float((2 * tp / (np.arange(1, len(truth) + 1) + truth.sum())).max())
+
+
+def test_pixel_pcs_ood_flags_name_the_members_of_a_region_whose_own_labels_look_random(pixel_pcs):
+    """A foreign region of the bags holds shirts and pullovers too (58 members, 45 bags); its members'
+    own labels say which are foreign (the probe reads a shirt's label, not a bag's random one), so the
+    flags keep the bags and checkerboards and leave most shirts (was: every member at the region's
+    purity, 112 flagged, precision 0.759, F1 0.944 x best)."""
+    P, s = pixel_pcs
+    truth, flags = P.is_ood, s["is_ood"].to_numpy()
+    bags = P.true_labels == "Bag"
+    assert flags[P.is_cluster].all()
+    assert flags[bags].mean() >= 0.75, flags[bags].mean()
+    assert truth[flags].mean() >= 0.8, truth[flags].mean()
+    assert 2 * (flags & truth).sum() / (flags.sum() + truth.sum()) >= 0.95 * _best_f1(truth, s["ood_score"].to_numpy())
+
+
+@pytest.mark.xfail(strict=True, reason="Sandals among sneakers in 64 pixel PCs are no group: a sandal's 15 neighbours "
+                                       "are 20% sandals, 52% sneakers at the median; 1 of 45 flagged, OOD AUROC "
+                                       "0.858 over all 140 foreign, recall 0.607 (bench_quality pixel_pca)")
+def test_pixel_pcs_every_held_out_class_is_flagged(pixel_pcs):
+    P, s = pixel_pcs
+    assert s["is_ood"].to_numpy()[P.is_ood].mean() >= 0.8
+    assert roc_auc_score(P.is_ood, s["ood_score"]) >= 0.95
