@@ -53,6 +53,7 @@ def load_case(name: str):
         copy_of = P.copy_of
         case = PlantedCase("pixel_pca", "embedding", P.features, P.labels, np.where(P.is_ood, None, P.true_labels),
                            P.is_noisy & ~P.is_ood, P.is_ood, copy_of)
+        case.foreign_kind = np.where(P.is_cluster, "checkerboard", np.where(P.is_foreign, P.true_labels, "")).astype(object)
         return case, P.features
     case = CASES[name]()
     path = WORKDIR / f"{name}.npy"
@@ -169,6 +170,22 @@ def evaluate(name: str) -> dict:
                 kinds[kind] = {"dqwidgets": float(ours_dup[m].mean()),
                                "cleanlab": float(dup["is_near_duplicate_issue"].to_numpy()[m].mean())}
             res["near_duplicate"]["recall_by_kind"] = kinds
+    kinds = getattr(case, "foreign_kind", None)
+    if kinds is not None and "ood" in res:  # each kind of foreign sample: flagged, ranked, each other's neighbours?
+        pos = np.flatnonzero(an.valid)
+        nb = np.full((len(case.labels), an.graph.indices.shape[1]), -1)
+        nb[pos] = np.where(an.graph.indices >= 0, pos[np.maximum(an.graph.indices, 0)], -1)
+        clean_rows = ~case.is_foreign
+        by_kind = {}
+        for kind in sorted(set(kinds[case.is_foreign])):
+            m = case.is_foreign & (kinds == kind)
+            t = np.r_[np.ones(m.sum()), np.zeros(clean_rows.sum())]
+            same = np.where(nb[m] >= 0, kinds[np.maximum(nb[m], 0)] == kind, False).mean(1)
+            by_kind[kind] = {"n": int(m.sum()), "flagged": float(s["is_ood"].to_numpy()[m].mean()),
+                             "neighbours_of_its_kind_median": float(np.median(same)),
+                             **{f"auroc_{c}": float(roc_auc_score(t, np.r_[s[c].to_numpy()[m], s[c].to_numpy()[clean_rows]]))
+                                for c in ("ood_score", "ood_knn_score", "ood_mahalanobis_score") if c in s}}
+        res["ood"]["by_kind"] = by_kind
     # suggested label / action on real label errors (item 3)
     clean = ~case.is_noisy & ~case.is_foreign
     probe_acc = float((s["predicted_label"].to_numpy() == case.labels)[clean].mean())
@@ -212,6 +229,15 @@ def markdown(all_res: list[dict]) -> str:
     for r in all_res:
         for kind, v in r.get("near_duplicate", {}).get("recall_by_kind", {}).items():
             lines.append(f"| {r['case']} | {kind} | {v['dqwidgets']:.3f} | {v['cleanlab']:.3f} |")
+    lines += ["", "Foreign samples by kind (AUROC against the non-foreign samples; neighbours of its kind: median share",
+              "of a member's graph neighbours that are of the same kind):", "",
+              "| case | kind | n | flagged | neighbours of its kind | AUROC ood_score | kNN | class Gaussians |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in all_res:
+        for kind, v in r.get("ood", {}).get("by_kind", {}).items():
+            lines.append(f"| {r['case']} | {kind} | {v['n']} | {v['flagged']:.3f} | {v['neighbours_of_its_kind_median']:.3f} | "
+                         f"{_fmt(v.get('auroc_ood_score'))} | {_fmt(v.get('auroc_ood_knn_score'))} | "
+                         f"{_fmt(v.get('auroc_ood_mahalanobis_score'))} |")
     lines += ["", "Suggested label and action:", "",
               "| case | probe accuracy on clean | suggestion = truth (all label errors) | (flagged ones) | foreign -> drop |",
               "|---|---|---|---|---|"]
