@@ -324,6 +324,15 @@ def test_user_logits_and_a_training_run_as_the_local_engine(ray_runtime, tmp_pat
     assert an.info["training"] is not None
 
 
+@pytest.mark.skipif(bool(os.environ.get("RAY_ADDRESS")), reason="a runtime started beforehand keeps its own settings")
+def test_local_runtime_workers_run_at_the_callers_priority(ray_runtime):
+    """Ray's default starts workers at nice 15: on a shared machine the passes would get a small share."""
+    def niceness():
+        return os.nice(0)
+
+    assert ray_runtime.get(ray_runtime.remote(niceness).remote()) == os.nice(0)
+
+
 def test_ray_missing_names_the_pip_command(monkeypatch):
     from dqwidgets.engine import ray_engine
 
