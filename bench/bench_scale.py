@@ -287,7 +287,12 @@ def collect_stages(data: Path) -> None:
         for line in log.read_text().splitlines():
             rows.append({"n": n, **json.loads(line)})
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_scale_stages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = RESULTS / "bench_scale_stages.jsonl"
+    if out.exists():  # the rows of an N whose workdir is gone (an earlier session's run) stay
+        on_disk = {r["n"] for r in rows}
+        kept = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        rows = [r for r in kept if r["n"] not in on_disk] + rows
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = ["# bench_scale: Ray engine stages as they ended (from <workdir>/<fingerprint>/ray/stages.jsonl)", "",
              "Driver peak = VmHWM during the stage (counts touched pages of memory-mapped files); anonymous "
              "peak = RssAnon sampled every 50 ms (the arrays the driver holds). Load average: "
