@@ -190,3 +190,53 @@ def test_foreign_table_rows_of_another_kind(tmp_path):
     clean = dq.analyze(dq.Dataset.from_arrays(X[~foreign], labels[~foreign]), layout="pca", progress=False,
                        workdir=tmp_path)
     assert clean.samples["is_ood"].sum() == 0
+
+
+def _style_shifted_group(seed, n=3000, n_group=150, shift=3.0):
+    """Rotten Tomatoes' plot synopses among its snippets, as measured in MiniLM space
+    (bench/results/bench_foreign_limits.md): 5% of the data, of the same topics but another style, i.e.
+    shifted along one direction by ~3 s.d. (an out-of-fold linear classifier separates them, AUROC
+    ~0.98), so a member's 15 neighbours are only ~25% of the group (not cut off from the graph); random
+    labels, on which the weak binary probe outputs the class shares."""
+    rng = np.random.default_rng(seed)
+    dims, topics = 32, 12
+    T = rng.normal(0, 1, (topics, dims)) * 0.8
+    t = rng.integers(0, topics, n + n_group)
+    X = T[t] + rng.normal(0, 1, (n + n_group, dims))
+    u = rng.normal(0, 1, dims)
+    X[n:] += shift * u / np.linalg.norm(u)
+    y = rng.integers(0, 2, n + n_group)
+    p1 = np.clip(0.5 + 0.06 * (2 * y - 1) + rng.normal(0, 0.15, n + n_group), 0.02, 0.98)
+    p1[n:] = np.clip(0.5 + rng.normal(0, 0.15, n_group), 0.02, 0.98)
+    return X.astype(np.float32), y, np.c_[1 - p1, p1], np.r_[np.zeros(n, bool), np.ones(n_group, bool)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_style_shifted_group_is_planted_as_measured_and_its_clean_counterpart_gets_no_region(seed):
+    """The planted structure of the known failure below holds (linearly separable, not cut off), and
+    without the group at most 0.5% of the samples are given P(foreign) >= 0.5 (seed 0: one community
+    of 10 at resolution 30 whose mean gain is -3.4 x the data's, the rule's chance region)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    X, y, probs, group = _style_shifted_group(seed)
+    lin = cross_val_predict(LogisticRegression(max_iter=1000), X, group, cv=5, method="predict_proba")[:, 1]
+    assert roc_auc_score(group, lin) >= 0.95
+    g = knn_graph(X, 15, device="cpu")
+    assert np.median(group[g.indices[group]].mean(1)) <= 0.35
+    g = knn_graph(X[~group], 15, device="cpu")
+    assert (find_foreign_clusters(g.indices, y[~group], probs[~group]).probability >= 0.5).mean() <= 0.005
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "#11 item 4 for texts, not reached: a group separated along one direction but not cut off from the "
+    "kNN graph, under a weak binary probe (gain ~0.07 nats), gets P(foreign) 0 (AUROC 0.500, 0 of 150 "
+    "flagged on seeds 0 and 1), as Rotten Tomatoes' synopses in MiniLM space (0 of 156; "
+    "bench/results/bench_foreign_limits.md: clean reviews' regions reach the synopses' label evidence)"))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_style_shifted_group_with_random_labels_is_found(seed):
+    X, y, probs, group = _style_shifted_group(seed)
+    g = knn_graph(X, 15, device="cpu")
+    p = find_foreign_clusters(g.indices, y, probs).probability
+    assert roc_auc_score(group, p) >= 0.95
+    assert (p[group] >= 0.5).mean() >= 0.8 and group[p >= 0.5].mean() >= 0.7
