@@ -39,6 +39,7 @@ noisy, the ratios within a section less so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -56,6 +57,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def load() -> list:
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
 
 
 def timed(fn):
@@ -127,16 +136,19 @@ def section_images(args) -> dict:
 # ------------------------------------------------------------------------------------------ text
 def section_text(args) -> dict:
     """Interleaved rounds on the same texts: sentence-transformers' own encode (fp32, its defaults), the
-    path before #12 (encode of 64 texts per call under CPU bf16 autocast), ``embed_texts`` (texts by token
-    count in 1,024-token calls), and int8 dynamic quantisation of the Linear layers on that same path
-    (measured for its cosine to fp32: kept out of the library when below 0.99)."""
+    path before this change (texts by token count in 1,024-token runs, each run through encode under CPU
+    bf16 autocast where the CPU has native bf16, torch's threads inside each run), ``embed_texts`` (the
+    same runs through the model's forward: a bfloat16 copy on a CPU with native bf16, checked against
+    encode; one torch thread per run, runs side by side), the same with bf16 switched off (what a CPU
+    without native bf16 gets), and int8 dynamic quantisation of the Linear layers (measured for its
+    cosine to fp32: kept out of the library when below 0.99)."""
     import copy
 
     import torch
 
     import dqwidgets.embed.sentence as sentence
     from dqwidgets.embed.pipeline import embed_texts
-    from dqwidgets.embed.sentence import SentenceTransformerEmbedder, cpu_autocast
+    from dqwidgets.embed.sentence import SentenceTransformerEmbedder
     from dqwidgets.examples import load_rotten_tomatoes
 
     if args.text_threads:
@@ -148,29 +160,48 @@ def section_text(args) -> dict:
     quantised = SentenceTransformerEmbedder(copy.deepcopy(model), name="all-MiniLM-L6-v2 int8", version=None)
     quantised._model = torch.ao.quantization.quantize_dynamic(quantised._model, {torch.nn.Linear}, dtype=torch.qint8)
 
-    def before():
-        with cpu_autocast(cpu):
-            return model.encode(texts, batch_size=64, normalize_embeddings=True)
-
-    def int8():
-        """int8 matmuls, the rest in float32: bf16 autocast is switched off by its documented switch."""
+    def bf16_off(fn):
         os.environ["DQ_CPU_BF16"] = "0"
         sentence.native_bf16.cache_clear()
         try:
-            return embed_texts(texts, quantised, cpu, None, progress=False).features
+            return fn()
         finally:
             del os.environ["DQ_CPU_BF16"]
             sentence.native_bf16.cache_clear()
 
+    native = sentence.native_bf16()
+
+    @torch.inference_mode()
+    def before():
+        """embed_batch before this change, 256 texts per call as embed_texts now passes them."""
+        out = np.zeros((len(texts), 384), np.float32)
+        ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if native else contextlib.nullcontext
+        for b in range(0, len(texts), 256):
+            chunk = texts[b:b + 256]
+            with ctx():
+                for rows in sentence.token_budget_batches(sentence.token_lengths(model, chunk), sentence.CPU_BATCH_TOKENS):
+                    out[b + rows] = model.encode([chunk[i] for i in rows], batch_size=len(rows),
+                                                 normalize_embeddings=True, convert_to_numpy=True)
+        return out
+
+    fresh = {}
+
+    def ours(key):
+        """A new embedder on the loaded model per round: its first-call check and bf16 copy are counted."""
+        fresh[key] = SentenceTransformerEmbedder(model, name=emb.name, version=emb.version)
+        return embed_texts(texts, fresh[key], cpu, None, progress=False).features
+
     sides = {"sentence-transformers encode": lambda: model.encode(texts, normalize_embeddings=True),
-             "before: encode, 64 per call, bf16 autocast": before,
-             "dqwidgets embed_texts": lambda: embed_texts(texts, emb, cpu, None, progress=False).features,
-             "int8 dynamic quantisation (not used)": int8}
+             f"before: runs through encode{', bf16 autocast' if native else ''}": before,
+             "dqwidgets embed_texts": lambda: ours("default"),
+             "dqwidgets embed_texts, bf16 off (DQ_CPU_BF16=0)": lambda: bf16_off(lambda: ours("off")),
+             "int8 dynamic quantisation (not used)":
+                 lambda: bf16_off(lambda: embed_texts(texts, quantised, cpu, None, progress=False).features)}
     tokens = sentence.token_lengths(model, texts)
     out = {"load_start": load(), "n": len(texts), "torch_threads": torch.get_num_threads(),
            "mean_chars": float(np.mean([len(t) for t in texts])), "max_seq_length": model.max_seq_length,
            "mean_tokens": float(np.mean(tokens)), "texts_at_max_seq_length": int((tokens >= model.max_seq_length).sum()),
-           "bf16_autocast": isinstance(cpu_autocast(cpu), torch.autocast), "rows": {}}
+           "native_bf16": native, "cpu": cpu_name(), "rows": {}}
     model.encode(texts[:64])
     feats = {}
     for r in range(args.rounds):
@@ -192,6 +223,8 @@ def section_text(args) -> dict:
         row["estimate_texts_per_s_2_idle_cores"] = 2 * row["texts"] / row["cpu_s"]
         cos = (feats[name] * ref).sum(1) / np.linalg.norm(feats[name], axis=1) / np.linalg.norm(ref, axis=1)
         row["min_cosine_to_st_encode"] = float(cos.min())
+    out["cpu_precision"] = {k: e.cpu_precision for k, e in fresh.items()}
+    out["cpu_check_cosine"] = {k: e.cpu_check_cosine for k, e in fresh.items()}
     out["load_end"] = load()
     return out
 
@@ -441,10 +474,13 @@ def report() -> Path:
     if "text" in parts:
         p = parts["text"]
         L += ["## Texts: all-MiniLM-L6-v2 on Rotten Tomatoes", "",
-              f"{p['n']:,} snippets, mean {p['mean_chars']:.0f} chars / {p['mean_tokens']:.1f} tokens, "
+              f"CPU: {p.get('cpu', 'not recorded')}. {p['n']:,} snippets, mean {p['mean_chars']:.0f} chars / {p['mean_tokens']:.1f} tokens, "
               f"{p['texts_at_max_seq_length']} at max_seq_length {p['max_seq_length']} (cut there, as "
-              f"sentence-transformers does), {p['torch_threads']} torch thread(s), bf16 autocast "
-              f"{'on' if p['bf16_autocast'] else 'off'}; interleaved rounds, load {p['load_start']} -> {p['load_end']}", "",
+              f"sentence-transformers does), {p['torch_threads']} torch thread(s), native bf16 "
+              f"{'yes' if p.get('native_bf16', p.get('bf16_autocast')) else 'no'}"
+              + (f", embed_texts ran in {p['cpu_precision']} (first-call check, min cosine to encode: "
+                 f"{p['cpu_check_cosine']})" if 'cpu_precision' in p else "")
+              + f"; interleaved rounds, load {p['load_start']} -> {p['load_end']}", "",
               "The machine is shared (load average above 2 on 2 cores): wall time measures the queue, CPU time the work. "
               "**texts/s on 2 idle cores is an estimate**: 2 x texts per CPU second (assumes both cores busy "
               "with this work and no other).", "",

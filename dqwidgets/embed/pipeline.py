@@ -220,6 +220,12 @@ def embed_images(values, root, embedder, device, cache_dir, progress=True, batch
     return MediaEmbedding(features, properties, list(names), reasons, seconds, int(found.sum()), hashes, signatures)
 
 
+CPU_TEXTS_PER_CALL = 256
+"""Texts per ``embed_batch`` call on a CPU: the embedder cuts them into runs of ~1,024 padded tokens and
+runs those side by side on torch's threads, so a call needs several runs (MiniLM on Rotten Tomatoes
+snippets: ~8) to keep both threads busy; the progress bar moves once per call (about a second)."""
+
+
 def embed_texts(texts, embedder, device, cache_dir, progress=True, batch_size=None) -> MediaEmbedding:
     """``texts``: a list of str or None (None / blank = empty sample)."""
     import hashlib
@@ -239,7 +245,7 @@ def embed_texts(texts, embedder, device, cache_dir, progress=True, batch_size=No
     seconds = 0.0
     if todo:
         start = time.perf_counter()
-        batch_size = batch_size or (512 if device.type == "cuda" else 64)
+        batch_size = batch_size or (512 if device.type == "cuda" else CPU_TEXTS_PER_CALL)
         with tqdm(total=len(todo), desc=f"embedding texts ({embedder.name})", unit="text",
                   disable=not progress) as bar:
             for b in range(0, len(todo), batch_size):

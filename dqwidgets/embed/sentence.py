@@ -10,9 +10,11 @@ the hub switched off; without that package the model is fetched by name from the
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 
 import numpy as np
@@ -51,6 +53,9 @@ class SentenceTransformerEmbedder:
         self.dimension = None if self._model is None else _dimension(self._model)
         self._device = None
         self.truncated_texts = 0      # texts cut at the model's max_seq_length by embed_batch (CPU)
+        self._cpu_fast = None         # (model, module the CPU path runs), see _cpu_module
+        self.cpu_precision = None     # what the CPU path ran in, once it has run
+        self.cpu_check_cosine = {}
 
     @classmethod
     def minilm(cls) -> "SentenceTransformerEmbedder":
@@ -70,6 +75,7 @@ class SentenceTransformerEmbedder:
             self.dimension = _dimension(self._model)
         if self._device != device:
             self._model = self._model.to(device)
+            self._cpu_fast = None
             if device.type == "cuda":
                 self._model = self._model.half()
             self._device = device
@@ -81,19 +87,53 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if device.type != "cpu":
             return self._encode(model, texts, device).float()
-        lengths = token_lengths(model, texts)
-        if lengths is None:
-            with cpu_autocast(device):
-                return self._encode(model, texts, device).float()
+        features = tokenized(model, texts)
+        if features is None:                           # no attention mask to sort by: one encode call
+            return self._encode(model, texts, device).float()
+        lengths = features["attention_mask"].sum(1).numpy()
         self._count_truncated(model, lengths)
-        out = None
-        with cpu_autocast(device):
-            for rows in token_budget_batches(lengths, CPU_BATCH_TOKENS):
-                part = self._encode(model, [texts[i] for i in rows], device).float()
-                if out is None:
-                    out = torch.empty((len(texts), part.shape[1]), dtype=torch.float32)
-                out[torch.from_numpy(rows)] = part
+        runs = list(token_budget_batches(lengths, CPU_BATCH_TOKENS))
+        with one_torch_thread() as threads:
+            fast = self._cpu_module(model, texts, features, lengths)
+            if fast is None:                           # the direct path did not match encode: encode per run
+                parts = [self._encode(model, [texts[i] for i in rows], device).float() for rows in runs]
+            else:                                      # torch's threads on separate runs, one thread each
+                parts = side_by_side(lambda rows: forward_rows(fast, features, rows), runs, threads)
+        out = torch.empty((len(texts), parts[0].shape[1]), dtype=torch.float32)
+        for rows, part in zip(runs, parts):
+            out[torch.from_numpy(rows)] = part
         return out
+
+    def _cpu_module(self, model, texts, features, lengths):
+        """The module the CPU path runs, chosen on the first call and kept: a bfloat16 copy of the model
+        on a CPU that computes bfloat16 natively (``native_bf16``), else the float32 model itself, each
+        taken only if its embeddings of up to ``CHECK_TEXTS`` of these texts (spread over their token
+        lengths) are within ``CPU_MIN_COSINE`` of sentence-transformers' own float32 ``encode``; ``None``
+        (``encode`` per run) when neither is. ``cpu_precision`` says which ran: "bfloat16", "float32"
+        or "float32 (encode)"; ``cpu_check_cosine`` the check's min cosine per candidate. The user's
+        model is never changed (the bfloat16 module is a copy)."""
+        if self._cpu_fast is not None and self._cpu_fast[0] is model:
+            return self._cpu_fast[1]
+        order = np.argsort(lengths, kind="stable")
+        spread = np.linspace(0, len(order) - 1, min(CHECK_TEXTS, len(order))).round().astype(int)
+        probe = np.unique(order[spread])
+        want = self._encode(model, [texts[i] for i in probe], torch.device("cpu")).float()
+        candidates = [("bfloat16", lambda: bfloat16_copy(model))] if native_bf16() else []
+        candidates.append(("float32", lambda: model))
+        chosen, self.cpu_precision, self.cpu_check_cosine = None, "float32 (encode)", {}
+        for name, make in candidates:
+            module = make()
+            try:
+                got = forward_rows(module, features, probe)
+                cos = float(torch.nn.functional.cosine_similarity(got, want, dim=1).min())
+            except Exception:                          # a model whose forward wants more than its features
+                cos = float("nan")
+            self.cpu_check_cosine[name] = cos
+            if cos >= CPU_MIN_COSINE:
+                chosen, self.cpu_precision = module, name
+                break
+        self._cpu_fast = (model, chosen)
+        return chosen
 
     def _count_truncated(self, model, lengths):
         """Texts cut at ``max_seq_length`` are counted in ``truncated_texts`` and, the first time, said."""
@@ -118,17 +158,70 @@ snippets sorted by token count (one thread, bf16): 512 and 1024 tokens per call 
 pads rows to 256 tokens and the activations outgrow the caches). Before/after: bench/results/bench_speed.md."""
 
 
+CPU_MIN_COSINE = 0.999
+"""The CPU path's own module (bfloat16 copy, or the float32 model called directly) is used only if its
+embeddings of the first call's check texts reach this cosine to sentence-transformers' float32 encode
+(all-MiniLM-L6-v2 in bfloat16: min 0.9999 on 1,000 Rotten Tomatoes snippets, bench_speed.md)."""
+CHECK_TEXTS = 8
+
+
+def tokenized(model, texts: list[str]) -> dict | None:
+    """The model's own preprocessing of ``texts`` (its prompt, truncation at ``max_seq_length``,
+    padding to the longest), or ``None`` when it gives no 2-D attention mask to sort and cut by."""
+    try:
+        preprocess = getattr(model, "preprocess", None)          # sentence-transformers >= 6
+        prompt = default_prompt(model)
+        if preprocess is not None:
+            features = preprocess(texts, prompt=prompt) if prompt else preprocess(texts)
+        else:
+            features = model.tokenize([prompt + t for t in texts] if prompt else texts)
+    except Exception:
+        return None
+    mask = features.get("attention_mask") if isinstance(features, Mapping) else None
+    if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or mask.shape[0] != len(texts):
+        return None
+    return dict(features)
+
+
+def default_prompt(model) -> str | None:
+    """The prompt sentence-transformers' encode puts before every text when none is asked for."""
+    name = getattr(model, "default_prompt_name", None)
+    prompts = getattr(model, "prompts", None) or {}
+    return prompts.get(name) or None if name else None
+
+
 def token_lengths(model, texts: list[str]) -> np.ndarray | None:
     """Tokens per text after the model's own truncation (``max_seq_length``), or ``None`` when the
     model's tokenizer gives no attention mask (then the texts are encoded as one batch)."""
-    try:
-        tokenize = getattr(model, "preprocess", None) or model.tokenize    # preprocess: sentence-transformers >= 6
-        mask = tokenize(texts).get("attention_mask")
-    except Exception:
-        return None
-    if mask is None or mask.ndim != 2:
-        return None
-    return mask.sum(1).cpu().numpy()
+    features = tokenized(model, texts)
+    return None if features is None else features["attention_mask"].sum(1).numpy()
+
+
+def rows_of(features: dict, rows: np.ndarray) -> dict:
+    """The features of ``rows``, cut to their longest text (the padding the others need is dropped)."""
+    mask = features["attention_mask"]
+    index = torch.from_numpy(np.asarray(rows))
+    longest = int(mask[index].sum(1).max())
+    out = {}
+    for key, value in features.items():
+        if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == mask.shape[0]:
+            value = value[index]
+            if value.ndim == 2 and value.shape[1] == mask.shape[1]:
+                value = value[:, :longest]
+        out[key] = value
+    return out
+
+
+def forward_rows(module, features: dict, rows) -> torch.Tensor:
+    """Unit-length float32 sentence embeddings of ``rows`` from ``module``'s forward, as encode gives."""
+    with torch.inference_mode():
+        emb = module(rows_of(features, rows))["sentence_embedding"].float()
+    return torch.nn.functional.normalize(emb, p=2, dim=1)
+
+
+def bfloat16_copy(model):
+    """A bfloat16 copy of ``model`` in eval mode (the float32 one stays as it is)."""
+    return copy.deepcopy(model).to(torch.bfloat16).eval()
 
 
 def token_budget_batches(lengths: np.ndarray, budget: int):
@@ -144,26 +237,51 @@ def token_budget_batches(lengths: np.ndarray, budget: int):
         start = stop
 
 
-def cpu_autocast(device: torch.device):
-    """bfloat16 autocast on a CPU whose instructions compute bfloat16 natively (AVX512-BF16 or AMX):
-    measured on all-MiniLM-L6-v2, 2.4x the texts per CPU second of float32, embeddings at cosine
-    >= 0.9999 to the float32 ones (bench/results/bench_speed.md); float32 on other CPUs, where bfloat16
-    would be emulated. (On CUDA the model runs in float16.)"""
-    if device.type == "cpu" and native_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def side_by_side(fn, runs: list, workers: int) -> list:
+    """``[fn(run) for run in runs]``, ``workers`` runs at a time (call under ``one_torch_thread``)."""
+    workers = min(workers, len(runs))
+    if workers <= 1:
+        return [fn(run) for run in runs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="dq-embed") as pool:
+        return list(pool.map(fn, runs))
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch on one thread for the block (restored after); yields the thread count it had. A text batch
+    is too small for the threads of one matmul to pay (each op's threads wait for the slowest: on the
+    shared 2 cores at load 12-15, 2 threads on one batch ran MiniLM at 1/5 to 1/20 of the texts/s of
+    one thread), so the CPU path gives its threads separate batches instead (``side_by_side``)."""
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=1)
 def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16 in its flags) and torch has
+    oneDNN to use it. Elsewhere bfloat16 would be emulated, slower than float32: the CPU path stays
+    float32. ``DQ_CPU_BF16=0`` switches bfloat16 off."""
     if os.environ.get("DQ_CPU_BF16", "").lower() in ("0", "false", "no"):
         return False
+    flags = cpu_flags()
+    return bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+
+
+def cpu_flags() -> set:
+    """The instruction-set flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+            return set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return set()
 
 
 def load_sentence_transformer(source: str, local: bool = False):
