@@ -279,13 +279,18 @@ def with_signatures(edges: np.ndarray, neighbors: np.ndarray, signatures: np.nda
 
     np.maximum(edges, closeness(d).astype(edges.dtype), out=edges)
     rows, cols = signature_candidates(signatures)
-    known = set(zip(np.repeat(np.arange(n), k).tolist(), neighbors.reshape(-1).tolist()))
-    new = np.array([(r, c) not in known and (c, r) not in known and r != c for r, c in zip(rows.tolist(), cols.tolist())],
-                   dtype=bool)
+    new = (rows != cols) & ~np.isin(_pair_key(rows, cols, n),
+                                    _pair_key(np.repeat(np.arange(n), k), neighbors.reshape(-1), n))
     rows, cols = rows[new], cols[new]
     close = closeness(signature_distance(signatures, rows, cols))
     keep = close > 0
     return edges, (rows[keep], cols[keep], close[keep])
+
+
+def _pair_key(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """One int64 per unordered pair (either direction the same key)."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    return np.minimum(rows, cols) * (n + 1) + np.maximum(rows, cols)
 
 
 def _gaussian_blur(x, sigma: float):
@@ -306,77 +311,111 @@ def _gaussian_blur(x, sigma: float):
 
 
 class _Side:
-    """One side of the pairs (P x H x W, standardised) prepared for :func:`_overlap_ncc`: its Fourier
-    transform on the (H + 2s) x (W + 2s) grid and its summed-area tables, computed once per variant
-    (plain or blurred) and shared by every correlation it enters."""
+    """One side of the pairs prepared for :func:`_overlap_ncc`, once per distinct image (not per pair):
+    for images X (U x H x W, standardised), its Fourier transform on the (H + 2s) x (W + 2s) grid and the
+    sums and sums of squares of the overlap that each shift in [-s, s]^2 leaves on this side (U x
+    (2s+1)^2, from summed-area tables). A pair's correlation only gathers two such rows, so an image
+    that enters many pairs (the kNN graph's k, the signature candidates) is blurred, transformed and
+    summed once."""
 
     def __init__(self, x, s: int, padded: bool):
         import torch
 
-        self.x, self.s = x, s
-        P, H, W = x.shape
+        self.s, self.shape = s, tuple(x.shape[1:])
+        H, W = self.shape
         grid = (H + 2 * s, W + 2 * s)
         # the B side is zero-padded by s on every edge (its windows are B shifted by -s..s); the A side
         # is padded at the end only, so the product of the two transforms is the wanted correlation
         base = torch.nn.functional.pad(x, (s, s, s, s)) if padded else x
         self.f = torch.fft.rfft2(base, s=grid)
-        self.t = self._table(x)
-        self.tt = self._table(x * x)
-
-    @staticmethod
-    def _table(x):
-        import torch
-
-        return torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+        dy, dx, r0, r1, c0, c1 = _overlaps(s, H, W)
+        if padded:  # B's rows and columns that meet A shifted back
+            r0, r1, c0, c1 = r0 + dy, r1 + dy, c0 + dx, c1 + dx
+        self.sum = _box(_table(x), r0, r1, c0, c1)
+        self.sq = _box(_table(x * x), r0, r1, c0, c1)
 
 
-def _overlap_ncc(A: _Side, B: _Side):
-    """Normalised cross-correlation of the prepared sides A (``padded=False``) and B (``padded=True``,
-    same ``s``) on their overlap, for every shift of B by (dy, dx) in [-s, s]^2; P x (2s+1)^2. The
-    products come from one FFT correlation, the overlap's sums and squares from summed-area tables."""
+def _table(x):
     import torch
 
-    s = A.s
-    P, H, W = A.x.shape
-    grid = (H + 2 * s, W + 2 * s)
-    corr = torch.fft.irfft2(B.f * A.f.conj(), s=grid)
-    ab = corr[:, :2 * s + 1, :2 * s + 1].reshape(P, -1)  # (u, v): B shifted by (u-s, v-s)
+    return torch.nn.functional.pad(x.cumsum(1).cumsum(2), (1, 0, 1, 0))
+
+
+def _box(t, a0, a1, b0, b1):
+    return t[:, a1, b1] - t[:, a0, b1] - t[:, a1, b0] + t[:, a0, b0]
+
+
+def _overlaps(s: int, H: int, W: int):
+    """For each shift (dy, dx) of B in [-s, s]^2 (row-major): the shift and the rows [r0, r1) and
+    columns [c0, c1) of A that meet B."""
+    import torch
 
     lags = torch.arange(-s, s + 1)
     dy, dx = torch.meshgrid(lags, lags, indexing="ij")
     dy, dx = dy.reshape(-1), dx.reshape(-1)
-    r0, r1 = torch.clamp(-dy, min=0), H - torch.clamp(dy, min=0)  # rows of A that meet B
+    r0, r1 = torch.clamp(-dy, min=0), H - torch.clamp(dy, min=0)
     c0, c1 = torch.clamp(-dx, min=0), W - torch.clamp(dx, min=0)
+    return dy, dx, r0, r1, c0, c1
 
-    def box(t, a0, a1, b0, b1):
-        return t[:, a1, b1] - t[:, a0, b1] - t[:, a1, b0] + t[:, a0, b0]
 
-    m = ((r1 - r0) * (c1 - c0)).to(A.x.dtype)
-    sa, saa = box(A.t, r0, r1, c0, c1), box(A.tt, r0, r1, c0, c1)
-    sb, sbb = box(B.t, r0 + dy, r1 + dy, c0 + dx, c1 + dx), box(B.tt, r0 + dy, r1 + dy, c0 + dx, c1 + dx)
+def _overlap_ncc(A: _Side, ia, B: _Side, ib):
+    """Normalised cross-correlation of the pairs (``A``'s image ``ia[p]``, ``B``'s image ``ib[p]``) on
+    their overlap, for every shift of B by (dy, dx) in [-s, s]^2; P x (2s+1)^2. ``A``: prepared with
+    ``padded=False``, ``B``: ``padded=True``, same ``s``. The products come from one FFT correlation per
+    pair (batched), the overlap's sums and squares from the sides' prepared box sums."""
+    import torch
+
+    s = A.s
+    H, W = A.shape
+    grid = (H + 2 * s, W + 2 * s)
+    corr = torch.fft.irfft2(B.f[ib] * A.f[ia].conj(), s=grid)
+    ab = corr[:, :2 * s + 1, :2 * s + 1].reshape(len(ia), -1)  # (u, v): B shifted by (u-s, v-s)
+    _, _, r0, r1, c0, c1 = _overlaps(s, H, W)
+    m = ((r1 - r0) * (c1 - c0)).to(ab.dtype)
+    sa, saa, sb, sbb = A.sum[ia], A.sq[ia], B.sum[ib], B.sq[ib]
     cov = ab - sa * sb / m
     va, vb = saa - sa * sa / m, sbb - sb * sb / m
     ok = (va > 1e-4 * m) & (vb > 1e-4 * m)  # a flat overlap has no correlation to speak of
     return torch.where(ok, cov / torch.sqrt(torch.clamp(va * vb, min=1e-12)), torch.full_like(cov, -1.0))
 
 
-def _best_correlation(A, B):
-    """Best overlap correlation of uint8 grids A, B (P x H x W) over the shifts and blurs (each blurred
-    variant is prepared once and shared by the correlations it enters)."""
+def _standard(x):
+    """uint8 grids (U x H x W) -> base-blurred, standardised float32 grids (per image)."""
+    x = _gaussian_blur(x.float(), SIGNATURE_BASE_BLUR)
+    return (x - x.mean((1, 2), keepdim=True)) / (x.std((1, 2), keepdim=True) + 1e-3)
+
+
+def _prepared(X, padded: bool, chunk: int = 2048) -> list:
+    """The sides of standardised grids ``X`` (U x H x W): ``[plain, blurred by each of SIGNATURE_BLURS]``,
+    each a :class:`_Side` over all U images (prepared in chunks of images to bound the blur's temporaries)."""
     import torch
 
     s = SIGNATURE_SHIFT
+    parts = []
+    for k in range(0, len(X), chunk):
+        x = X[k:k + chunk]
+        parts.append([_Side(x, s, padded)] + [_Side(_gaussian_blur(x, sigma), s, padded) for sigma in SIGNATURE_BLURS])
+    if len(parts) == 1:
+        return parts[0]
+    out = []
+    for v in range(len(parts[0])):
+        side = parts[0][v]
+        side.f = torch.cat([p[v].f for p in parts])
+        side.sum = torch.cat([p[v].sum for p in parts])
+        side.sq = torch.cat([p[v].sq for p in parts])
+        out.append(side)
+    return out
 
-    def standard(x):
-        x = _gaussian_blur(x.float(), SIGNATURE_BASE_BLUR)
-        return (x - x.mean((1, 2), keepdim=True)) / (x.std((1, 2), keepdim=True) + 1e-3)
 
-    A, B = standard(A), standard(B)
-    a0, b0 = _Side(A, s, padded=False), _Side(B, s, padded=True)
-    best = _overlap_ncc(a0, b0).max(1).values
-    for sigma in SIGNATURE_BLURS:
-        best = torch.maximum(best, _overlap_ncc(_Side(_gaussian_blur(A, sigma), s, padded=False), b0).max(1).values)
-        best = torch.maximum(best, _overlap_ncc(a0, _Side(_gaussian_blur(B, sigma), s, padded=True)).max(1).values)
+def _best_correlation(A: list, ia, B: list, ib):
+    """Best overlap correlation of the pairs (``ia[p]``, ``ib[p]``) over the shifts and blurs: the plain
+    sides against each other, and each blurred variant of one side against the other's plain side."""
+    import torch
+
+    best = _overlap_ncc(A[0], ia, B[0], ib).max(1).values
+    for v in range(1, len(A)):
+        best = torch.maximum(best, _overlap_ncc(A[v], ia, B[0], ib).max(1).values)
+        best = torch.maximum(best, _overlap_ncc(A[0], ia, B[v], ib).max(1).values)
     return best
 
 
@@ -405,9 +444,13 @@ def signature_distance(signatures: np.ndarray, rows: np.ndarray, cols: np.ndarra
             h, w = divmod(int(value), SIDE + 1)
             h, w = max(h, 2 * SIGNATURE_SHIFT + 2), max(w, 2 * SIGNATURE_SHIFT + 2)
             pick = np.flatnonzero(key == value)
+            # each distinct image of the group prepared once per side (standardised on the pair's region)
+            ua, ia = np.unique(rows[pick], return_inverse=True)
+            ub, ib = np.unique(cols[pick], return_inverse=True)
+            A = _prepared(_standard(grids[torch.as_tensor(ua), :h, :w]), padded=False)
+            B = _prepared(_standard(grids[torch.as_tensor(ub), :h, :w]), padded=True)
+            ia, ib = torch.as_tensor(ia.reshape(-1)), torch.as_tensor(ib.reshape(-1))
             for k in range(0, len(pick), chunk):
-                p = pick[k:k + chunk]
-                A = grids[torch.as_tensor(rows[p]), :h, :w]
-                B = grids[torch.as_tensor(cols[p]), :h, :w]
-                out[p] = (1.0 - _best_correlation(A, B)).clamp(min=1e-6).numpy()
+                best = _best_correlation(A, ia[k:k + chunk], B, ib[k:k + chunk])
+                out[pick[k:k + chunk]] = (1.0 - best).clamp(min=1e-6).numpy()
     return out
