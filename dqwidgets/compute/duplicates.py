@@ -439,7 +439,10 @@ def signature_distance(signatures: np.ndarray, rows: np.ndarray, cols: np.ndarra
     same = (hw[rows] == hw[cols]).all(1)
     region = np.where(same[:, None], hw[rows], SIDE)  # the grid area a pair is compared on
     key = region[:, 0] * (SIDE + 1) + region[:, 1]
-    with torch.no_grad():
+    from dqwidgets.compute.device import cpu_threads_for
+
+    # 32 x 32 FFTs and box sums: one CPU thread each op (two on a busy machine wait on each other)
+    with torch.no_grad(), cpu_threads_for(0, torch.device("cpu")):
         for value in np.unique(key):
             h, w = divmod(int(value), SIDE + 1)
             h, w = max(h, 2 * SIGNATURE_SHIFT + 2), max(w, 2 * SIGNATURE_SHIFT + 2)
