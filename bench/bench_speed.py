@@ -424,6 +424,7 @@ def section_first_view(args) -> dict:
                             "load": [load_before, load()[0]]})
         print(f"first view {n}: {wall:.1f} s {steps}", flush=True)
     out["load_end"] = load()
+    out["code"] = args.code
     return out
 
 
@@ -522,16 +523,21 @@ def report() -> Path:
         L.append("")
     if "first_view" in parts:
         p = parts["first_view"]
+        before_path = RESULTS / "bench_speed.first_view.before.json"   # the code before, same machine, same window
+        before = json.loads(before_path.read_text()) if before_path.exists() else {"rows": []}
+        before = before if before.get("code") else {"rows": []}       # an unlabelled older run is not shown
         L += ["## First view: analyze(..., wait_layout=False) on the mixture, N x 128", "",
-              f"load {p['load_start']} -> {p['load_end']}", "",
-              "| N | returns after (wall s) | CPU s | graph | steps: wall s (CPU s) | label AUROC, flag precision / recall "
-              "| final layout s | load (1 min) before, after |", "|---|---|---|---|---|---|---|---|"]
-        for r in p["rows"]:
+              f"load {p['load_start']} -> {p['load_end']}" + (f"; before: load {before['load_start']} -> "
+                                                              f"{before['load_end']}" if before["rows"] else ""), "",
+              "| code | N | returns after (wall s) | CPU s | graph | steps: wall s (CPU s) | label AUROC, flag precision / recall "
+              "| final layout s | load (1 min) before, after |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in [dict(r, code=before["code"]) for r in before["rows"]] + \
+                [dict(r, code=p.get("code", "after")) for r in p["rows"]]:
             cpu = r.get("cpu_steps", {})
             steps = ", ".join(f"{k} {v:.1f}" + (f" ({cpu[k]:.1f})" if k in cpu else "") for k, v in r["steps"].items())
             quality = (f"{r['label_auroc']:.4f}, {_f(r.get('label_flag_precision'), '.3f')} / "
                        f"{r['label_flag_recall']:.3f}" if "label_auroc" in r else "-")
-            L.append(f"| {r['n']:,} | {r['first_view_s']:.1f} | {r['first_view_cpu_s']:.1f} | {r['graph']} | "
+            L.append(f"| {r['code']} | {r['n']:,} | {r['first_view_s']:.1f} | {r['first_view_cpu_s']:.1f} | {r['graph']} | "
                      f"{steps} | {quality} | {'-' if r['final_layout_s'] is None else format(r['final_layout_s'], '.1f')} "
                      f"| {r['load']} |")
         L += ["", "goal: <= 8 s at 100k x 128 on 2 cores", ""]
@@ -569,6 +575,8 @@ def main():
     ap.add_argument("--probe-n", type=int, default=30_000, help="probe: samples per case")
     ap.add_argument("--first-view-n", type=int, nargs="*", default=[100_000])
     ap.add_argument("--final-layout", action="store_true", help="first_view: also wait for the final layout")
+    ap.add_argument("--code", default="after", help="first_view: what code ran, e.g. 'after (speed branch)'; a run "
+                    "of the code before goes to bench_speed.first_view.before.json with its own label")
     ap.add_argument("--anchor-n", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     args = ap.parse_args()
     if not args.report:
