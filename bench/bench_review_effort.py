@@ -9,25 +9,26 @@ back from the journal, so every wrong change a group action makes is counted.
    worst first. When at least 90% of the first screen (24 cards) are of no class (foreign samples),
    he drops the whole slice from its row (1 decision); its members that were fine count as new errors.
 
-Steps 1 and 2 are one loop (``Reviewer.grid_pass``) with the grid's group action at its end.
+Steps 1 and 2 are one loop (``Reviewer.grid_pass``) with a per-card rule (``label_rule``, ``ood_rule``)
+and the grid's group action at its end. The cards are the product's review queue
+(``an.review_queue()``, the Explorer's "review queue" grid, ``dqwidgets.review_queue``): the flags,
+most likely first, and for label issues the unflagged candidates after them, screen by screen, while
+the calibrated probabilities say a screen is worth a look (its stop rule); the reviewer stops where
+the queue stops.
 
-1. **Label issues**: the grid filtered to "only label issues". The reviewer looks at every card:
+1. **Label issues**: the queue's label-issue cards. The reviewer looks at every card:
    a wrong label whose suggestion (the card's ``→ class``) is the true class is left for ``a``; any
    other wrong label is relabelled by typing its class (1 decision); a sample of no class (foreign)
    or a near-copy is dropped (``d``, 1 decision) unless it is also flagged out of distribution (left
    for step 2); a sample that is fine is marked fine (``o``, 1 decision). Then ``a`` with "apply to:
    all in the grid" accepts the suggestions of every card not decided yet (1 decision). "with
    duplicates" is ticked for relabels and ``a``: the copies of a relabelled sample get its label.
-2. **Out of distribution**: the grid filtered to "only out of distribution"; the cards not decided
+2. **Out of distribution**: the queue's OOD cards (the OOD flags); the cards not decided
    yet: a fine one is marked fine, a wrong label relabelled (1 decision each); then "drop, all in the
    grid" drops the undecided rest (1 decision).
 3. **Duplicates**: the grid filtered to "only duplicates": in each duplicate group that still has
    two undropped members, the reviewer drops one (``d``, 1 decision) when the pair is a planted copy,
    and marks them fine otherwise (1 decision).
-4. **Past the default flags**: the reviewer drags the label-issue threshold down (1 decision) to
-   flag the next ``STEP`` of the samples (2% of them) and repeats step 1 on the newly flagged cards; he stops
-   after the first step whose new cards held fewer wrong labels than fine samples (a screen that
-   is mostly fine is where a reviewer stops). The same for the out-of-distribution threshold.
 
 No group action is taken on cards the reviewer has not looked at: ``a`` and the bulk drop act on
 the cards of the grid he has just gone through, and leave out those he decided one by one.
@@ -61,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import RESULTS, WORKDIR, load_case, run_cleanlab  # noqa: E402
 
 CASES = ["notebook01_fashion_mnist", "rotten_tomatoes", "digits_table"]
-STEP = 0.02  # share of the samples one drag of a threshold adds to the flags
 SCREEN = 24  # cards on one screen of the grid
 SLICE_SHARE = 0.9  # share of a slice's first screen that must be foreign before the reviewer drops the slice
 
@@ -92,17 +92,40 @@ class Reviewer:
         c = self.case
         return c.true_labels[r]
 
-    def grid_pass(self, rows: np.ndarray, group: str, later: np.ndarray | None = None) -> tuple[int, int]:
-        """Steps 1 and 2: the reviewer looks at every undecided card of the grid ``rows`` and ends with
-        the grid's group action ``group`` ("accept": ``a``, each card its suggested label; "drop": drop
-        the undecided rest), on "all in the grid". A card is left for that group action when it does
-        the right thing to it (accept: a wrong label whose suggestion is the truth; drop: a sample of no
-        class or a near-copy), or for a later grid's group action (``later``: foreign samples flagged out
-        of distribution, in the label grid); every other card takes one decision: a wrong label is
-        relabelled to its class (with its duplicates), a foreign sample or a near-copy dropped, a fine
-        sample marked fine. Returns (wrong, fine) among the cards looked at."""
+    def label_rule(self, r: int, copy: bool, later: bool) -> tuple | str | None:
+        """The label grid's card rule: a wrong label whose suggestion is the truth is left for ``a``
+        ("group"); a foreign card flagged out of distribution for the OOD grid (None); a foreign card or
+        a near-copy is dropped, another wrong label relabelled to its class, a fine card marked fine."""
+        c, sugg = self.case, self._sugg
+        if c.is_noisy[r] and sugg[r] is not None and sugg[r] == self._truth(r):
+            return "group"
+        if c.is_foreign[r] and later:
+            return None
+        if c.is_foreign[r] or (copy and not c.is_noisy[r]):
+            return ("drop", None)
+        if c.is_noisy[r]:
+            return ("relabel", str(self._truth(r)))
+        return ("mark_ok", None)
+
+    def ood_rule(self, r: int, copy: bool, later: bool) -> tuple | str | None:
+        """The OOD grid's card rule: a foreign card or a near-copy is left for the bulk drop; a wrong
+        label relabelled, a fine card marked fine."""
+        c = self.case
+        if c.is_foreign[r] or copy:
+            return "group"
+        if c.is_noisy[r]:
+            return ("relabel", str(self._truth(r)))
+        return ("mark_ok", None)
+
+    def grid_pass(self, rows: np.ndarray, rule, group: str, later: np.ndarray | None = None) -> tuple[int, int]:
+        """Steps 1 and 2, one loop: the reviewer looks at every undecided card of the grid ``rows`` (the
+        review queue's order), takes the card's decision by ``rule`` (``label_rule`` / ``ood_rule``:
+        "group" = left for the grid's group action, None = left for a later grid (``later``), else
+        (action, label), one decision), and ends with the group action ``group`` on "all in the grid"
+        ("accept": ``a``, each card its suggested label; "drop": drop the undecided rest) when a card was
+        left for it. Returns (wrong, fine) among the cards looked at."""
         c, s = self.case, self.an.samples
-        sugg = s["suggested_label"].to_numpy()
+        self._sugg = s["suggested_label"].to_numpy()
         dup = s["duplicate_group"].to_numpy() >= 0
         later = np.zeros(len(s), bool) if later is None else later
         decided = self.decided()
@@ -111,24 +134,17 @@ class Reviewer:
         for r in rows:
             if decided[r]:
                 continue
-            rid = self.ids[r]
             copy = c.is_copy[r] and not self._dropped_pair(r)
             if c.is_foreign[r] or c.is_noisy[r] or copy:
                 wrong += 1
             else:
                 fine += 1
-            by_group = (group == "accept" and c.is_noisy[r] and sugg[r] is not None and sugg[r] == self._truth(r)) \
-                or (group == "drop" and (c.is_foreign[r] or copy))
-            if by_group:
+            decision = rule(r, copy, later[r])
+            if decision == "group":
                 pending = True
-            elif c.is_foreign[r] and later[r]:
-                pass
-            elif c.is_foreign[r] or (copy and not c.is_noisy[r]):
-                self._do("drop", [rid])
-            elif c.is_noisy[r]:
-                self._do("relabel", [rid], str(self._truth(r)), with_duplicates=dup[r])
-            else:
-                self._do("mark_ok", [rid])
+            elif decision is not None:
+                action, label = decision
+                self._do(action, [self.ids[r]], label, with_duplicates=action == "relabel" and dup[r])
             decided = self.decided()
         if pending:
             self._do(group, self.ids[rows], with_duplicates=group == "accept", bulk=True)
@@ -173,42 +189,21 @@ class Reviewer:
                 sid = int(frame.iloc[key]["slice_id"])
                 self.log.append(group_actions.slice_review(self.an, sid, "drop", len(rows))[0])
 
-    def lower(self, column: str, flag_column: str) -> np.ndarray:
-        """Drag ``column``'s threshold down to flag the next STEP of the samples; the newly flagged rows."""
-        s = self.an.samples
-        before = s[flag_column].to_numpy(bool).copy()
-        score = np.nan_to_num(s[column].to_numpy(np.float64), nan=-1.0)
-        rest = np.sort(score[~before])[::-1]
-        k = max(1, int(round(STEP * len(s))))
-        if not len(rest) or rest[min(k, len(rest)) - 1] <= 0:
-            return np.empty(0, np.int64)
-        self.decisions += 1
-        self.an.set_threshold(column, float(rest[min(k, len(rest)) - 1]))
-        new = np.flatnonzero(self.an.samples[flag_column].to_numpy(bool) & ~before)
-        return new[np.argsort(-score[new], kind="stable")]
-
     def run(self) -> dict:
         defaults = {c: int(self.an.samples[c].sum()) for c in ("is_label_issue", "is_ood", "is_duplicate")}
         self.slice_pass()
-        s = self.an.samples
-        by_label = np.argsort(-np.nan_to_num(s["label_issue_score"].to_numpy(np.float64), nan=-1), kind="stable")
-        flagged = s["is_label_issue"].to_numpy(bool)
-        ood = s["is_ood"].to_numpy(bool)
-        self.grid_pass(by_label[flagged[by_label]], "accept", later=ood)
-        self.grid_pass(np.flatnonzero(ood), "drop")
+        ood = self.an.samples["is_ood"].to_numpy(bool)
+        label_queue = self.an.review_queue("label_issue")  # the Explorer's "review queue" grid, label part
+        self.grid_pass(label_queue["row"].to_numpy(), self.label_rule, "accept", later=ood)
+        ood_queue = self.an.review_queue("ood")
+        self.grid_pass(ood_queue["row"].to_numpy(), self.ood_rule, "drop")
         self.duplicate_pass()
-        steps = {"label_issue_score": 0, "ood_score": 0}
-        for column, flag, group in (("label_issue_score", "is_label_issue", "accept"), ("ood_score", "is_ood", "drop")):
-            while True:
-                new = self.lower(column, flag)
-                if not len(new):
-                    break
-                steps[column] += 1
-                wrong, fine = self.grid_pass(new, group)
-                if wrong < fine:
-                    break
         out = score(self.an, self.case, self.decisions)
-        out["threshold_steps"] = steps
+        summ = self.an.summary()
+        out["queue"] = {"label_flagged": int(label_queue["flagged"].sum()),
+                        "label_past_the_flags": int((~label_queue["flagged"]).sum()),
+                        "ood": int(len(ood_queue)),
+                        "estimated_left_at_defaults": float(summ.loc["label_issue", "estimated_left"])}
         out["left"]["default_flags"] = defaults
         return out
 
@@ -307,7 +302,7 @@ def cleanlab(case, X, classes) -> dict:
 def main(names):
     path = RESULTS / "bench_review_effort.json"
     out = json.loads(path.read_text()) if path.exists() else {}
-    out = {k: v for k, v in out.items() if k in CASES + names and "new_errors" in v.get("dqwidgets", {})}
+    out = {k: v for k, v in out.items() if k in CASES + names and "queue" in v.get("dqwidgets", {})}
     for name in names:
         case, X = load_case(name)
         o, classes = ours(case, X)
@@ -319,13 +314,14 @@ def main(names):
     lines = ["Simulated reviewer who knows the truth, working through the Explorer (bench/bench_review_effort.py;",
              "the reviewer model is in its docstring). decisions per fixed error = decisions / (fixed - new errors).", "",
              "| case | list | decisions | errors fixed / planted | new errors | decisions per fixed error | "
-             "label errors fixed | marked fine (wasted) | threshold drags (label, OOD) |",
+             "label errors fixed | marked fine (wasted) | label queue: flagged + past the flags (est. left) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in out.items():
         for tool in ("dqwidgets", "cleanlab"):
             f = r[tool]
-            steps = f.get("threshold_steps")
-            drags = f"{steps['label_issue_score']}, {steps['ood_score']}" if steps else "—"
+            q = f.get("queue")
+            drags = f"{q['label_flagged']} + {q['label_past_the_flags']} (~{q['estimated_left_at_defaults']:.0f})" \
+                if q else "—"
             lines.append(f"| {name} | {tool} | {f['decisions']} | {f['fixed']} / {f['errors']} | {f['new_errors']} | "
                          f"{f['decisions_per_fixed_error']:.2f} | {f['share_of_label_errors_fixed']:.3f} | "
                          f"{f['wasted']} | {drags} |")

@@ -216,6 +216,15 @@ class Analysis:
         and row-order tests (statistic, p-value) and the duplicates that cross splits."""
         return summary_table(self)
 
+    def review_queue(self, issue: str | None = None) -> pd.DataFrame:
+        """The Explorer's review order: the flagged samples, most likely first, then the unflagged ones
+        while the calibrated probabilities say the next screen is still worth a look; one row per card
+        (``issue``, ``row``, ``flagged``, ``p_real``, ``expected_left``, the suggestion). See
+        :mod:`dqwidgets.review_queue` for the stop rule."""
+        from dqwidgets.review_queue import review_queue
+
+        return review_queue(self, issue)
+
     def estimate_accuracy(self, by: str = "split", score: str = "neighbour_agreement") -> pd.DataFrame:
         """Accuracy of the predictions (``samples.predicted_label``) per split or per slice, labelled
         or not, by Average Thresholded Confidence (``score``: ``"neighbour_agreement"``,

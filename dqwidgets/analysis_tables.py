@@ -11,10 +11,11 @@ from dqwidgets.compute.drift import knn_group_test, knn_order_test
 from dqwidgets.compute.duplicates import cross_split_groups
 from dqwidgets.compute.slices import graph_slices, slice_table
 from dqwidgets.compute.spurious import spurious_associations
+from dqwidgets import review_queue
 from dqwidgets.issues import ISSUES
 
-SUMMARY_COLUMNS = ["issue", "count", "share", "threshold", "estimated_precision", "estimated_real", "statistic",
-                   "p_value", "detail"]
+SUMMARY_COLUMNS = ["issue", "count", "share", "threshold", "estimated_precision", "estimated_real", "estimated_left",
+                   "review_queue", "statistic", "p_value", "detail"]
 
 
 def slice_frame(neighbors, label_codes, probs, classes, attributes, seed) -> tuple[np.ndarray, pd.DataFrame]:
@@ -61,6 +62,9 @@ def summary_table(an) -> pd.DataFrame:
                 p = p[np.isfinite(p)]
                 more = {"estimated_precision": float(p.mean()) if len(p) else np.nan,
                         "estimated_real": float(p.sum())}
+                if issue.name in review_queue.QUEUED_ISSUES:  # below the flags, and how far the queue goes
+                    more["estimated_left"] = review_queue.expected_left(an, issue.name)
+                    more["review_queue"] = len(review_queue.queue_rows(an, issue.name)[0])
             count_row(issue.name, issue.flag_column, threshold=an.thresholds.get(issue.score_column, np.nan),
                       detail=issue.detail(s) if issue.detail else "", **more)
     for column in ("is_unreadable", "is_empty", "is_unlabeled"):

@@ -158,4 +158,4 @@ def test_the_explorer_counts_line_says_how_many_flags_are_likely_real(planted):
     summ = an.summary()
     text = dq.Explorer(an).counts_text()
     n, real = int(summ.loc["label_issue", "count"]), summ.loc["label_issue", "estimated_real"]
-    assert f"{n:,} label issues (~{real:,.0f} likely real)" in text
+    assert f"{n:,} label issues (~{real:,.0f} likely real" in text

@@ -19,6 +19,7 @@ import pandas as pd
 import traitlets
 
 from dqwidgets.analysis import Analysis
+from dqwidgets import review_queue
 from dqwidgets.issues import ISSUES
 from dqwidgets.widgets import charts, evidence, grid, group_actions, map as map_columns, review_panel, table
 from dqwidgets.widgets.arrow_pages import frame_to_ipc
@@ -203,9 +204,17 @@ class Explorer(anywidget.AnyWidget):
             if issue.count_text and issue.flag_column in samples.columns:
                 flags = samples[issue.flag_column].fillna(False).astype(bool)
                 text = f"{int(flags.sum()):,} {issue.count_text}"
-                if issue.calibrated and flags.any() and issue.score_column in samples.columns:
-                    real = float(samples.loc[flags, issue.score_column].fillna(0).sum())  # summary()'s estimated_real
-                    text += f" (~{real:,.0f} likely real)"
+                if issue.calibrated and issue.score_column in samples.columns:
+                    notes = []
+                    if flags.any():
+                        real = float(samples.loc[flags, issue.score_column].fillna(0).sum())  # summary()'s estimated_real
+                        notes.append(f"~{real:,.0f} likely real")
+                    if issue.name in review_queue.PAST_THE_FLAGS:  # summary()'s estimated_left
+                        left = review_queue.expected_left(self._an, issue.name)
+                        if round(left) >= 1:
+                            notes.append(f"~{left:,.0f} likely wrong left below the flags")
+                    if notes:
+                        text += f" ({', '.join(notes)})"
                 parts.append(text)
         parts.append(f"{self.selection_model.count:,} selected")
         dropped = len(self._dropped())
@@ -217,12 +226,27 @@ class Explorer(anywidget.AnyWidget):
     def _recompute_grid(self, keep_scroll: bool = False) -> None:
         samples = self._an.samples
         f = self.filters
-        mask = grid.filter_mask(samples, self._labels(), f.get("issue", ""), f.get("split", ""), f.get("label", ""))
+        queue = f.get("issue", "") == grid.QUEUE_FILTER
+        mask = grid.filter_mask(samples, self._labels(), "" if queue else f.get("issue", ""), f.get("split", ""),
+                                f.get("label", ""))
         selected = self.selection_model.rows if self.selection_model.count else None
-        self._grid_rows = grid.order_rows(samples, selected, mask, self.grid_score or None)
+        if queue:  # the review queue's own order (an.review_queue()), narrowed by the other filters
+            rows = self._an.review_queue()["row"].to_numpy(np.int64)
+            member = np.zeros(len(samples), dtype=bool)
+            member[rows] = True
+            if selected is not None:
+                rows = rows[np.isin(rows, selected)]
+            if mask is not None:
+                rows = rows[mask[rows]]
+            mask = member if mask is None else mask & member
+            self._grid_rows = rows
+        else:
+            self._grid_rows = grid.order_rows(samples, selected, mask, self.grid_score or None)
         self._grid_version += 1
         if selected is not None:
             title = f"{len(self._grid_rows):,} selected samples"
+        elif queue:
+            title = f"review queue: {len(self._grid_rows):,} samples, the flags first, then past them while likely wrong"
         else:
             title = f"worst {len(self._grid_rows):,} samples by {self.grid_score}" if self.grid_score \
                 else f"{len(self._grid_rows):,} samples"
@@ -338,7 +362,9 @@ class Explorer(anywidget.AnyWidget):
             "classes": self._classes(),
             "can_relabel": labels is not None and len(self._classes()) > 0,
             "splits": sorted(samples["split"].dropna().astype(str).unique().tolist()) if "split" in samples.columns else [],
-            "issues": [[k, v[1]] for k, v in grid.ISSUE_FILTERS.items() if v[0] in samples.columns],
+            "issues": [[k, v[1]] for k, v in grid.ISSUE_FILTERS.items() if v[0] in samples.columns]
+            + ([[grid.QUEUE_FILTER, grid.QUEUE_TEXT]] if any(i.flag_column in samples.columns for i in ISSUES
+                                                               if i.name in review_queue.QUEUED_ISSUES) else []),
             "color_options": map_columns.colour_options(samples, labels is not None),
             "color_by": self.color_by,
             "scores": map_columns.score_columns(samples),

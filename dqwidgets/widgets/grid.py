@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 SNIPPET_CHARS = 240
 ISSUE_FILTERS = {i.filter_key: (i.flag_column, i.filter_text) for i in ISSUES}  # key -> (flag column, menu text)
+QUEUE_FILTER = "queue"  # the grid shows an.review_queue(), in its order (dqwidgets.review_queue)
+QUEUE_TEXT = "review queue (flags, then past them while likely wrong)"
 
 
 def filter_mask(samples: pd.DataFrame, labels: pd.Series | None, issue: str = "", split: str = "",
