@@ -107,11 +107,12 @@ def test_the_stop_rule_on_known_probabilities():
     tail = np.r_[np.full(48, 0.5), np.full(48, 0.01)]
     assert rq.stop_after(flagged, tail) == 48
     # a thin tail holding a large share of the expected errors is followed until the recall target
-    thin = np.full(2400, 0.1)  # 240 expected below vs 80 flagged
+    p = 0.2  # below MIN_SCREEN_YIELD, above MIN_SCREEN_EXPECTED per screen
+    thin = np.full(2400, p)  # 480 expected below vs 80 flagged
     taken = rq.stop_after(flagged, thin)
-    left = 240 - 0.1 * taken
-    assert left <= (1 - rq.TARGET_RECALL) * 320 + 0.1 * rq.SCREEN
-    assert left > (1 - rq.TARGET_RECALL) * 320 - 0.1 * rq.SCREEN - 1e-9
+    left, total = 480 - p * taken, 560
+    assert left <= (1 - rq.TARGET_RECALL) * total + p * rq.SCREEN
+    assert left > (1 - rq.TARGET_RECALL) * total - p * rq.SCREEN - 1e-9
     # ... but not where a screen holds less than MIN_SCREEN_EXPECTED expected errors
     assert rq.stop_after(flagged, np.full(5000, 0.03)) == 0
     assert rq.stop_after(flagged, np.empty(0)) == 0
