@@ -211,6 +211,7 @@ def cross_split_groups(group: np.ndarray, split_codes: np.ndarray) -> np.ndarray
 SIGNATURE_SHIFT = 2  # whole thumbnail pixels searched each way (a 1-2 px shift of a small image)
 SIGNATURE_BLURS = (0.8, 1.5)  # either side may be blurred by this Gaussian sigma (what a resize does)
 SIGNATURE_BASE_BLUR = 0.5  # both sides first (JPEG blocks, noise)
+MAX_PREPARED = 32768  # distinct images prepared at once per side by signature_distance (~0.45 GB per side)
 # A pair is a copy when its signature distance is below this share of the typical one: the median over
 # samples of the distance to the closest graph neighbour. Measured on Fashion-MNIST (bench_quality):
 # copies (JPEG q75, resized 20 px, shifted 1-2 px, noise) reach at most ~7% of it; distinct neighbours
@@ -446,14 +447,19 @@ def signature_distance(signatures: np.ndarray, rows: np.ndarray, cols: np.ndarra
         for value in np.unique(key):
             h, w = divmod(int(value), SIDE + 1)
             h, w = max(h, 2 * SIGNATURE_SHIFT + 2), max(w, 2 * SIGNATURE_SHIFT + 2)
-            pick = np.flatnonzero(key == value)
-            # each distinct image of the group prepared once per side (standardised on the pair's region)
-            ua, ia = np.unique(rows[pick], return_inverse=True)
-            ub, ib = np.unique(cols[pick], return_inverse=True)
-            A = _prepared(_standard(grids[torch.as_tensor(ua), :h, :w]), padded=False)
-            B = _prepared(_standard(grids[torch.as_tensor(ub), :h, :w]), padded=True)
-            ia, ib = torch.as_tensor(ia.reshape(-1)), torch.as_tensor(ib.reshape(-1))
-            for k in range(0, len(pick), chunk):
-                best = _best_correlation(A, ia[k:k + chunk], B, ib[k:k + chunk])
-                out[pick[k:k + chunk]] = (1.0 - best).clamp(min=1e-6).numpy()
+            group = np.flatnonzero(key == value)
+            # each distinct image of a block prepared once per side (standardised on the pair's region);
+            # one block when the group has few enough distinct images, else blocks of that many pairs
+            # (memory: ~14 kB per prepared image and side)
+            few = len(np.union1d(rows[group], cols[group])) <= MAX_PREPARED
+            for b0 in range(0, len(group), len(group) if few else MAX_PREPARED):
+                pick = group[b0:b0 + (len(group) if few else MAX_PREPARED)]
+                ua, ia = np.unique(rows[pick], return_inverse=True)
+                ub, ib = np.unique(cols[pick], return_inverse=True)
+                A = _prepared(_standard(grids[torch.as_tensor(ua), :h, :w]), padded=False)
+                B = _prepared(_standard(grids[torch.as_tensor(ub), :h, :w]), padded=True)
+                ia, ib = torch.as_tensor(ia.reshape(-1)), torch.as_tensor(ib.reshape(-1))
+                for k in range(0, len(pick), chunk):
+                    best = _best_correlation(A, ia[k:k + chunk], B, ib[k:k + chunk])
+                    out[pick[k:k + chunk]] = (1.0 - best).clamp(min=1e-6).numpy()
     return out
