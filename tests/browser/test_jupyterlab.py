@@ -396,12 +396,14 @@ def test_lab_hover_shows_the_thumbnail_and_the_wheel_zooms_about_the_cursor(lab)
 def test_lab_the_issue_and_class_filters_narrow_the_grid_and_the_map(lab):
     page = lab.page
     keys = page.locator(".dqx-filter-issue option").evaluate_all("os => os.map(o => o.value).filter(v => v)")
-    assert {"label", "ood", "duplicate"} <= set(keys), keys
+    assert {"label", "ood", "duplicate", "queue"} <= set(keys), keys  # the issue flags and the review queue
     want = lab.kernel(
-        "from dqwidgets.widgets.grid import ISSUE_FILTERS\n"
+        "from dqwidgets.widgets.grid import ISSUE_FILTERS, QUEUE_FILTER\n"
         "cur = an.review.labels().astype(str).to_numpy()\n"
-        f"flag = {{k: an.samples[ISSUE_FILTERS[k][0]].to_numpy(dtype=bool) for k in {keys!r}}}\n"
-        "_out.update(issue={k: int(m.sum()) for k, m in flag.items()}, cls=str(an.classes[2]), total=len(cur),\n"
+        f"flag = {{k: an.samples[ISSUE_FILTERS[k][0]].to_numpy(dtype=bool) for k in {keys!r} if k != QUEUE_FILTER}}\n"
+        "issue = {k: int(m.sum()) for k, m in flag.items()}\n"
+        "issue.update({QUEUE_FILTER: len(an.review_queue())} if QUEUE_FILTER in " + repr(keys) + " else {})\n"
+        "_out.update(issue=issue, cls=str(an.classes[2]), total=len(cur),\n"
         "            cls_n=int((cur == str(an.classes[2])).sum()),\n"
         "            both=int((flag['label'] & (cur == str(an.classes[2]))).sum()))")
 
