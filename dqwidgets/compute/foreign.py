@@ -309,25 +309,17 @@ def _large_groups(regions: list, n: int) -> list:
     small cannot be told from a class overlap by their labels."""
     if not regions:
         return []
-    owner = np.full(n, -1, np.int64)
-    parent = list(range(len(regions)))
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, r in enumerate(regions):
-        for j in np.unique(owner[r.members]):
-            if j >= 0:
-                parent[find(int(j))] = find(i)
-        owner[r.members] = i
-    size = {}
-    for i, r in enumerate(regions):
-        size.setdefault(find(i), set()).update(r.members.tolist())
+    which = np.concatenate([np.full(len(r.members), i) for i, r in enumerate(regions)])
+    members = np.concatenate([r.members for r in regions])
+    incidence = csr_matrix((np.ones(len(which), np.int32), (which, members)), shape=(len(regions), n))
+    _, group = connected_components(incidence @ incidence.T, directed=False)  # regions sharing a member
+    # distinct members per group (the group x sample matrix sums a member shared by regions into one entry)
+    size = csr_matrix((np.ones(len(which), np.int32), (group[which], members)), shape=(group.max() + 1, n)).getnnz(1)
     keep = max(MIN_SIZE, ISO_MIN_SHARE * n)
-    return [r for i, r in enumerate(regions) if len(size[find(i)]) >= keep]
+    return [r for i, r in enumerate(regions) if size[group[i]] >= keep]
 
 
 def _isolated(adjacency, communities: np.ndarray, n: int) -> set:
