@@ -20,6 +20,8 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from dqwidgets.compute.device import cpu_parallel_map, cpu_threads_for
+
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_NAMES = {"minilm", "all-minilm-l6-v2", MINILM_HUB_ID.lower()}
 
@@ -93,12 +95,15 @@ class SentenceTransformerEmbedder:
         lengths = features["attention_mask"].sum(1).numpy()
         self._count_truncated(model, lengths)
         runs = list(token_budget_batches(lengths, CPU_BATCH_TOKENS))
-        with one_torch_thread() as threads:
+        # A text batch is too small for the threads of one matmul to pay (each op's threads wait for the
+        # slowest: on the shared 2 cores at load 12-15, 2 threads on one batch ran MiniLM at 1/5 to 1/20 of
+        # the texts/s of one thread), so the runs go side by side on torch's threads, one thread each.
+        with cpu_threads_for(0, device):
             fast = self._cpu_module(model, texts, features, lengths)
             if fast is None:                           # the direct path did not match encode: encode per run
                 parts = [self._encode(model, [texts[i] for i in rows], device).float() for rows in runs]
-            else:                                      # torch's threads on separate runs, one thread each
-                parts = side_by_side(lambda rows: forward_rows(fast, features, rows), runs, threads)
+        if fast is not None:
+            parts = cpu_parallel_map(lambda rows: forward_rows(fast, features, rows), runs, device)
         out = torch.empty((len(texts), parts[0].shape[1]), dtype=torch.float32)
         for rows, part in zip(runs, parts):
             out[torch.from_numpy(rows)] = part
@@ -235,33 +240,6 @@ def token_budget_batches(lengths: np.ndarray, budget: int):
             stop += 1
         yield order[start:stop]
         start = stop
-
-
-def side_by_side(fn, runs: list, workers: int) -> list:
-    """``[fn(run) for run in runs]``, ``workers`` runs at a time (call under ``one_torch_thread``)."""
-    workers = min(workers, len(runs))
-    if workers <= 1:
-        return [fn(run) for run in runs]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="dq-embed") as pool:
-        return list(pool.map(fn, runs))
-
-
-@contextlib.contextmanager
-def one_torch_thread():
-    """torch on one thread for the block (restored after); yields the thread count it had. A text batch
-    is too small for the threads of one matmul to pay (each op's threads wait for the slowest: on the
-    shared 2 cores at load 12-15, 2 threads on one batch ran MiniLM at 1/5 to 1/20 of the texts/s of
-    one thread), so the CPU path gives its threads separate batches instead (``side_by_side``)."""
-    threads = torch.get_num_threads()
-    if threads > 1:
-        torch.set_num_threads(1)
-    try:
-        yield threads
-    finally:
-        if threads > 1:
-            torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=1)
