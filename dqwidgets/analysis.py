@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dqwidgets.analysis_input import AnalysisInput, prepare_input
+from dqwidgets.analysis_input import AnalysisInput, features_are_cells, prepare_input
 from dqwidgets.analysis_tables import drift_tests, slice_frame, spurious_frame, summary_table
 from dqwidgets.compute.device import resolve_device
 from dqwidgets.compute.duplicates import near_copy_edges, typical_nn_distance
@@ -306,9 +306,11 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     agreement = _agreement(probs, v, graph, ood.pop("_reference_neighbours", None), reference)
     typical = reference.calibration.typical_nn_distance if reference is not None \
         else typical_nn_distance(graph.distances, graph.metric)
-    # on each sample's own scale; for images also the pairs' perceptual signatures (compute.duplicates)
+    # on each sample's own scale; for images also the pairs' perceptual signatures, for tables and
+    # precomputed features the cells each pair differs in (compute.duplicates)
     edges, duplicate_default, duplicate_pairs = step("duplicates", near_copy_edges, graph.distances, graph.metric, graph.indices,
-                                    None if inp.signatures is None else inp.signatures[pos])
+                                    None if inp.signatures is None else inp.signatures[pos],
+                                    v.features if features_are_cells(ds) else None)
     slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
     release_graph(graph.indices)  # the adjacency and Leiden partitions the ood and slices steps shared
     xy = step("layout_pca", pca_layout, v.features, seed)

@@ -103,6 +103,13 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
                          attributes, extra, name, signatures, _text_signatures(ds))
 
 
+def features_are_cells(ds) -> bool:
+    """Whether the features the graph is built on are the data's own values, one per cell (a table's
+    encoded columns, or arrays the user passed: a table's columns or an embedding of their own), so
+    that the duplicate step compares pairs cell by cell too; not the output of our image/text models."""
+    return getattr(ds, "modality", None) in ("tabular", "embedding")
+
+
 def _text_signatures(ds):
     """Normalised-text hashes of a text dataset (case, whitespace, punctuation folded), else None."""
     if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None):

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dqwidgets.analysis_input import check_dataset
+from dqwidgets.analysis_input import check_dataset, features_are_cells
 from dqwidgets.engine import stages as st
 
 RAY_INSTALL = "pip install 'dqwidgets[ray]'  (or: pip install 'ray[data]>=2.9' faiss-cpu)"
@@ -806,7 +806,9 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
 
     typical = typical_nn_distance(nn1[:, None], "cosine")
     signatures = _assemble_signatures(ray, base, shards, n) if "sig" in schema.names else None
-    graph_files = _assemble(ray, run_dir, knn_shards, nv, k, signatures, pos)
+    # precomputed features are the user's cells (a table's columns, or an embedding): compared per pair too
+    cells = _assemble_features(ray, run_dir, shards, n, dim) if features_are_cells(ds) else None
+    graph_files = _assemble(ray, run_dir, knn_shards, nv, k, signatures, pos, cells)
 
     # ------------------------------------------------------------------ layout anchors (UMAP on a sample)
     layout_stage = st.Stage(run_dir, "layout")
@@ -966,18 +968,22 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
     return out
 
 
-def _edges_task(distances: str, indices: str, signatures: str | None, pos, out: str):
+def _edges_task(distances: str, indices: str, signatures: str | None, pos, out: str, cells: str | None = None):
     """The local engine's duplicate step on the graph (``compute.duplicates.near_copy_edges``): every
     edge's closeness on its sample's own scale, the data-driven default threshold and, for images, the
-    closeness raised where the pair's thumbnails match plus the signature pairs beyond the graph. Writes
-    the edges (valid x k, memory-mapped by the driver) and ``<out>.npz`` (threshold, extra pairs)."""
+    closeness raised where the pair's thumbnails match plus the signature pairs beyond the graph; for
+    precomputed features (``cells``: the N x D features file, read in blocks), where the pair differs in
+    few cells. Writes the edges (valid x k, memory-mapped by the driver) and ``<out>.npz`` (threshold,
+    extra pairs)."""
     from dqwidgets.compute.duplicates import near_copy_edges
 
     d = np.load(distances, mmap_mode="r")
     sigs = None
     if signatures is not None:
         sigs = np.asarray(np.load(signatures, mmap_mode="r")[np.asarray(pos)])  # valid x SIGNATURE_BYTES
-    edges, threshold, pairs = near_copy_edges(np.asarray(d), "cosine", np.load(indices, mmap_mode="r"), sigs)
+    X = None if cells is None else np.load(cells, mmap_mode="r")
+    edges, threshold, pairs = near_copy_edges(np.asarray(d), "cosine", np.load(indices, mmap_mode="r"), sigs,
+                                              X, None if X is None else np.asarray(pos))
     empty = np.zeros(0, np.int64)
     rows, cols, close = pairs if pairs is not None else (empty, empty, np.zeros(0, np.float32))
     np.savez(out + ".tmp.npz", threshold=np.float64(threshold), rows=rows, cols=cols, close=close,
@@ -997,7 +1003,7 @@ def _load_edges(files: dict):
         return np.load(files["edges"], mmap_mode="r"), float(z["threshold"]), pairs
 
 
-def _assemble(ray, run_dir: Path, knn_shards, nv, k, signatures=None, pos=None) -> dict:
+def _assemble(ray, run_dir: Path, knn_shards, nv, k, signatures=None, pos=None, cells=None) -> dict:
     files = {"indices": str(run_dir / "graph_indices.npy"), "distances": str(run_dir / "graph_distances.npy"),
              "edges": str(run_dir / "duplicate_edges.npy")}
     task = ray.remote(_assemble_task)
@@ -1009,7 +1015,8 @@ def _assemble(ray, run_dir: Path, knn_shards, nv, k, signatures=None, pos=None) 
     ray.get(todo)
     if not (os.path.exists(files["edges"]) and os.path.exists(files["edges"] + ".npz")):
         ray.get(ray.remote(_edges_task).remote(files["distances"], files["indices"], signatures,
-                                               None if signatures is None else pos, files["edges"]))
+                                               None if signatures is None and cells is None else pos,
+                                               files["edges"], cells))
     return files
 
 
