@@ -145,12 +145,13 @@ def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
         rec["driver_peak_mb_per_stage"] = sampler.per_stage(start, an.info["seconds"])
     rec["driver_mb_after_analyze"] = sampler.samples[-1][1]
     rec["analysis_arrays_mb"] = _analysis_arrays_mb(an)
+    with open("/proc/self/status") as f:  # the whole run's peak, before this bench's own recall check
+        rec["driver_peak_mb"] = int(next(line for line in f if line.startswith("VmHWM")).split()[1]) / 1024
     if engine == "ray":
         rec["embedding_scans"] = an.info.get("embedding_scans")  # what the score stages read, in scans of N
         rec["driver_anon_peak_mb_per_stage"] = an.info.get("driver_anon_peak_mb")
+        rec["knn"] = an.info.get("knn")  # IVF: cells, the nprobe chosen, its recall on the fit sample's queries
         rec["recall_at_10"] = _recall(an, n)
-    with open("/proc/self/status") as f:
-        rec["driver_peak_mb"] = int(next(line for line in f if line.startswith("VmHWM")).split()[1]) / 1024
     out.write_text(json.dumps(rec))
 
 
@@ -179,11 +180,16 @@ def _recall(an, n, queries: int = 500, k: int = 10) -> float:
     q = rng.choice(n, queries, replace=False)
     norm = lambda A: A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)  # noqa: E731
     Q = norm(np.asarray(X[np.sort(q)], dtype=np.float32))[np.argsort(np.argsort(q))]
-    sim = np.empty((queries, n), np.float32)
-    for s in range(0, n, 100_000):
-        sim[:, s:s + 100_000] = Q @ norm(np.asarray(X[s:s + 100_000], dtype=np.float32)).T
-    sim[np.arange(queries), q] = -np.inf
-    exact = np.argpartition(-sim, k, axis=1)[:, :k]
+    best_s, best_i = np.full((queries, k), -np.inf, np.float32), np.zeros((queries, k), np.int64)
+    for s in range(0, n, 100_000):  # a running top k: never queries x N similarities at once
+        sim = Q @ norm(np.asarray(X[s:s + 100_000], dtype=np.float32)).T
+        own = (q >= s) & (q < s + len(sim[0]))
+        sim[np.flatnonzero(own), q[own] - s] = -np.inf
+        both_s = np.concatenate([best_s, sim], 1)
+        both_i = np.concatenate([best_i, np.broadcast_to(np.arange(s, s + sim.shape[1]), sim.shape)], 1)
+        top = np.argpartition(-both_s, k - 1, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(both_s, top, 1), np.take_along_axis(both_i, top, 1)
+    exact = best_i
     got = np.asarray(an.graph.indices)[q, :k]
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, exact)]))
 
@@ -266,6 +272,15 @@ def write_md(records):
         mem = r.get("driver_peak_mb_per_stage", {})
         parts = [f"{k} {v:.1f}s" + (f" / {mem[k]:.0f} MB" if k in mem else "") for k, v in r["seconds"].items()]
         lines.append(f"- {r['engine']} {r['n']:,}: " + ", ".join(parts))
+        if r.get("knn") and "nprobe" in r["knn"]:
+            kn = r["knn"]
+            lines.append(f"  - kNN: IVF {kn['cells']:,} cells, nprobe {kn['nprobe']} chosen for recall "
+                         f"{kn['target_recall']:.2f} on {kn['queries']:,} fit-sample queries (got "
+                         f"{kn['sample_recall']:.3f}); at most {kn['candidates_per_query_max']:,} candidates per query")
+        anon = r.get("driver_anon_peak_mb_per_stage") or {}
+        if anon:
+            lines.append("  - driver anonymous memory peak per stage (RssAnon, its own arrays): "
+                         + ", ".join(f"{k} {v:.0f} MB" for k, v in anon.items()))
         if "analysis_arrays_mb" in r:
             a = r["analysis_arrays_mb"]
             lines.append(f"  - held by the returned Analysis: samples frame {a['samples_frame']:.0f} MB (N rows), "

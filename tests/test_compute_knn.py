@@ -125,3 +125,39 @@ def test_ivf_parameters_reach_recall_at_15_of_0_9_on_isotropic_clusters():
     cells, probes = ivf_parameters(n)
     assert probes < 0.15 * cells                  # still a small share of the exact search's work
     assert ivf_parameters(1_000_000)[1] <= 96 and ivf_parameters(100)[1] >= 8
+
+
+def test_cells_for_recall_predicts_the_recall_of_the_cell_search_and_picks_the_fewest_cells():
+    """The nprobe chosen from the exact neighbours' cell ranks gives the target recall, the recall
+    it reports is the one the cell search measures, and one cell fewer falls short of the target."""
+    from dqwidgets.compute.knn import _Cells, _kmeans, cells_for_recall
+
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(6, 32)) * 1.5
+    X = (centers[rng.integers(0, 6, 4000)] + rng.normal(size=(4000, 32))).astype(np.float32)
+    P = torch.nn.functional.normalize(torch.as_tensor(X), dim=1)
+    C = _kmeans(P, 64, 0)
+    cell = (P @ C.T).argmax(1)
+    order = torch.argsort(cell)
+    counts = torch.bincount(cell, minlength=64)
+    starts = torch.cumsum(counts, 0) - counts
+    q = rng.choice(4000, 300, replace=False)
+    sim = (P[q] @ P.T).numpy()
+    sim[np.arange(300), q] = -np.inf
+    exact = np.argsort(-sim, 1)[:, :10]
+
+    def measured(nprobe):
+        near = torch.topk(C @ C.T, nprobe, dim=1).indices
+        cells = _Cells(P[order], order, starts.tolist(), counts.tolist(), near.tolist())
+        out_i = torch.full((4000, 10), -1, dtype=torch.int64)
+        for c in range(64):
+            cells.search(c, 10, "cosine", out_i, torch.empty((4000, 10)))
+        got = out_i.numpy()[q]
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])
+
+    home, nb = cell.numpy()[q], cell.numpy()[exact]
+    nprobe, predicted = cells_for_recall(home, nb, C.numpy(), 0.95)
+    assert 1 < nprobe < 64 and predicted >= 0.95
+    assert abs(measured(nprobe) - predicted) < 0.005
+    fewer = cells_for_recall(home, nb, C.numpy(), 0.95, nprobe=nprobe - 1)[1]
+    assert fewer < 0.95 and abs(measured(nprobe - 1) - fewer) < 0.005

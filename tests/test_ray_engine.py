@@ -260,9 +260,15 @@ def test_sharded_ivf_graph_recall_at_10_and_a_fit_sample_set_aside_by_the_embed_
     got = np.asarray(an.graph.indices)[queries]
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact)])
     assert recall >= 0.95, f"recall@10 of the sharded IVF graph is {recall:.3f}"
-    # the one kNN actor searched with the runtime's 2 CPUs (Ray starts an actor with OMP_NUM_THREADS=1)
+    # nprobe chosen by the recall on the fit sample's queries (target 0.97), fewer than every cell
+    knn = an.info["knn"]
+    assert knn["sample_recall"] >= knn["target_recall"] == 0.97 and knn["queries"] == 1000, knn
+    assert 1 < knn["nprobe"] < knn["cells"], knn
+    # the shards are runs of whole cells: every valid row searched once
     knn_shards = sorted(tmp_path.rglob("knn/part-*.parquet"))
-    assert len(knn_shards) == 4
+    searched = np.concatenate([pd.read_parquet(p, columns=["vrow"])["vrow"].to_numpy() for p in knn_shards])
+    assert len(knn_shards) == knn["chunks"] > 1 and np.array_equal(np.sort(searched), np.arange(len(X)))
+    # the one kNN actor searched with the runtime's 2 CPUs (Ray starts an actor with OMP_NUM_THREADS=1)
     assert {stages.shard_metadata(p)["search_threads"] for p in knn_shards} == {2}
 
     # the fit read the ~1.1 x 1,500 + 200 rows of 6,000 the embed stage set aside, the score pass every row once

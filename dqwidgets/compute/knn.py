@@ -172,8 +172,16 @@ class _Cells:
     near: list  # per cell: the cells its members are searched in, itself first
 
     def search(self, c: int, k: int, metric: str, out_i: torch.Tensor, out_d: torch.Tensor) -> None:
+        found = self.neighbours(c, k, metric)
+        if found is not None:
+            rows, idx, dist = found
+            out_i[rows], out_d[rows] = idx, dist
+
+    def neighbours(self, c: int, k: int, metric: str):
+        """(original index of cell ``c``'s members, their k neighbours' original indices, distances),
+        or None for an empty cell."""
         if self.counts[c] == 0:
-            return
+            return None
         lo = self.starts[c]
         members = slice(lo, lo + self.counts[c])
         blocks = [slice(self.starts[j], self.starts[j] + self.counts[j]) for j in self.near[c]]
@@ -186,8 +194,34 @@ class _Cells:
         if kk < k:  # a tiny neighbourhood: pad with the farthest found
             idx = torch.cat([idx, idx[:, -1:].expand(-1, k - kk)], 1)
             dist = torch.cat([dist, dist[:, -1:].expand(-1, k - kk)], 1)
-        rows = self.order[members]
-        out_i[rows], out_d[rows] = idx, dist
+        return self.order[members], idx, dist
+
+
+def cells_for_recall(home: np.ndarray, neighbour_cells: np.ndarray, centroids: np.ndarray,
+                     target: float, nprobe: int | None = None) -> tuple[int, float]:
+    """The fewest probed cells (``nprobe``) at which the cell-level IVF search above finds a share
+    ``target`` of the exact neighbours of some sample queries, and the recall it gives there (or,
+    with ``nprobe`` given, the recall at that nprobe).
+
+    ``home``: each query's cell; ``neighbour_cells``: queries x k, the cell of each of its exact
+    neighbours. A cell's members are searched exactly among the members of the ``nprobe`` cells
+    nearest its centroid, so a neighbour is found exactly when its cell ranks below ``nprobe`` in that
+    order: the recall at every nprobe follows from the ranks, with no search."""
+    C = torch.as_tensor(np.asarray(centroids, dtype=np.float32))
+    home_t = torch.as_tensor(np.asarray(home, dtype=np.int64))
+    sim = C[home_t] @ C.T  # queries x cells
+    sim[torch.arange(len(home_t)), home_t] = float("inf")  # a cell probes itself first
+    nb = torch.as_tensor(np.asarray(neighbour_cells, dtype=np.int64))
+    # rank of a neighbour's cell among its query's home cell's probes = cells nearer than it
+    rank = (sim[:, None, :] > torch.gather(sim, 1, nb)[:, :, None]).sum(2).flatten().sort().values
+    if not len(rank):
+        return nprobe or 1, 1.0
+    if nprobe is not None:
+        nprobe = int(min(max(nprobe, 1), len(C)))
+        return nprobe, float((rank < nprobe).float().mean())
+    need = int(np.ceil(min(max(target, 0.0), 1.0) * len(rank)))
+    nprobe = int(rank[max(need, 1) - 1]) + 1
+    return min(nprobe, len(C)), float((rank < nprobe).float().mean())
 
 
 def _nndescent(X: np.ndarray, k: int, metric: str, seed: int) -> KnnGraph:

@@ -47,7 +47,7 @@ from dqwidgets.engine import stages as st
 
 RAY_INSTALL = "pip install 'dqwidgets[ray]'  (or: pip install 'ray[data]>=2.9' faiss-cpu)"
 DEFAULTS = {"chunk_rows": 4096, "fit_sample": 100_000, "layout_sample": 20_000, "exact_max": 60_000,
-            "nprobe": "auto", "address": None, "num_cpus": None, "knn": "auto", "actors": None,
+            "nprobe": "auto", "knn_recall": 0.97, "address": None, "num_cpus": None, "knn": "auto", "actors": None,
             "pool": "auto"}
 
 
@@ -453,15 +453,28 @@ def _todo_shards(batch: pd.DataFrame, spec: dict, vpos: np.ndarray):
 
 
 class KnnWorker:
-    """Holds the index (exact: every valid row; faiss: the IVF file) and searches shard after shard."""
+    """Holds the index and searches shard after shard. Exact: every valid row, queried by the rows of
+    each embed shard. IVF: the valid rows in cell order (a memory-mapped file) and each cell's probed
+    cells; a shard is a run of whole cells, each cell's members searched exactly among the members of
+    its probed cells (``compute.knn._Cells``, the local engine's IVF search)."""
 
     def __init__(self, spec: dict):
         import torch
 
         self.spec = spec
-        self.threads = set_threads(spec["threads"])  # faiss / torch search threads
+        self.threads = set_threads(spec["threads"])  # torch search threads
         self.vpos = spec["vpos"]  # row -> valid position (-1 = left out)
-        if spec["method"] == "exact":
+        if spec["method"] == "ivf":
+            from dqwidgets.compute.knn import _Cells
+
+            with np.load(spec["cells"]) as z:
+                order, starts, counts = z["order"], z["starts"], z["counts"]
+            C = torch.as_tensor(spec["centroids"])
+            near = torch.topk(C @ C.T, int(spec["nprobe"]), dim=1).indices  # each cell's nearest, itself first
+            # copy-on-write map: torch reads the sorted rows from the page cache, nothing is written back
+            P = torch.from_numpy(np.load(spec["cells_X"], mmap_mode="c"))
+            self.cells = _Cells(P, torch.as_tensor(order), starts.tolist(), counts.tolist(), near.tolist())
+        elif spec["method"] == "exact":
             parts = []
             for p in spec["embed_shards"]:
                 t = st.read_columns(Path(p), ["row", "emb"])
@@ -469,38 +482,39 @@ class KnnWorker:
                 keep = self.vpos[rows] >= 0
                 parts.append(st.normalise(st.read_matrix(t, "emb")[keep]))
             self.R = torch.as_tensor(np.concatenate(parts))
-        else:
-            import faiss
-
-            self.index = faiss.read_index(spec["index"])
-            self.index.nprobe = int(spec["nprobe"])
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        import pyarrow as pa
-
-        spec, k = self.spec, self.spec["k"]
+        spec = self.spec
         set_threads(self.threads)  # OpenMP's thread count is per calling thread: Ray may call from another
-        for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
-            Q = st.normalise(X)
-            if spec["method"] == "exact":
-                idx, dist = st.knn_exact(Q, vrows, self.R, k)
-            else:
-                idx, dist = st.knn_faiss(self.index, Q, vrows, k)
-            st.write_atomic(pa.table({"vrow": pa.array(vrows), "nbr": st.matrix_column(idx),
-                                      "dist": st.matrix_column(dist)}), path,
-                            {"search_threads": _search_threads(spec["method"])})
+        if spec["method"] == "ivf":
+            for _, item in batch.iterrows():
+                path = Path(spec["dir"]) / f"part-{int(item['chunk']):05d}.parquet"
+                if not path.exists():
+                    self._cells(int(item["first"]), int(item["stop"]), path)
+        else:
+            for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
+                self._write(path, vrows, *st.knn_exact(st.normalise(X), vrows, self.R, spec["k"]))
         return pd.DataFrame({"chunk": batch["chunk"].tolist()})
 
-
-def _search_threads(method: str) -> int:
-    """The threads the kNN search ran with (faiss' OpenMP threads, torch's for the exact search)."""
-    if method == "exact":
+    def _cells(self, first: int, stop: int, path: Path) -> None:
         import torch
 
-        return int(torch.get_num_threads())
-    import faiss
+        parts = [self.cells.neighbours(c, self.spec["k"], "cosine") for c in range(first, stop)]
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            vrows, idx, dist = np.zeros(0, np.int64), np.zeros((0, self.spec["k"]), np.int64), \
+                np.zeros((0, self.spec["k"]), np.float32)
+        else:
+            vrows, idx, dist = (torch.cat([p[j] for p in parts]).numpy() for j in range(3))
+        self._write(path, vrows.astype(np.int64), idx.astype(np.int64), dist.astype(np.float32))
 
-    return int(faiss.omp_get_max_threads())
+    def _write(self, path, vrows, idx, dist) -> None:
+        import pyarrow as pa
+        import torch
+
+        st.write_atomic(pa.table({"vrow": pa.array(vrows), "nbr": st.matrix_column(idx),
+                                  "dist": st.matrix_column(dist)}), path,
+                        {"search_threads": int(torch.get_num_threads())})
 
 
 class ScoreWorker:
@@ -519,11 +533,11 @@ class ScoreWorker:
 
         spec = self.spec
         set_threads(spec["threads"])
+        # the graph as assembled (memory-mapped): the IVF kNN shards are runs of cells, not of rows
+        nbr, dist = np.load(spec["graph"]["indices"], mmap_mode="r"), np.load(spec["graph"]["distances"], mmap_mode="r")
         for c, path, X, rows, vrows in _todo_shards(batch, spec, self.vpos):
-            g = st.read_columns(Path(spec["knn_dir"]) / f"part-{int(c):05d}.parquet", ["vrow", "nbr", "dist"])
-            assert np.array_equal(g.column("vrow").to_numpy(), vrows), "kNN and embedding shards disagree"
-            cols = st.score_shard(self.model, X, vrows, self.fold[rows],
-                                                       st.read_matrix(g, "nbr"), st.read_matrix(g, "dist"))
+            cols = st.score_shard(self.model, X, vrows, self.fold[rows], np.asarray(nbr[vrows]),
+                                  np.asarray(dist[vrows]))
             table = {"row": pa.array(rows)}
             for name, v in cols.items():
                 table[name] = st.matrix_column(v) if v.ndim == 2 else pa.array(v)
@@ -559,22 +573,89 @@ def _read_fit_sample(ray, embed_stage: st.Stage, shards: list, vpos: np.ndarray,
     return rows[order], X[order], read
 
 
-def _build_ivf_task(quantizer_bytes, dim, n_cells, shards, vpos, index_path):
-    import faiss
+def _cells_task(centroids, shards, vpos, nv: int, out: str, queries, q_vrows, k: int, threads: int):
+    """The IVF cells of the valid rows, in two scans of the embed shards: each row's cell (its nearest
+    centroid), then the normalised rows written in cell order to ``out + "_X.npy"`` (memory-mapped by
+    the kNN actors). On the second scan the exact k nearest neighbours of the sample ``queries``
+    (normalised, valid positions ``q_vrows``) are gathered too, to choose nprobe. Writes ``out + ".npz"``
+    (order = valid position of each sorted row, starts, counts, the cells, the queries' exact neighbours)."""
+    import torch
 
-    quantizer = faiss.IndexFlatIP(dim)
-    quantizer.add(np.frombuffer(quantizer_bytes, dtype=np.float32).reshape(n_cells, dim))
-    index = faiss.IndexIVFFlat(quantizer, dim, n_cells, faiss.METRIC_INNER_PRODUCT)
-    index.is_trained = True
+    set_threads(threads)
+    C = torch.as_tensor(centroids)
+    cell = np.empty(nv, dtype=np.int64)
     for p in shards:
         t = st.read_columns(Path(p), ["row", "emb"])
         rows = t.column("row").to_numpy()
         keep = vpos[rows] >= 0
-        index.add_with_ids(st.normalise(st.read_matrix(t, "emb")[keep]), vpos[rows[keep]].astype(np.int64))
-    tmp = index_path + ".tmp"
-    faiss.write_index(index, tmp)
-    os.replace(tmp, index_path)
-    return index.ntotal
+        P = torch.as_tensor(st.normalise(st.read_matrix(t, "emb")[keep]))
+        cell[vpos[rows[keep]]] = torch.cat([(P[s:s + 16384] @ C.T).argmax(1) for s in range(0, len(P), 16384)]).numpy()
+    counts = np.bincount(cell, minlength=len(C))
+    starts = np.cumsum(counts) - counts
+    order = np.argsort(cell, kind="stable")
+    where = np.empty(nv, dtype=np.int64)
+    where[order] = np.arange(nv)
+    X = np.lib.format.open_memmap(out + "_X.tmp.npy", mode="w+", dtype=np.float32, shape=(nv, C.shape[1]))
+    Q = torch.as_tensor(np.asarray(queries, dtype=np.float32))
+    best_s = torch.full((len(Q), k + 1), -float("inf"))
+    best_i = torch.full((len(Q), k + 1), -1, dtype=torch.int64)
+    for p in shards:
+        t = st.read_columns(Path(p), ["row", "emb"])
+        rows = t.column("row").to_numpy()
+        keep = vpos[rows] >= 0
+        P = st.normalise(st.read_matrix(t, "emb")[keep])
+        v = vpos[rows[keep]]
+        X[where[v]] = P
+        if len(P):  # the queries' exact top k+1 so far (themselves among them)
+            sim = torch.cat([best_s, Q @ torch.as_tensor(P).T], 1)
+            ids = torch.cat([best_i, torch.as_tensor(v).expand(len(Q), -1)], 1)
+            best_s, top = torch.topk(sim, min(k + 1, sim.shape[1]), dim=1)
+            best_i = torch.gather(ids, 1, top)
+    X.flush()
+    del X
+    exact, _ = st.without_self(best_i.numpy(), 1.0 - best_s.numpy(), np.asarray(q_vrows, dtype=np.int64))
+    np.savez(out + ".tmp.npz", order=order, starts=starts, counts=counts, cell=cell, query_vrows=q_vrows,
+             query_exact=exact)
+    os.replace(out + "_X.tmp.npy", out + "_X.npy")
+    os.replace(out + ".tmp.npz", out + ".npz")
+    return out
+
+
+def _cell_chunks(counts: np.ndarray, chunk_rows: int) -> list[dict]:
+    """The IVF kNN pass' items: runs of whole cells of about ``chunk_rows`` rows each."""
+    out, first, rows = [], 0, 0
+    for c, m in enumerate(counts.tolist()):
+        rows += m
+        if rows >= chunk_rows or c == len(counts) - 1:
+            out.append({"chunk": len(out), "first": first, "stop": c + 1})
+            first, rows = c + 1, 0
+    return out
+
+
+def _ivf_cells(ray, knn_stage: st.Stage, fitted: dict, shards, vpos, nv: int, k: int, opt: dict, seed: int):
+    """The IVF cells (``_cells_task``, once) and the nprobe of the kNN pass: ``nprobe="auto"`` = the
+    fewest probed cells at which the pass finds ``knn_recall`` of the exact neighbours of up to 1,000
+    queries of the fit sample (``compute.knn.cells_for_recall``). Returns (cells file stem, info)."""
+    from dqwidgets.compute.knn import cells_for_recall
+
+    out = str(knn_stage.file("cells"))
+    if not os.path.exists(out + ".npz"):
+        A, a_rows = fitted["anchor_X"], fitted["anchor_rows"]
+        pick = np.sort(np.random.default_rng(seed + 2).permutation(len(A))[:1000])
+        size = _actor_pool(ray, opt["actors"], False)
+        ray.get(ray.remote(_cells_task).remote(fitted["centroids"], shards, vpos, nv, out, st.normalise(A[pick]),
+                                              a_rows[pick], k, _threads(ray, size)))
+    with np.load(out + ".npz") as z:
+        counts, cell, q, exact = z["counts"], z["cell"], z["query_vrows"], z["query_exact"]
+    target = float(opt["knn_recall"])
+    nprobe, recall = cells_for_recall(cell[q], cell[exact], fitted["centroids"], target,
+                                      None if opt["nprobe"] == "auto" else int(opt["nprobe"]))
+    # what a query scans: its cell's probed cells' members
+    size = np.sort(counts)[::-1]
+    info = {"cells": int(len(counts)), "nprobe": int(nprobe), "sample_recall": float(recall),
+            "target_recall": target, "queries": int(len(q)),
+            "candidates_per_query_max": int(size[:nprobe].sum())}
+    return out, counts, info
 
 
 def _assemble_task(shards, column: str, index_column: str, n: int, width: int, out: str, fill, dtype):
@@ -742,8 +823,9 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         fold = (fold_hash % max(folds, 1)).astype(np.int64)
         fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
         del side, fold_hash
-    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=3, probs=_array_key(inp.pred_probs),
-                       **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn")})
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=4, probs=_array_key(inp.pred_probs),
+                       **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn",
+                                              "knn_recall")})
     run_dir = base / f"run-{run_key}"
 
     # ------------------------------------------------------------------ 2. fit on a sample
@@ -753,14 +835,6 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     method = opt["knn"]
     if method == "auto":
         method = "exact" if nv <= opt["exact_max"] else "ivf"
-    if method == "ivf":
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
-            if nv > 4 * opt["exact_max"]:
-                raise ImportError(f"analyze(engine='ray'): {nv} samples need the faiss IVF index; "
-                                  "pip install faiss-cpu (or faiss-gpu), or pass engine_options={'knn': 'exact'}") from None
-            method = "exact"
     with _stage("fit", seconds, memory, anon, stage_log):
         if fit_stage.done() is not None:
             fitted = _load_pickle(fit_stage.file("fit.pkl"))
@@ -785,19 +859,20 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         if knn_stage.done() is None:
             knn_stage.path.mkdir(parents=True, exist_ok=True)
             spec = {"dir": str(knn_stage.path), "embed_dir": str(embed_stage.path), "k": k, "method": method,
-                    "vpos": vpos, "embed_shards": shards, "nprobe": _nprobe(opt["nprobe"], fitted)}
+                    "vpos": vpos, "embed_shards": shards}
+            items, ivf = chunks, {}
             if method == "ivf":
-                index_path = str(knn_stage.file("index.faiss"))
-                if not os.path.exists(index_path):
-                    C = fitted["centroids"]
-                    ray.get(ray.remote(_build_ivf_task).remote(C.tobytes(), dim, len(C), shards, vpos, index_path))
-                spec["index"] = index_path
-            todo = [c for c in chunks if c["chunk"] not in knn_stage.written()]
+                cells, counts, ivf = _ivf_cells(ray, knn_stage, fitted, shards, vpos, nv, k, opt, seed)
+                spec.update({"cells": cells + ".npz", "cells_X": cells + "_X.npy", "nprobe": ivf["nprobe"],
+                             "centroids": fitted["centroids"], "vpos": None, "embed_shards": None})
+                items = _cell_chunks(counts, opt["chunk_rows"])
+            todo = [c for c in items if c["chunk"] not in knn_stage.written()]
             size = _actor_pool(ray, opt["actors"], False)
             spec["threads"] = _threads(ray, size)
             _run_pass(ray, todo, KnnWorker, {"spec": spec}, size, False, _use_actors(opt["pool"], True, nv, False))
-            knn_stage.mark_done({"method": method, "chunks": len(chunks)})
-        knn_shards = [str(knn_stage.shard(c["chunk"])) for c in chunks]
+            knn_stage.mark_done({"method": method, "chunks": len(items), **ivf})
+        knn_info = knn_stage.done()
+        knn_shards = [str(knn_stage.shard(c)) for c in range(knn_info["chunks"])]
         nn1 = np.empty(nv, dtype=np.float32)
         for p in knn_shards:
             t = st.read_columns(Path(p), ["vrow", "dist"])
@@ -829,7 +904,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     with _stage("score", seconds, memory, anon, stage_log):
         if score_stage.done() is None:
             score_stage.path.mkdir(parents=True, exist_ok=True)
-            spec = {"dir": str(score_stage.path), "embed_dir": str(embed_stage.path), "knn_dir": str(knn_stage.path),
+            spec = {"dir": str(score_stage.path), "embed_dir": str(embed_stage.path), "graph": graph_files,
                     "model": ray.put(model), "vpos": vpos, "fold": fold}
             todo = [c for c in chunks if c["chunk"] not in score_stage.written()]
             scans["score"] = _rows(todo) / n
@@ -846,6 +921,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file,
                     method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen, training)
     an.info["embedding_scans"] = scans
+    an.info["knn"] = knn_info  # IVF: cells, nprobe, the recall measured on the sample queries
     an.info["driver_anon_peak_mb"] = anon
     return an
 
@@ -962,7 +1038,10 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
     if method == "ivf":
         from dqwidgets.compute.knn import _kmeans
 
-        n_cells = int(max(8, min(65536, 4 * len(codes_v) ** 0.5, len(Xs) // 39)))
+        from dqwidgets.compute.knn import ivf_parameters
+
+        # the local engine's cell count for N (2 sqrt(N)), at most one cell per 39 rows of the sample
+        n_cells = int(max(8, min(ivf_parameters(len(codes_v))[0], len(Xs) // 39)))
         out["centroids"] = _kmeans(torch.as_tensor(st.normalise(Xs)), n_cells, seed, iters=10).numpy() \
             .astype(np.float32)
     return out
@@ -1063,15 +1142,6 @@ def _load_graph(files: dict):
     from dqwidgets.compute.knn import KnnGraph
 
     return KnnGraph(np.load(files["indices"], mmap_mode="r"), np.load(files["distances"], mmap_mode="r"), "cosine")
-
-
-def _nprobe(nprobe, fitted) -> int:
-    """IVF lists searched per query: "auto" = 8% of the lists (16..96), the local engine's IVF rule,
-    which keeps recall@10 near 0.9 on isotropic 128-D clusters (bench/results/bench_scale.md)."""
-    if nprobe != "auto":
-        return int(nprobe)
-    cells = len(fitted["centroids"]) if "centroids" in fitted else 1
-    return int(min(cells, max(16, min(96, round(0.08 * cells)))))
 
 
 def _save_pickle(stage: st.Stage, name: str, obj) -> None:

@@ -225,24 +225,14 @@ def knn_exact(Q: np.ndarray, q_rows: np.ndarray, R_t, k: int):
     from dqwidgets.compute.knn import _search
 
     idx, dist = _search(torch.as_tensor(Q), R_t, k + 1, "cosine", None)
-    return _without_self(idx.numpy(), dist.numpy(), q_rows)
+    return without_self(idx.numpy(), dist.numpy(), q_rows)
 
 
-def _without_self(idx, dist, q_rows):
+def without_self(idx, dist, q_rows):
     # drop_self compares with 0..n-1: shift every row so that its own position reads as its row number
     shift = q_rows[:, None] - np.arange(len(q_rows))[:, None]
     i, d = drop_self(idx - shift, dist)
     return (i + shift).astype(np.int64), np.clip(d, 0.0, 2.0).astype(np.float32)
-
-
-def knn_faiss(index, Q: np.ndarray, q_rows: np.ndarray, k: int):
-    sim, idx = index.search(np.ascontiguousarray(Q, dtype=np.float32), k + 1)
-    missing = idx < 0  # fewer than k+1 candidates in the probed lists: repeat the farthest found
-    if missing.any():
-        last = np.maximum.accumulate(np.where(missing, 0, np.arange(idx.shape[1])[None, :]), axis=1)
-        idx = np.take_along_axis(idx, last, 1)
-        sim = np.take_along_axis(sim, last, 1)
-    return _without_self(idx.astype(np.int64), 1.0 - sim, q_rows)
 
 
 # ---------------------------------------------------------------------------------------------- scores
