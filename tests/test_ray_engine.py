@@ -191,6 +191,25 @@ class PixelEmbedder:
         return (batch.float().mean(1).reshape(len(batch), -1) / 255.0) @ self.proj
 
 
+def test_table_near_copies_by_their_cells_as_the_local_engine(ray_runtime, tmp_path):
+    """Precomputed features are compared cell by cell in the Ray engine's duplicate step as in the local
+    one (compute.duplicates.with_cells on the assembled features file): the digits table's copies with
+    3 of 64 cells moved by 1 form the same groups in both engines."""
+    from dqwidgets.embed.tabular import tabular_features
+    from dqwidgets.planted import digits_table_case
+
+    case = digits_table_case()
+    X, _ = tabular_features(case.data, list(case.data.columns))
+    ds = dq.Dataset.from_arrays(X, case.labels)
+    an = dq.analyze(ds, engine="ray", engine_options=OPTS, layout="pca", workdir=tmp_path / "ray", progress=False)
+    lo = dq.analyze(ds, layout="pca", workdir=tmp_path / "local", progress=False)
+    group = an.samples["duplicate_group"].to_numpy()
+    cp = np.flatnonzero(case.copy_of >= 0)
+    assert ((group[cp] >= 0) & (group[cp] == group[case.copy_of[cp]])).mean() >= 0.95
+    assert (an.samples["duplicate_group"] == lo.samples["duplicate_group"]).all()
+    assert np.allclose(an.samples["duplicate_score"], lo.samples["duplicate_score"], atol=1e-5, equal_nan=True)
+
+
 def test_image_near_copies_by_their_signatures_as_the_local_engine(ray_runtime, tmp_path):
     """The duplicate step is the local engine's (compute.duplicates.near_copy_edges) on the Ray graph:
     copies shifted by 1-2 px, which the pixel embedding does not keep close, are found by the images'
