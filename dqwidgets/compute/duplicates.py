@@ -171,35 +171,14 @@ def near_copy_edges(distances: np.ndarray, metric: str, neighbors: np.ndarray,
 
 
 # ------------------------------------------------------------------------------------- table cells
-# Two cells are equal when they differ by at most this share of their column's standard deviation
-# (float rounding of the same value; any edit, even a small relative noise, is far above it).
-CELL_TOLERANCE = 1e-4
-CELL_BLOCK = 1 << 24  # cell comparisons per block (memory: one byte each)
-
-
-def _column_std(X, rows: np.ndarray, step: int) -> np.ndarray:
-    """Per-column standard deviation of ``X[rows]``, read in blocks of ``step`` rows (``X`` may be a
-    memory-mapped N x D file)."""
-    total = np.zeros(X.shape[1])
-    sq = np.zeros(X.shape[1])
-    mean = np.asarray(X[rows[:min(len(rows), 4096)]], dtype=np.float64).mean(0)  # shift: no cancellation
-    for a in range(0, len(rows), step):
-        x = np.asarray(X[rows[a:a + step]], dtype=np.float64) - mean
-        total += x.sum(0)
-        sq += (x * x).sum(0)
-    m = total / max(len(rows), 1)
-    return np.sqrt(np.maximum(sq / max(len(rows), 1) - m * m, 0.0))
-
-
-def _cell_tolerance(cells, rows: np.ndarray, step: int) -> np.ndarray:
-    return (CELL_TOLERANCE * _column_std(cells, rows, step)).astype(np.float32)
+CELL_BLOCK = 1 << 22  # cell comparisons per block (a few MB: the block's rows stay in cache)
 
 
 def _block(cells, k: int) -> int:
-    return max(1, CELL_BLOCK // ((k + 1) * cells.shape[1]))
+    return max(1, CELL_BLOCK // ((k + 1) * max(cells.shape[1], 1)))
 
 
-def _pair_mismatches(cells, rows: np.ndarray, a: np.ndarray, b: np.ndarray, tol: np.ndarray) -> np.ndarray:
+def _pair_mismatches(cells, rows: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """int32 per pair: in how many cells graph positions ``a[p]`` and ``b[p]`` differ (rows of ``cells``
     by ``rows``), in blocks of pairs."""
     out = np.zeros(len(a), dtype=np.int32)
@@ -207,23 +186,31 @@ def _pair_mismatches(cells, rows: np.ndarray, a: np.ndarray, b: np.ndarray, tol:
     for s0 in range(0, len(a), step):
         x = np.asarray(cells[rows[a[s0:s0 + step]]], dtype=np.float32)
         y = np.asarray(cells[rows[b[s0:s0 + step]]], dtype=np.float32)
-        out[s0:s0 + step] = (np.abs(x - y) > tol).sum(1, dtype=np.int32)
+        out[s0:s0 + step] = np.count_nonzero(x != y, axis=1)
     return out
 
 
 def cell_mismatches(cells: np.ndarray, neighbors: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """valid x k int32: in how many cells each graph pair (position i, ``neighbors[i, j]``) of the table
     ``cells`` (numeric, one row per graph position, or N x D with ``rows`` = the row of each graph
-    position, e.g. a memory-mapped file of every sample) differs, two cells being equal within
-    ``CELL_TOLERANCE`` x their column's standard deviation (a constant column never differs). Read in
-    blocks of rows: nothing larger than a block is copied."""
+    position, e.g. a memory-mapped file of every sample) differs. Cells are compared exactly (as float32):
+    the features of equal values are equal (a table's encoding is one deterministic map per column, arrays
+    are the user's values), and any edit, however small, is a difference; a pair that differs only by
+    float rounding is the embedding distance's to find. Read in blocks of rows: nothing larger than a
+    block is copied."""
     nb = np.asarray(neighbors)
     n, k = nb.shape
+    out = np.zeros((n, k), dtype=np.int32)
     if not n or not k or cells.ndim != 2 or not cells.shape[1]:
-        return np.zeros((n, k), dtype=np.int32)
+        return out
     rows = np.arange(n) if rows is None else np.asarray(rows)
-    tol = _cell_tolerance(cells, rows, _block(cells, k))
-    return _pair_mismatches(cells, rows, np.repeat(np.arange(n), k), nb.reshape(-1), tol).reshape(n, k)
+    step = _block(cells, k)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        x = np.asarray(cells[rows[a:b]], dtype=np.float32)
+        y = np.asarray(cells[rows[nb[a:b]].reshape(-1)], dtype=np.float32).reshape(b - a, k, -1)
+        out[a:b] = np.count_nonzero(x[:, None, :] != y, axis=2)
+    return out
 
 
 CELL_BANDS = 12  # random bands of columns hashed by cell_candidates
@@ -232,34 +219,32 @@ CELL_BUCKET = 8  # rows sharing a band's values: more than this and the shared v
 
 
 def cell_candidates(cells, rows: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(a, b)``: pairs of graph positions equal (within ``CELL_TOLERANCE`` x the column's spread) on
-    every column of one of ``CELL_BANDS`` random bands of ``ceil(D / CELL_BAND_SHARE)`` columns, in a
-    bucket of at most ``CELL_BUCKET`` rows. A row copied with a few cells edited keeps most bands
-    intact (3 edited cells of 13: each band of 2 columns is intact with probability 0.63, all twelve
-    missed 6e-6), however far the edits move it in the embedding (a cell x 2 leaves the copy outside
-    its original's k neighbours); distinct rows of continuous columns share no band, and bands of common
-    values (zeros, binary columns) fill buckets beyond the cap and are skipped. The kNN graph misses
-    such copies; :func:`with_cells` checks these pairs like the graph's."""
+    """``(a, b)``: pairs of graph positions equal on every column of one of ``CELL_BANDS`` random bands of
+    ``ceil(D / CELL_BAND_SHARE)`` columns, in a bucket of at most ``CELL_BUCKET`` rows. A row copied
+    with a few cells edited keeps most bands intact (3 edited cells of 13: each band of 2 columns is
+    intact with probability 0.63, all twelve missed 6e-6), however far the edits move it in the
+    embedding (a cell x 2 leaves the copy outside its original's k neighbours); distinct rows of
+    continuous columns share no band, and bands of common values (zeros, binary columns) fill buckets
+    beyond the cap and are skipped. The kNN graph misses such copies; :func:`with_cells` checks these
+    pairs like the graph's."""
     n = len(cells) if rows is None else len(rows)
     rows = np.arange(n) if rows is None else np.asarray(rows)
     D = cells.shape[1] if cells.ndim == 2 else 0
     empty = np.zeros(0, np.int64)
     if n < 2 or not D:
         return empty, empty
-    step = _block(cells, 1)
-    tol = _cell_tolerance(cells, rows, step).astype(np.float64)
     rng = np.random.default_rng(seed)
     width = int(np.ceil(D / CELL_BAND_SHARE))
     bands = [rng.choice(D, width, replace=False) for _ in range(CELL_BANDS)]
     mult = rng.integers(1, 2 ** 61, size=(CELL_BANDS, width), dtype=np.int64) | 1
     keys = np.zeros((CELL_BANDS, n), dtype=np.int64)
-    for s0 in range(0, n, step):
-        x = np.asarray(cells[rows[s0:s0 + step]], dtype=np.float64)
-        q = np.round(x / np.where(tol > 0, tol, 1.0)).clip(-2 ** 52, 2 ** 52).astype(np.int64)
-        q[:, tol <= 0] = 0
-        with np.errstate(over="ignore"):
+    step = _block(cells, 1)
+    with np.errstate(over="ignore"):
+        for s0 in range(0, n, step):
+            # a cell's float32 bits (+0.0: -0 and 0 alike), as the exact comparison sees it
+            bits = (np.asarray(cells[rows[s0:s0 + step]], dtype=np.float32) + np.float32(0.0)).view(np.int32)
             for bi, cols in enumerate(bands):
-                keys[bi, s0:s0 + step] = (q[:, cols] * mult[bi]).sum(1)
+                keys[bi, s0:s0 + step] = (bits[:, cols].astype(np.int64) * mult[bi]).sum(1)
     a_all, b_all = [], []
     for bi in range(CELL_BANDS):
         _, inv, counts = np.unique(keys[bi], return_inverse=True, return_counts=True)
@@ -322,7 +307,7 @@ def with_cells(edges: np.ndarray, neighbors: np.ndarray, cells: np.ndarray, thre
     a, b = a[new], b[new]
     if not len(a):
         return edges, None
-    mm = _pair_mismatches(cells, rows, a, b, _cell_tolerance(cells, rows, _block(cells, 1)))
+    mm = _pair_mismatches(cells, rows, a, b)
     close = closeness(mm / np.minimum(spacing[a], spacing[b]))
     keep = close > 0
     return edges, (a[keep], b[keep], close[keep])
