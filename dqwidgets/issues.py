@@ -50,7 +50,7 @@ class IssueContext:
     ood_default: float | None = None  # default OOD threshold from the foreign-cluster probabilities (compute.ood)
     duplicate_default: float | None = None  # default duplicate threshold (compute.duplicates.near_copy_edges)
     text_signatures: np.ndarray | None = None  # object N, sha1 of the normalised text (embed.signature), or None
-    duplicate_pairs: tuple | None = None  # (rows, cols, closeness) of image-signature pairs beyond the graph
+    duplicate_pairs: tuple | None = None  # (rows, cols, closeness) of image-signature and table-cell pairs beyond the graph
 
 
 FlagRule = Callable[[np.ndarray, float, IssueContext], dict]

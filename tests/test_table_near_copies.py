@@ -164,3 +164,17 @@ def test_table_copies_across_splits_are_reported_as_leakage(tmp_path):
     n_groups = int(row["detail"].split()[0])  # "<n> duplicate groups span more than one split ..."
     assert len(np.unique(group[cp][found])) <= n_groups <= len(cp) + 0.005 * len(group)
     assert row["count"] >= 2 * found.sum()
+
+
+@pytest.mark.xfail(strict=True, reason="known: on a table of 6 categorical + 3 integer + 3 continuous columns "
+                   "(3,000 independent rows) the embedding's closeness flags 18 rows (0.6%; main: the same 18): pairs equal in every "
+                   "discrete column whose continuous cells differ by ~0.4 sd are far closer than the neighbourhood's "
+                   "spacing, which a categorical step (sqrt 2 in one-hot) dominates; the cell channel adds none")
+def test_mixed_categorical_table_of_distinct_rows_is_not_flagged(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 3000
+    frame = pd.DataFrame({**{f"c{j}": rng.choice(list("abcd")[: 2 + j % 3], n) for j in range(6)},
+                          **{f"x{j}": np.round(rng.normal(50, 10, n), 1) for j in range(3)},
+                          **{f"i{j}": rng.integers(0, 5, n) for j in range(3)}})
+    an = _analyze(frame, rng.choice(["u", "v"], n), tmp_path)
+    assert (an.samples["duplicate_group"].to_numpy() >= 0).mean() <= 0.005
