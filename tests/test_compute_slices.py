@@ -173,3 +173,21 @@ def test_a_prefetch_worker_that_hangs_is_given_up_and_the_partition_computed_her
     proc.join(10)
     assert not proc.is_alive()  # the hung worker was ended, not left behind
     slices.release_graph(nbrs)
+
+
+def test_partitions_kept_from_elsewhere_are_used_and_no_igraph_graph_is_built():
+    """keep_partitions (the Ray engine's driver, with partitions a worker computed from the same
+    graph): graph_slices returns what it computes itself, without building the igraph graph."""
+    from dqwidgets.compute import slices as sl
+    from dqwidgets.compute.knn import knn_graph
+
+    rng = np.random.default_rng(2)
+    centers = rng.normal(size=(4, 8)) * 4
+    X = centers[rng.integers(0, 4, 600)] + rng.normal(size=(600, 8))
+    nb = knn_graph(X.astype(np.float32), 10, device="cpu", method="exact").indices
+    own = sl.graph_slices(nb.copy(), seed=0)
+    parts = sl.partitions_of(nb.copy(), (1.0, 3.0), seed=0)  # "another process": another array
+    sl.keep_partitions(nb, parts)
+    np.testing.assert_array_equal(sl.graph_slices(nb, seed=0), own)
+    assert "igraph" not in sl._kept_for(nb)
+    sl.release_graph(nb)

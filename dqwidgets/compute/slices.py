@@ -59,6 +59,23 @@ def _entry_of(adjacency) -> dict | None:
         return next((e for e in _KEPT.values() if e.get("adjacency") is adjacency), None)
 
 
+def keep_partitions(neighbors: np.ndarray, partitions: dict) -> None:
+    """Keep Leiden partitions of ``neighbors``' graph computed elsewhere (``{(resolution, seed):
+    membership}``, each what ``_leiden`` returns for that key, e.g. by another process from the same
+    array): later ``_leiden`` calls on its kept adjacency return them instead of building the igraph
+    graph here (the Ray engine's driver, which then holds no igraph graph of N nodes)."""
+    entry = _kept_for(neighbors)
+    for (resolution, seed), membership in partitions.items():
+        entry["partitions"][(float(resolution), int(seed))] = np.asarray(membership, dtype=np.int64)
+
+
+def partitions_of(neighbors: np.ndarray, resolutions, seed: int = 0) -> dict:
+    """``{(resolution, seed): membership}``: the Leiden partitions ``_leiden`` gives for ``neighbors``'
+    shared adjacency at each resolution (what ``keep_partitions`` takes)."""
+    adjacency = _symmetric_adjacency(neighbors)
+    return {(float(r), int(seed)): _leiden(adjacency, float(r), int(seed)) for r in sorted(set(resolutions))}
+
+
 def release_graph(neighbors: np.ndarray) -> None:
     """Drop the adjacency, igraph graph and partitions kept for ``neighbors`` (see the module docstring);
     prefetch workers still running are stopped."""

@@ -1138,6 +1138,25 @@ def _assemble_features(ray, run_dir, shards, n, dim) -> str:
     return out
 
 
+def _partitions_task(indices_file: str, resolutions, seed: int, out: str) -> str:
+    """The Leiden partitions of the graph that the foreign-region and slice steps read
+    (``compute.slices.partitions_of``), computed in a worker from the memory-mapped graph: the driver
+    then never builds the igraph graph of N nodes (measured: ~1 GB of the driver's memory at 300k)."""
+    from dqwidgets.compute.slices import partitions_of
+
+    if not os.path.exists(out):
+        parts = partitions_of(np.asarray(np.load(indices_file, mmap_mode="r")), resolutions, seed)
+        np.savez(out + ".tmp.npz", resolutions=np.array([r for r, _ in parts]),
+                 **{f"p{i}": m for i, m in enumerate(parts.values())})
+        os.replace(out + ".tmp.npz", out)
+    return out
+
+
+def _load_partitions(path: str, seed: int) -> dict:
+    with np.load(path) as z:
+        return {(float(r), int(seed)): z[f"p{i}"] for i, r in enumerate(z["resolutions"])}
+
+
 def _load_graph(files: dict):
     from dqwidgets.compute.knn import KnnGraph
 
@@ -1222,11 +1241,20 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     from dqwidgets.analysis import label_with_foreign, ood_scores
     from dqwidgets.issues import IssueContext
 
+    import ray
+
+    from dqwidgets.compute.foreign import RESOLUTIONS as FOREIGN_RESOLUTIONS
+    from dqwidgets.compute.slices import keep_partitions, release_graph
+
     n = inp.n
     v = _ValidRows(inp, pos)  # inp.features is 0 columns wide: the embeddings stay in the shards
     graph = _load_graph(graph_files)
     graph.method = method
     graph.indices, graph.distances = np.asarray(graph.indices), np.asarray(graph.distances)
+    # the Leiden partitions (foreign regions, slices) in a worker meanwhile, as the local engine prefetches them
+    partitions = ray.remote(_partitions_task).remote(
+        graph_files["indices"], FOREIGN_RESOLUTIONS + (1.0,), seed,
+        str(Path(graph_files["indices"]).parent / f"partitions-{seed}.npz"))
     if inp.pred_probs is not None:  # the user's model (in memory already)
         probs_all, probs = inp.pred_probs, v.pred_probs
     else:
@@ -1235,6 +1263,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     t0 = time.perf_counter()
     label = _label_step(v, probs, graph, None)
     seconds["label"] = time.perf_counter() - t0
+    keep_partitions(graph.indices, _load_partitions(ray.get(partitions), seed))
     raw = {"knn": cols["raw_knn"]}  # the score pass' distances; the local engine's own calibration
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
@@ -1246,6 +1275,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     t0 = time.perf_counter()
     slice_id, slices, spurious, drift = _tables(inp, v, graph, probs, label, seed)
     seconds["slices"] = time.perf_counter() - t0
+    release_graph(graph.indices)  # the adjacency and partitions the ood and slices steps shared
 
     columns = {"label_issue_score": label.score, **ood, "duplicate_score": _best_closeness(edges, duplicate_pairs),
                "slice_id": slice_id}
