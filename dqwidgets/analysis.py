@@ -413,6 +413,7 @@ class _ValidRows:
         self.split_codes = inp.split_codes[pos] if inp.split_codes is not None else None
         self.attributes = {a: (c[pos], names) for a, (c, names) in inp.attributes.items()}
         self.n_classes = len(inp.classes)
+        self.text_surface = inp.text_surface[pos] if inp.text_surface is not None else None
 
 
 @dataclass
@@ -478,7 +479,8 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
         gauss = ood_gaussians(X, v.codes, label.correct, v.n_classes, dev)
     if gauss is not None:
         raw["mahalanobis"] = gauss.distance(X)
-    out, scales = ood_scores(raw, v.codes, graph.indices, probs, logits, inp.pred_probs is not None, scales, seed)
+    out, scales = ood_scores(raw, v.codes, graph.indices, probs, logits, inp.pred_probs is not None, scales, seed,
+                             surface=v.text_surface, k=k, device=dev)
     if reference is not None:
         out["_reference_neighbours"] = neighbours
     return out, scales, gauss
@@ -494,12 +496,16 @@ def ood_gaussians(X, codes: np.ndarray, correct, n_classes: int, dev) -> ClassGa
     return None
 
 
-def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_probs: bool, scales, seed=0):
+def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_probs: bool, scales, seed=0,
+               surface=None, k: int = 15, device="auto"):
     """(OOD columns, robust scales) over the valid rows from the raw distances (``raw``: "knn" and
     "mahalanobis" where fitted; energy or max-softmax are added here from the user's logits or
     probabilities): robust z-scores, their combination and, when the scales are fitted here (no
-    reference), the foreign clusters and the default threshold. Both engines call it: the Ray engine
-    computes the raw distances in its score pass."""
+    reference), the foreign clusters and the default threshold. ``surface``: a text dataset's
+    surface counts over the valid rows (compute.text_view); the foreign-cluster search then also
+    runs on their kNN graph, and a sample's cluster probability is the larger of the two graphs'
+    (column ``ood_surface_cluster_score``). Both engines call it: the Ray engine computes the raw
+    distances in its score pass."""
     raw = dict(raw)
     if logits is not None:
         raw["energy"] = energy(logits)
@@ -515,9 +521,18 @@ def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_
         # foreign clusters: graph regions whose labels look random to the probe (compute.foreign)
         zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
         foreign = find_foreign_clusters(graph_indices, codes, probs, seed=seed, zscores=zmax)
-        out["ood_cluster_score"] = foreign.probability.astype(np.float32)
-        out["ood_score"] = ood_with_clusters(out["ood_score"], foreign.probability)
-        out["_ood_default"] = default_ood_threshold(out["ood_score"], foreign.probability)
+        cluster = foreign.probability
+        if surface is not None:  # texts: also regions of texts written alike (compute.text_view)
+            from dqwidgets.compute.text_view import surface_foreign_probability
+
+            written = surface_foreign_probability(surface, codes, probs, k=min(k, len(codes) - 1), device=device,
+                                                  seed=seed)
+            if written is not None:
+                out["ood_surface_cluster_score"] = written.astype(np.float32)
+                cluster = np.maximum(cluster, written)
+        out["ood_cluster_score"] = cluster.astype(np.float32)
+        out["ood_score"] = ood_with_clusters(out["ood_score"], cluster)
+        out["_ood_default"] = default_ood_threshold(out["ood_score"], cluster)
     return out, scales
 
 

@@ -35,6 +35,7 @@ class AnalysisInput:
     embedder: str
     signatures: np.ndarray | None = None  # images: N x SIGNATURE_BYTES uint8 thumbnails (embed.signature)
     text_signatures: np.ndarray | None = None  # texts: object N, sha1 of the normalised text, or None
+    text_surface: np.ndarray | None = None  # texts: N x 11 surface counts (compute.text_view), or None
 
     @property
     def n(self) -> int:
@@ -100,7 +101,7 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
     attributes = {str(c): _encode_attribute(extra[c].to_numpy()) for c in extra.columns}
     return AnalysisInput(ds.frame.index, X, valid, flags, labels, codes, classes, splits, split_codes,
                          split_names, probs, lg, None if hashes is None else np.asarray(hashes, dtype=object),
-                         attributes, extra, name, signatures, _text_signatures(ds))
+                         attributes, extra, name, signatures, _text_signatures(ds), text_surface(ds))
 
 
 def features_are_cells(ds) -> bool:
@@ -117,6 +118,16 @@ def _text_signatures(ds):
     from dqwidgets.embed.signature import text_signatures
 
     return text_signatures([t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()])
+
+
+def text_surface(ds):
+    """A text dataset's surface counts (``compute.text_view.surface_counts``, N x 11), what the second
+    view of the foreign-cluster search is built from; None for other modalities."""
+    if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None) or ds.text not in ds.frame.columns:
+        return None
+    from dqwidgets.compute.text_view import surface_counts
+
+    return surface_counts([t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()])
 
 
 def _empty_flags(index) -> pd.DataFrame:

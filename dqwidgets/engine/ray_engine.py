@@ -980,9 +980,11 @@ def _input(ds, side: pd.DataFrame, n: int, k: int, reference, pred_probs=None, l
         from dqwidgets.analysis_input import _text_signatures
 
         text_sigs = _text_signatures(ds)
+    from dqwidgets.analysis_input import text_surface
+
     return AnalysisInput(ids, np.zeros((n, 0), np.float32), valid, flags, labels, codes, classes, splits,
                          split_codes, split_names, probs, lg, hashes, attributes, extra, "",
-                         text_signatures=text_sigs)
+                         text_signatures=text_sigs, text_surface=text_surface(ds))
 
 
 def _sample_folds(fold: np.ndarray, s_rows: np.ndarray, codes: np.ndarray, folds: int, seed: int) -> None:
@@ -1267,7 +1269,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     raw = {"knn": cols["raw_knn"]}  # the score pass' distances; the local engine's own calibration
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
-    ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed)
+    ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed,
+                             surface=v.text_surface, k=model.k, device="cpu")
     label = label_with_foreign(label, ood.get("ood_cluster_score"))  # as the local engine: a foreign sample's label is wrong too
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, None, None)
