@@ -138,8 +138,15 @@ def test_a_sharp_probe_stops_at_once_a_weak_one_is_followed():
     thin = np.r_[np.full(480, 0.3), np.full(4000, 0.02)]
     taken = rq.stop_after(flagged, thin)
     assert taken == 480
-    # with the old yield floor (1/3 per card) none of it was queued; the F1 flags alone take none either
     assert rq.expected_fbeta_count(np.r_[flagged, thin], 1.0) <= 200 + 480
+    # where the errors below the flags are many and spread thin, F2 follows them as long as P(real)
+    # stays above F2*/5 (here ~0.086): a tail of 0.1 is taken whole, though a screen of it holds only 2.4
+    # expected errors (the old rule's floor of 3 per screen stopped it after the 0.25s, at 240)
+    flagged = np.full(100, 0.8)
+    spread = np.r_[np.full(240, 0.25), np.full(3000, 0.1)]
+    assert rq.stop_after(flagged, spread) == 3240
+    # ... and not past where it falls below: a tail of 0.05 after the 0.25s stops at the 0.25s
+    assert rq.stop_after(flagged, np.r_[np.full(240, 0.25), np.full(3000, 0.05)]) == 240
 
 
 def test_the_queue_reaches_more_of_the_errors_than_the_flags_on_a_weak_probe(overlapping):
