@@ -10,33 +10,26 @@ The queue is, per calibrated issue type (label issues, then out of distribution)
 samples, most likely first; for label issues it goes on with the unflagged candidates in the same
 order (the OOD score is calibrated only where it is high: below its threshold it is a logistic map
 of a robust z, whose sum over 2,000 clean samples is ~40, not an expected count), screen by screen
-(``SCREEN`` cards), for as long as the next screen is still worth a look. A screen is worth it while
-either
+(``SCREEN`` cards), down to the count that maximises the expected **F2** of the same probabilities
+(recall weighted twice as much as precision), rounded up to a whole screen.
 
-- **its cards are likely wrong**: the mean P(real) of the screen is at least ``MIN_SCREEN_YIELD``
-  (a screen where about one card in three is wrong: below that a reviewer spends more than two
-  decisions per error he finds there); or
-- **a large share of the expected errors is still below it**: the expected number left after the
-  screens already queued is more than ``1 - TARGET_RECALL`` of all the expected errors (flagged and
-  not) and the screen still holds ``MIN_SCREEN_EXPECTED`` expected errors (one card in eight), so a
-  reviewer aiming to find ``TARGET_RECALL`` of the errors is led on while each screen still pays
-  (on a sharp probe the tail's probabilities are tiny and the second clause stops it at once; on a
-  weak one the errors are spread thinly and the queue follows them until a screen holds too few).
+Why F2. The flags are the expected-F1 optimum: the best list when a missed error and a wrong flag
+count the same. The queue past them is for a reviewer who wants the errors found; the standard
+recall-oriented measure in retrieval and technology-assisted review is F2 (van Rijsbergen's
+F-beta with beta = 2). For calibrated probabilities the expected-F-beta optimum is a threshold on P(real)
+at F-beta* / (1 + beta^2) (Lipton, Elkan & Naryanaswamy, "Optimal Thresholding of Classifiers to
+Maximize F1 Measure", ECML 2014): F1's flags stop where P(real) falls to F1*/2, F2's queue where it
+falls to F2*/5. So the depth follows from the data's own probabilities: a sharp probe (a tail of tiny
+probabilities) gets at most a screen past its flags; a weak one (errors spread thinly below the flags)
+is followed further, as far as the expected errors still raise F2. beta = 2 is the conventional
+choice, not fitted to any case; no other constant enters (SCREEN is the grid's size).
 
-How the constants were chosen (offline, on this session's analyses of bench_review_effort's three
-cases, a reviewer cost model without the slice/OOD/duplicate steps): the queue's depth past the flags
-trades errors found for decisions, and on notebook 01's images (a probe that confuses Shirt /
-T-shirt / Pullover / Coat) a screen floor of 0.15 / 0.13 / 0.12 expected errors per card found 0.888 /
-0.904 / 0.911 of the label errors at ~1.21 / 1.27 / 1.30 decisions per error; the texts (a weak
-binary probe) pay for every step down (0.405 -> 0.492 of their errors at 2.28 -> 2.62), the digits
-table (a sharp probe) gets no card past its flags at any of them. One card in eight sits inside that
-range; it was picked from notebook 01's trade-off, so it is checked on the other cases, not derived.
-
-Both clauses read only the calibrated probabilities, so the queue's length follows from the data
-and from the same estimate the flags' precision comes from; nothing here knows a dataset. The rule
-is the technology-assisted-review "target recall" stopping rule (Cormack & Grossman, "Engineering
-Quality and Reliability in Technology-Assisted Review", SIGIR 2016) with the recall estimated from
-the calibrated probabilities instead of a control sample, plus a yield floor.
+Checked on bench_review_effort's cases and hold-outs (bench/results/bench_review_effort.md). It
+replaced a rule with a yield floor (a screen queued while its mean P(real) >= 1/3, or while > 5% of
+the expected errors were below and the screen held >= 3 of them), whose floor of one card in eight had
+been picked from notebook 01's trade-off; F2 goes less deep on notebook 01's images (fewer decisions,
+a little less recall) and deeper on the weak text probe, where the old floor stopped while a screen
+still held ~5 real errors in 24 (and cleanlab's longer list found more of them).
 """
 
 from __future__ import annotations
@@ -52,9 +45,7 @@ if TYPE_CHECKING:
     from dqwidgets.analysis import Analysis
 
 SCREEN = 24  # cards on one screen of the Explorer's grid: the queue grows by whole screens
-MIN_SCREEN_YIELD = 1 / 3  # a screen whose cards are on average this likely wrong is always queued
-TARGET_RECALL = 0.95  # ... and past that while more than 1 - this of the expected errors are below
-MIN_SCREEN_EXPECTED = 3.0  # ... and the screen holds at least this many expected errors (1 card in 8)
+BETA = 2.0  # the queue ends at the expected-F(BETA) optimum: recall counted BETA times as much as precision
 QUEUED_ISSUES = ("label_issue", "ood")  # calibrated issue types, in the order the queue takes them
 PAST_THE_FLAGS = ("label_issue",)  # those whose score is P(real) over every sample: queued past the flags
 
@@ -79,25 +70,28 @@ def expected_left(an: Analysis, issue: str = "label_issue") -> float:
     return float(np.nansum(s[it.score_column].to_numpy(np.float64)[below]))
 
 
-def stop_after(p_flagged: np.ndarray, p_below: np.ndarray, screen: int = SCREEN,
-               min_yield: float = MIN_SCREEN_YIELD, target_recall: float = TARGET_RECALL,
-               min_expected: float = MIN_SCREEN_EXPECTED) -> int:
+def expected_fbeta_count(p: np.ndarray, beta: float = BETA) -> int:
+    """How many of the samples (highest ``p`` first; ``p`` in that order) to take to maximise the
+    expected F-beta, ``(1 + b^2) sum_{i<=m} p_i / (m + b^2 sum p)``; 0 when nothing is expected."""
+    p = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    total = float(p.sum())
+    if not len(p) or total <= 0:
+        return 0
+    m = np.arange(1, len(p) + 1)
+    f = (1.0 + beta**2) * np.cumsum(p) / (m + beta**2 * total)
+    return int(f.argmax() + 1)
+
+
+def stop_after(p_flagged: np.ndarray, p_below: np.ndarray, screen: int = SCREEN, beta: float = BETA) -> int:
     """How many of the unflagged candidates (``p_below``: their P(real), highest first) the queue
-    takes after the flagged ones (``p_flagged``), by the rule of the module docstring; whole screens."""
-    p_below = np.nan_to_num(np.asarray(p_below, dtype=np.float64), nan=0.0)
-    total = float(np.nansum(p_flagged)) + float(p_below.sum())
-    left = float(p_below.sum())
-    taken = 0
-    while taken < len(p_below):
-        page = p_below[taken: taken + screen]
-        expected = float(page.sum())
-        worth = expected / len(page) >= min_yield or (left > (1.0 - target_recall) * total
-                                                       and expected >= min_expected)
-        if not worth:
-            break
-        taken += len(page)
-        left -= expected
-    return taken
+    takes after the flagged ones (``p_flagged``): up to the expected-F-beta count over both (module
+    docstring), rounded up to whole screens; 0 when that count is within the flags."""
+    p_flagged = np.asarray(p_flagged, dtype=np.float64)
+    p_below = np.asarray(p_below, dtype=np.float64)
+    more = expected_fbeta_count(np.r_[np.sort(p_flagged)[::-1], p_below], beta) - len(p_flagged)
+    if more <= 0:
+        return 0
+    return int(min(len(p_below), -(-more // screen) * screen))
 
 
 def queue_rows(an: Analysis, issue: str) -> tuple[np.ndarray, np.ndarray]:

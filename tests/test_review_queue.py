@@ -101,21 +101,70 @@ def test_the_whole_queue_takes_label_issues_then_ood_and_each_sample_once(overla
         an.review_queue("duplicate")
 
 
-def test_the_stop_rule_on_known_probabilities():
-    flagged = np.full(100, 0.8)
-    # a tail whose screens are likely wrong is queued screen by screen until they are not
-    tail = np.r_[np.full(48, 0.5), np.full(48, 0.01)]
-    assert rq.stop_after(flagged, tail) == 48
-    # a thin tail holding a large share of the expected errors is followed until the recall target
-    p = 0.2  # below MIN_SCREEN_YIELD, above MIN_SCREEN_EXPECTED per screen
-    thin = np.full(2400, p)  # 480 expected below vs 80 flagged
-    taken = rq.stop_after(flagged, thin)
-    left, total = 480 - p * taken, 560
-    assert left <= (1 - rq.TARGET_RECALL) * total + p * rq.SCREEN
-    assert left > (1 - rq.TARGET_RECALL) * total - p * rq.SCREEN - 1e-9
-    # ... but not where a screen holds less than MIN_SCREEN_EXPECTED expected errors
-    assert rq.stop_after(flagged, np.full(5000, 0.03)) == 0
+def _brute_fbeta_count(p, beta):
+    """The expected-F-beta count by direct evaluation of every prefix (no cumsum)."""
+    total = sum(p)
+    best, arg = -1.0, 0
+    for m in range(1, len(p) + 1):
+        f = (1 + beta**2) * sum(p[:m]) / (m + beta**2 * total)
+        if f > best + 1e-15:
+            best, arg = f, m
+    return arg, best
+
+
+def test_the_stop_rule_is_the_expected_f2_optimum_in_whole_screens():
+    flagged = [0.8] * 100
+    tail = [0.5] * 48 + [0.01] * 48
+    m, _ = _brute_fbeta_count(flagged + tail, 2.0)
+    assert m > 100  # F2 goes past the flags on a tail of likely errors
+    assert rq.stop_after(np.array(flagged), np.array(tail)) == min(len(tail), -(-(m - 100) // rq.SCREEN) * rq.SCREEN)
+    assert rq.stop_after(np.array(flagged), np.array(tail)) == 48  # ... and stops before the 0.01s
+    # the optimum's threshold is F2*/5 (Lipton et al. 2014): the last card taken is above it, the next below
+    rng = np.random.default_rng(0)
+    p = np.sort(rng.beta(0.4, 2.0, 3000))[::-1]
+    m, best = _brute_fbeta_count(list(p), 2.0)
+    assert rq.expected_fbeta_count(p, 2.0) == m
+    assert p[m - 1] >= best / 5 - 1e-9 and p[m] <= best / 5 + 1e-9
+    # beta = 1 is the flags' own expected-F1 count
+    from dqwidgets.compute.calibration import expected_f1_count
+    assert rq.expected_fbeta_count(p, 1.0) == expected_f1_count(p)
+
+
+def test_a_sharp_probe_stops_at_once_a_weak_one_is_followed():
+    flagged = np.full(200, 0.95)
+    assert rq.stop_after(flagged, np.full(3000, 0.002)) == 0  # a tail of tiny probabilities
     assert rq.stop_after(flagged, np.empty(0)) == 0
+    # a thin tail holding many expected errors: taken while it raises F2 (P(real) above F2*/5)
+    thin = np.r_[np.full(480, 0.3), np.full(4000, 0.02)]
+    taken = rq.stop_after(flagged, thin)
+    assert taken == 480
+    assert rq.expected_fbeta_count(np.r_[flagged, thin], 1.0) <= 200 + 480
+    # where the errors below the flags are many and spread thin, F2 follows them as long as P(real)
+    # stays above F2*/5 (here ~0.086): a tail of 0.1 is taken whole, though a screen of it holds only 2.4
+    # expected errors (the old rule's floor of 3 per screen stopped it after the 0.25s, at 240)
+    flagged = np.full(100, 0.8)
+    spread = np.r_[np.full(240, 0.25), np.full(3000, 0.1)]
+    assert rq.stop_after(flagged, spread) == 3240
+    # ... and not past where it falls below: a tail of 0.05 after the 0.25s stops at the 0.25s
+    assert rq.stop_after(flagged, np.r_[np.full(240, 0.25), np.full(3000, 0.05)]) == 240
+
+
+def test_the_queue_reaches_more_of_the_errors_than_the_flags_on_a_weak_probe(overlapping):
+    """Recall behaviour on planted truth: the queue's share of the planted errors is at least the
+    expected share it was cut at (the probabilities are calibrated), and beyond the flags' share."""
+    an, wrong = overlapping
+    q = an.review_queue("label_issue")
+    rows = q["row"].to_numpy()
+    p = np.nan_to_num(an.samples["label_issue_score"].to_numpy(np.float64), nan=0.0)
+    cand = rq.candidates(an, "label_issue")
+    expected_recall = p[rows].sum() / p[cand].sum()
+    recall = wrong[rows].sum() / wrong.sum()
+    flags = an.samples["is_label_issue"].to_numpy(bool)
+    assert recall >= (wrong & flags).sum() / wrong.sum() + 0.05
+    assert abs(recall - expected_recall) <= 0.08
+    # the queue stops where P(real) falls to F2*/5 (within the last screen)
+    m = rq.expected_fbeta_count(np.sort(p[cand])[::-1])
+    assert len(rows) - rq.SCREEN < m <= len(rows)
 
 
 def test_the_explorer_grid_shows_the_queue_in_its_order(overlapping):
