@@ -7,7 +7,10 @@ back from the journal, so every wrong change a group action makes is counted.
 
 0. **Slices**: the reviewer clicks each row of the slice table; the grid shows the slice's cards,
    worst first. When at least 90% of the first screen (24 cards) are of no class (foreign samples),
-   he drops the whole slice from its row (1 decision); its members that were fine count as new errors.
+   he scrolls to the end of the slice, and when its last screen is too, he drops the whole slice from
+   its row (1 decision); its members that were fine count as new errors. (A slice whose worst cards
+   are foreign but whose last ones are not, e.g. plot synopses at the top of a slice of reviews, is
+   left to the queue.)
 
 Steps 1 and 2 are one loop (``Reviewer.grid_pass``) with a per-card rule (``label_rule``, ``ood_rule``)
 and the grid's group action at its end. The cards are the product's review queue
@@ -178,8 +181,8 @@ class Reviewer:
 
     def slice_pass(self) -> None:
         """Step 0: every row of the slice table; a click selects the slice and the grid shows its cards,
-        worst first. When a whole first screen (SCREEN cards) is of no class (foreign), the reviewer
-        drops the slice from its row (1 decision); its members that were fine become new errors."""
+        worst first. When its first and its last screen (SCREEN cards) are of no class (foreign), the
+        reviewer drops the slice from its row (1 decision); its members that were fine become new errors."""
         from dqwidgets.widgets import group_actions, table
 
         s = self.an.samples
@@ -189,8 +192,10 @@ class Reviewer:
         score = np.nan_to_num(s["label_issue_score"].to_numpy(np.float64), nan=-1.0)
         for key in range(len(frame)):
             rows = table.rows_of_table_row(self.an, "slices", key)
-            shown = rows[np.argsort(-score[rows], kind="stable")][:SCREEN]
-            if len(shown) == SCREEN and self.case.is_foreign[shown].mean() >= SLICE_SHARE:
+            ordered = rows[np.argsort(-score[rows], kind="stable")]
+            first, last = ordered[:SCREEN], ordered[-SCREEN:]  # he scrolls to the end before dropping it all
+            if len(first) == SCREEN and min(self.case.is_foreign[first].mean(),
+                                            self.case.is_foreign[last].mean()) >= SLICE_SHARE:
                 self.decisions += 1
                 sid = int(frame.iloc[key]["slice_id"])
                 self.log.append(group_actions.slice_review(self.an, sid, "drop", len(rows))[0])
