@@ -91,9 +91,9 @@ def test_plot_synopses_among_reviews_are_flagged_and_estimated(tmp_path):
     an = _analyze(texts, labels, tmp_path)
     s = an.samples
     flags = s["is_ood"].to_numpy(bool)
-    # measured 0.946 on this draw, 0.977 on bench_quality's (goal 0.95); 0.749 without the surface view
+    # goal 0.95 (bench_quality's draw: 0.959); about 0.75 without the surface view
     assert roc_auc_score(foreign, s["ood_score"]) >= 0.93
-    assert flags[foreign].mean() >= 0.65  # measured 0.72-0.74 over dequantisation seeds; goal 0.8
+    assert flags[foreign].mean() >= 0.65  # goal 0.8 (bench_quality's draw: 0.795)
     precision = foreign[flags].mean()
     assert precision >= 0.9
     assert abs(float(an.summary().loc["ood", "estimated_precision"]) - precision) <= 0.15
@@ -144,7 +144,7 @@ def test_clean_debate_gets_no_ood_flags(tmp_path):
 
 def test_surface_probability_needs_every_view_to_agree():
     """A block with its own form and random labels among texts whose labels the probe reads is
-    found; the probability is the smallest over the views (so never above any single view's)."""
+    found; a text gets the views' mean probability where every view finds it, else 0."""
     from dqwidgets.compute.foreign import find_foreign_clusters
     from dqwidgets.compute.text_view import surface_graph
 
@@ -162,4 +162,7 @@ def test_surface_probability_needs_every_view_to_agree():
     assert (p >= 0.5)[foreign].mean() >= 0.8 and (p >= 0.5)[~foreign].mean() <= 0.005
     single = [find_foreign_clusters(surface_graph(counts, seed=s).indices, y, probs, seed=s).probability
               for s in range(VIEWS)]
-    assert np.all(p <= np.min(single, 0) + 1e-12)
+    single = np.array(single)
+    every = (single > 0).all(0)
+    assert np.array_equal(p > 0, every)  # found only where every view finds it ...
+    assert np.allclose(p[every], single.mean(0)[every])  # ... with the views' mean probability

@@ -14,8 +14,8 @@ authorship attribution methods", JASIST 60(3), 2009). :func:`surface_properties`
 and :func:`surface_graph` builds the Euclidean kNN graph of those standardised statistics.
 :func:`surface_foreign_probability` runs the foreign-cluster test on that graph with the same
 labels and out-of-fold probe: a block of texts written alike, cut off from the rest, whose labels
-the probe cannot read, is foreign. It runs on ``VIEWS`` dequantised draws of the lengths and keeps
-each text's *smallest* probability, i.e. a region counts only when every draw finds it (stability
+the probe cannot read, is foreign. It runs on ``VIEWS`` dequantised draws of the lengths, and a text
+gets its mean probability over the draws only where every draw finds it, 0 otherwise (stability
 selection; Meinshausen & Buehlmann, JRSS B 72(4), 2010): short in-distribution sentences whose labels
 no model reads (a 6-word debate sentence's party) sit at the edge of the length distribution and
 form a cut-off-looking region in some draws, not in all. No threshold here is set per dataset.
@@ -56,7 +56,7 @@ def surface_counts(texts) -> np.ndarray:
 _COUNTS = ["chars", "words", "sentences", "letters", "capitalised", "digits", "punctuation", "visible",
            "non_ascii", "pronouns"]
 _LENGTHS = 3  # the first three counts (chars, words, sentences) are dequantised
-VIEWS = 3  # dequantised views the surface search runs on; a text's probability is its smallest
+VIEWS = 3  # dequantised views the surface search runs on; a text counts where every view finds it
 
 
 def _count(t: str) -> list:
@@ -123,18 +123,22 @@ def surface_graph(counts: np.ndarray, k: int = 15, device="auto", seed: int = 0)
 
 def surface_foreign_probability(counts: np.ndarray, codes: np.ndarray, probs: np.ndarray, k: int = 15,
                                 device="auto", seed: int = 0) -> np.ndarray | None:
-    """Each text's P(foreign) on the surface view (float64 N): the smallest over ``VIEWS`` dequantised
+    """Each text's P(foreign) on the surface view (float64 N): the mean over ``VIEWS`` dequantised
     surface graphs (seeds ``seed`` ... ``seed + VIEWS - 1``) of :func:`dqwidgets.compute.foreign.
-    find_foreign_clusters`' probability; None when there are too few texts for ``k`` neighbours."""
+    find_foreign_clusters`' probability where every view gives it one, 0 where any view gives 0
+    (the stability gate of the module docstring; the mean, not the minimum, is the estimate, so the
+    flags' estimated precision is not biased low); None when there are too few texts for ``k``
+    neighbours."""
     from dqwidgets.compute.foreign import find_foreign_clusters
 
-    out = None
+    total, found = None, None
     for s in range(seed, seed + VIEWS):
         g = surface_graph(counts, k=k, device=device, seed=s)
         if g is None:
             return None
         p = find_foreign_clusters(g.indices, codes, probs, seed=s).probability
-        out = p if out is None else np.minimum(out, p)
-        if not (out > 0).any():  # nothing found in every draw so far: the minimum stays 0
-            break
-    return out
+        total = p if total is None else total + p
+        found = p > 0 if found is None else found & (p > 0)
+        if not found.any():  # no text found in every view so far: all stay 0
+            return np.zeros(len(p))
+    return np.where(found, total / VIEWS, 0.0)
