@@ -35,7 +35,7 @@ class AnalysisInput:
     embedder: str
     signatures: np.ndarray | None = None  # images: N x SIGNATURE_BYTES uint8 thumbnails (embed.signature)
     text_signatures: np.ndarray | None = None  # texts: object N, sha1 of the normalised text, or None
-    text_surface: np.ndarray | None = None  # texts: N x 11 surface counts (compute.text_view), or None
+    text_surface: np.ndarray | None = None  # texts: N x 10 surface counts (compute.text_view), or None
 
     @property
     def n(self) -> int:
@@ -111,23 +111,32 @@ def features_are_cells(ds) -> bool:
     return getattr(ds, "modality", None) in ("tabular", "embedding")
 
 
+def _texts(ds) -> list | None:
+    """A text dataset's texts (None where a cell holds no string), else None."""
+    if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None) or ds.text not in ds.frame.columns:
+        return None
+    return [t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()]
+
+
 def _text_signatures(ds):
     """Normalised-text hashes of a text dataset (case, whitespace, punctuation folded), else None."""
-    if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None):
+    texts = _texts(ds)
+    if texts is None:
         return None
     from dqwidgets.embed.signature import text_signatures
 
-    return text_signatures([t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()])
+    return text_signatures(texts)
 
 
 def text_surface(ds):
-    """A text dataset's surface counts (``compute.text_view.surface_counts``, N x 11), what the second
+    """A text dataset's surface counts (``compute.text_view.surface_counts``, N x 10), what the second
     view of the foreign-cluster search is built from; None for other modalities."""
-    if getattr(ds, "modality", None) != "text" or not getattr(ds, "text", None) or ds.text not in ds.frame.columns:
+    texts = _texts(ds)
+    if texts is None:
         return None
     from dqwidgets.compute.text_view import surface_counts
 
-    return surface_counts([t if isinstance(t, str) else None for t in ds.frame[ds.text].tolist()])
+    return surface_counts(texts)
 
 
 def _empty_flags(index) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from dqwidgets.compute import calibration
 from dqwidgets.issues import BY_NAME
 
 if TYPE_CHECKING:
@@ -71,15 +72,8 @@ def expected_left(an: Analysis, issue: str = "label_issue") -> float:
 
 
 def expected_fbeta_count(p: np.ndarray, beta: float = BETA) -> int:
-    """How many of the samples (highest ``p`` first; ``p`` in that order) to take to maximise the
-    expected F-beta, ``(1 + b^2) sum_{i<=m} p_i / (m + b^2 sum p)``; 0 when nothing is expected."""
-    p = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.0), 0.0, 1.0)
-    total = float(p.sum())
-    if not len(p) or total <= 0:
-        return 0
-    m = np.arange(1, len(p) + 1)
-    f = (1.0 + beta**2) * np.cumsum(p) / (m + beta**2 * total)
-    return int(f.argmax() + 1)
+    """The queue's count: ``compute.calibration.expected_fbeta_count`` at the queue's ``BETA``."""
+    return calibration.expected_fbeta_count(p, beta)
 
 
 def stop_after(p_flagged: np.ndarray, p_below: np.ndarray, screen: int = SCREEN, beta: float = BETA) -> int:
@@ -88,7 +82,7 @@ def stop_after(p_flagged: np.ndarray, p_below: np.ndarray, screen: int = SCREEN,
     docstring), rounded up to whole screens; 0 when that count is within the flags."""
     p_flagged = np.asarray(p_flagged, dtype=np.float64)
     p_below = np.asarray(p_below, dtype=np.float64)
-    more = expected_fbeta_count(np.r_[np.sort(p_flagged)[::-1], p_below], beta) - len(p_flagged)
+    more = expected_fbeta_count(np.r_[p_flagged, p_below], beta) - len(p_flagged)
     if more <= 0:
         return 0
     return int(min(len(p_below), -(-more // screen) * screen))

@@ -89,19 +89,29 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(np.abs(acc[m] - conf[m]).sum() / len(confidence))
 
 
+def expected_fbeta_count(p: np.ndarray, beta: float) -> int:
+    """How many of the samples to take (highest ``p`` first) to maximise the expected F-beta,
+    ``(1 + b^2) sum_{i<=m} p_(i) / (m + b^2 sum p)``, where ``p`` are calibrated probabilities that each
+    sample has the issue (Lipton, Elkan & Naryanaswamy, ECML 2014: the optimum is a threshold on p at
+    F-beta* / (1 + b^2)); 0 when nothing is expected."""
+    p = np.asarray(p, dtype=np.float64)
+    p = np.where(np.isfinite(p), np.clip(p, 0.0, 1.0), 0.0)
+    total = p.sum()
+    if not len(p) or total <= 0:
+        return 0
+    m = np.arange(1, len(p) + 1)
+    f = (1.0 + beta ** 2) * np.cumsum(np.sort(p)[::-1]) / (m + beta ** 2 * total)
+    return int(f.argmax() + 1)
+
+
 def expected_f1_count(p: np.ndarray) -> int:
     """How many of the samples to flag (highest ``p`` first) to maximise the expected F1, where ``p``
     are calibrated probabilities that each sample has the issue. 0 when no sample is likely to."""
     p = np.asarray(p, dtype=np.float64)
     p = np.where(np.isfinite(p), np.clip(p, 0.0, 1.0), 0.0)
-    total = p.sum()
-    if total <= 0.5:  # fewer than one expected issue: flag only the near-certain ones
+    if p.sum() <= 0.5:  # fewer than one expected issue: flag only the near-certain ones
         return int((p >= 0.5).sum())
-    srt = np.sort(p)[::-1]
-    tp = np.cumsum(srt)
-    m = np.arange(1, len(p) + 1)
-    f1 = 2.0 * tp / (m + total)
-    return int(f1.argmax() + 1)
+    return expected_fbeta_count(p, 1.0)
 
 
 def threshold_for_count(score: np.ndarray, count: int) -> float:

@@ -43,6 +43,12 @@ _PRONOUNS = frozenset("i me my mine myself we us our ours ourselves you your you
 _CLIP = 8.0  # standardised values are clipped here: one extreme text does not own a dimension
 
 
+_COUNTS = ["chars", "words", "sentences", "letters", "capitalised", "digits", "punctuation", "visible",
+           "non_ascii", "pronouns"]
+_LENGTHS = 3  # the first three counts (chars, words, sentences) are dequantised
+VIEWS = 3  # dequantised views the surface search runs on; a text counts where every view finds it
+
+
 def surface_counts(texts) -> np.ndarray:
     """The counts the surface statistics are made of, per text (N x len(``_COUNTS``), float64); a
     missing or empty text gets zeros."""
@@ -53,25 +59,18 @@ def surface_counts(texts) -> np.ndarray:
     return out
 
 
-_COUNTS = ["chars", "words", "sentences", "letters", "capitalised", "digits", "punctuation", "visible",
-           "non_ascii", "pronouns"]
-_LENGTHS = 3  # the first three counts (chars, words, sentences) are dequantised
-VIEWS = 3  # dequantised views the surface search runs on; a text counts where every view finds it
-
-
 def _count(t: str) -> list:
     words = _WORD.findall(t)
     stripped = t.strip()
     sentences = len(_SENTENCE_END.findall(stripped))
     if not _SENTENCE_END.search(stripped[-1:] + " "):  # a last sentence without a full stop counts too
         sentences += 1
-    visible = sum(1 for c in t if not c.isspace())
-    letters = sum(1 for c in t if c.isalpha())
-    digits = sum(1 for c in t if c.isdigit())
-    lower = [w.lower() for w in words]
+    visible = len(t) - sum(map(str.isspace, t))  # character classes counted by str's C methods
+    letters = sum(map(str.isalpha, t))
+    digits = sum(map(str.isdigit, t))
+    non_ascii = len(t) - len(t.encode("ascii", "ignore"))
     return [len(t), len(words), max(sentences, 1), letters, sum(w[:1].isupper() for w in words), digits,
-            visible - letters - digits, visible, sum(1 for c in t if ord(c) > 127),
-            sum(w in _PRONOUNS for w in lower)]
+            visible - letters - digits, visible, non_ascii, sum(w.lower() in _PRONOUNS for w in words)]
 
 
 def surface_properties(texts=None, counts=None, seed: int | None = None) -> np.ndarray:
