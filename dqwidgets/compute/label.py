@@ -113,6 +113,9 @@ class LabelIssues:
     count: int = 0  # how many are flagged by default
 
 
+_BLOCK = 1 << 17  # rows per block of the noise model's N x C work arrays
+
+
 def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float | None = None,
                     iters: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
     """``(posterior N x C, noise matrix C x C, temperature)`` of the class-conditional noise model
@@ -145,21 +148,23 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
         T = np.full((C, C), init_noise / max(C - 1, 1))
         np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
     temp = 1.0
-    Zl = logits[lab]
+    Zl = logits if len(lab) == n else logits[lab]  # no copy when every row is labelled
+    blocks = [slice(s, s + _BLOCK) for s in range(0, len(lab), _BLOCK)]
     for _ in range(iters):
-        cols = T[:, y].T  # len(lab) x C: T[j, y_i]
-
-        def nll(log_t, cols=cols):
-            pi = apply_temperature(Zl, float(np.exp(log_t))).astype(np.float64)
-            return -np.log((pi * cols).sum(1) + 1e-300).mean()
+        def nll(log_t, T=T):
+            t, total = float(np.exp(log_t)), 0.0
+            for b in blocks:  # row blocks: the temporaries stay _BLOCK x C (a 1M-row run held ~1.4 GB)
+                pi = apply_temperature(Zl[b], t).astype(np.float64)
+                total += float(np.log((pi * T[:, y[b]].T).sum(1) + 1e-300).sum())
+            return -total / max(len(y), 1)
 
         temp = float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded",
                                             options={"xatol": 1e-3}).x))
-        pi = apply_temperature(Zl, temp).astype(np.float64)
-        R = pi * cols
-        R /= np.maximum(R.sum(1, keepdims=True), 1e-300)
         M = np.zeros((C, C))
-        np.add.at(M.T, y, R)  # M[j, y] += R[i, j]
+        for b in blocks:
+            R = apply_temperature(Zl[b], temp).astype(np.float64) * T[:, y[b]].T
+            R /= np.maximum(R.sum(1, keepdims=True), 1e-300)
+            np.add.at(M.T, y[b], R)  # M[j, y] += R[i, j]
         T_new = M / np.maximum(M.sum(1, keepdims=True), 1e-12)
         empty = M.sum(1) <= 0
         T_new[empty] = T[empty]
@@ -167,11 +172,14 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
         T = T_new
         if done:
             break
-    post = apply_temperature(logits, temp).astype(np.float64)
-    cols = T[:, y].T
-    R = post[lab] * cols
-    post[lab] = R / np.maximum(R.sum(1, keepdims=True), 1e-300)
-    return post.astype(np.float32), T, temp
+    post = np.empty((n, C), dtype=np.float32)
+    for s0 in range(0, n, _BLOCK):
+        post[s0:s0 + _BLOCK] = apply_temperature(logits[s0:s0 + _BLOCK], temp)
+    for b in blocks:  # labelled rows: P(true = j | x, given y)
+        rows = lab[b]
+        R = post[rows].astype(np.float64) * T[:, y[b]].T
+        post[rows] = R / np.maximum(R.sum(1, keepdims=True), 1e-300)
+    return post, T, temp
 
 
 def with_foreign(score: np.ndarray, foreign_probability: np.ndarray | None) -> tuple[np.ndarray, int]:
@@ -206,7 +214,7 @@ def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_cod
     lab = codes >= 0
     score = np.full(len(codes), np.nan, dtype=np.float32)
     score[lab] = np.clip(1.0 - post[lab, codes[lab]], 0.0, 1.0)
-    others = post.astype(np.float64).copy()
+    others = post.copy()  # float32 as the posterior: the same argmax without a float64 N x C copy
     others[np.flatnonzero(lab), codes[lab]] = -1.0
     suggested = others.argmax(1).astype(np.int64) if n_classes > 1 else np.full(len(codes), -1, np.int64)
     count = expected_f1_count(score[lab])
