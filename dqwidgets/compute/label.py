@@ -148,13 +148,12 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
         T = np.full((C, C), init_noise / max(C - 1, 1))
         np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
     temp = 1.0
-    Zl = logits if len(lab) == n else logits[lab]  # no copy when every row is labelled
-    blocks = [slice(s, s + _BLOCK) for s in range(0, len(lab), _BLOCK)]
+    blocks = [slice(s, s + _BLOCK) for s in range(0, len(lab), _BLOCK)]  # of the labelled rows
     for _ in range(iters):
         def nll(log_t, T=T):
             t, total = float(np.exp(log_t)), 0.0
             for b in blocks:  # row blocks: the temporaries stay _BLOCK x C (a 1M-row run held ~1.4 GB)
-                pi = apply_temperature(Zl[b], t).astype(np.float64)
+                pi = apply_temperature(logits[lab[b]], t).astype(np.float64)
                 total += float(np.log((pi * T[:, y[b]].T).sum(1) + 1e-300).sum())
             return -total / max(len(y), 1)
 
@@ -162,7 +161,7 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
                                             options={"xatol": 1e-3}).x))
         M = np.zeros((C, C))
         for b in blocks:
-            R = apply_temperature(Zl[b], temp).astype(np.float64) * T[:, y[b]].T
+            R = apply_temperature(logits[lab[b]], temp).astype(np.float64) * T[:, y[b]].T
             R /= np.maximum(R.sum(1, keepdims=True), 1e-300)
             np.add.at(M.T, y[b], R)  # M[j, y] += R[i, j]
         T_new = M / np.maximum(M.sum(1, keepdims=True), 1e-12)
