@@ -27,7 +27,7 @@ from dqwidgets.compute.layout import FINAL_LAYOUTS, final_layout, pca_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
                                    z_to_score)
-from dqwidgets.compute.probe import Probe, fit_probe, out_of_fold_probs
+from dqwidgets.compute.probe import L2_PATH, Probe, fit_probe, out_of_fold_probs
 from dqwidgets.compute.slices import prefetch_partitions, release_graph
 from dqwidgets.export import export_analysis
 from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
@@ -46,6 +46,7 @@ class Calibration:
     gaussians: ClassGaussians | None = None  # class Gaussians of the Mahalanobis OOD score
     probe: Probe | None = None  # fitted on all labelled samples, on first use (Analysis.reference_probe)
     atc: dict = field(default_factory=dict)  # score kind -> accuracy.AtcThreshold (out-of-fold, labelled samples)
+    probe_l2: float | None = None  # the out-of-fold probe's L2 penalty (chosen by compute.probe.select_l2)
 
 
 class Analysis:
@@ -134,7 +135,10 @@ class Analysis:
             codes = self.context.label_codes[pos]
             if len(np.unique(codes[codes >= 0])) < 2:
                 return None
-            self.calibration.probe = fit_probe(self.features[pos], codes, len(self.classes), device)
+            l2 = self.calibration.probe_l2
+            if l2 is None:  # no out-of-fold probe ran here (the user's probabilities, the Ray engine): choose now
+                _, l2 = out_of_fold_probs(self.features[pos], codes, len(self.classes), device=device, return_l2=True)
+            self.calibration.probe = fit_probe(self.features[pos], codes, len(self.classes), device, l2=l2)
         return self.calibration.probe
 
     # ------------------------------------------------------------------ layout
@@ -298,9 +302,10 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     # the Leiden partitions the ood (foreign regions) and slices steps read, computed meanwhile in other processes
     prefetch_partitions(graph.indices, FOREIGN_RESOLUTIONS + (1.0,) if reference is None and (v.codes >= 0).sum() >= 2
                         else (1.0,), seed)
-    probs, lg = step("probe", _probabilities, inp, v, dev, seed, reference)
+    probs, lg, probe_l2, region_probs = step("probe", _probabilities, inp, v, dev, seed, reference)
     label = step("label", _label_step, v, probs, graph, reference)
-    ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed)
+    ood, scales, gaussians = step("ood", _ood_step, inp, v, graph, probs, lg, label, dev, k, reference, seed,
+                                  region_probs)
     label = label_with_foreign(label, ood.get("ood_cluster_score"))  # a foreign sample's label is wrong too
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, ood.pop("_reference_neighbours", None), reference)
@@ -341,11 +346,12 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift, features=inp.features,
                   valid=inp.valid, graph=graph, pred_probs=None if probs is None else _spread(probs, pos, inp.n),
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, gaussians, atc=_atc(probs, v, reference, agreement)),
+                  calibration=Calibration(typical, scales, gaussians, atc=_atc(probs, v, reference, agreement),
+                                          probe_l2=probe_l2),
                   workdir=workdir,
                   info={"seconds": seconds, "cpu_seconds": cpu_seconds, "graph_method": graph.method, "device": str(dev), "k": k,
                         "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
-                        "reference": reference is not None, "training": training_info})
+                        "reference": reference is not None, "training": training_info, "probe_l2": probe_l2})
     if label.posterior is not None:  # what an.explain shows as the calibrated top classes
         an.calibrated_probs = _spread(label.posterior, pos, inp.n)
     _flag_all(an, chosen)
@@ -430,17 +436,28 @@ class _LabelResult:
 
 
 def _probabilities(inp: AnalysisInput, v: _ValidRows, dev, seed, reference):
-    """(probs, logits) over the valid samples: the user's, a probe fitted on the reference, or an
-    out-of-fold probe; (None, None) without labels."""
+    """(probs, logits, the probe's L2 penalty, the foreign-region search's probabilities) over the
+    valid samples: the user's, a probe fitted on the reference, or an out-of-fold probe (its penalty
+    chosen by compute.probe.select_l2 where the probe is over-parameterised); None for each without labels.
+
+    The foreign-region search (compute.foreign) reads the out-of-fold probe at the weakest penalty of
+    ``L2_PATH`` instead: its test is whether a region's labels are read by a probe fitted to them,
+    and a probe that fits the random labels of a foreign region's other folds names them confidently
+    and wrongly there (a mean gain far below zero), while the penalty that predicts best shrinks those
+    predictions towards the class shares (gains near zero, the smaller foreign regions no longer told
+    apart: notebook 01's foreign images 131 -> 67 flagged). Both are out-of-fold."""
     if v.pred_probs is not None:
-        return v.pred_probs, v.logits
+        return v.pred_probs, v.logits, None, v.pred_probs
     if reference is not None:
         probe = reference.reference_probe(dev)
-        return (None, None) if probe is None else (probe.predict(v.features), None)
+        return (None, None, None, None) if probe is None else (probe.predict(v.features), None, None, None)
     if (v.codes >= 0).sum() == 0:
-        return None, None
-    probs, _ = out_of_fold_probs(v.features, v.codes, v.n_classes, device=dev, seed=seed, return_logits=True)
-    return probs, None
+        return None, None, None, None
+    probs, l2 = out_of_fold_probs(v.features, v.codes, v.n_classes, device=dev, seed=seed, return_l2=True)
+    weakest = min(L2_PATH)
+    regions = probs if l2 == weakest else out_of_fold_probs(v.features, v.codes, v.n_classes, device=dev,
+                                                            seed=seed, l2=weakest)
+    return probs, None, l2, regions
 
 
 def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResult:
@@ -463,9 +480,11 @@ def label_with_foreign(label: _LabelResult, foreign_probability) -> _LabelResult
     return replace(label, score=score, count=count)
 
 
-def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference, seed=0):
+def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev, k, reference, seed=0,
+              region_probs=None):
     """Component and combined OOD scores over the valid samples, the robust scales and the class
-    Gaussians (fitted here, or the reference's)."""
+    Gaussians (fitted here, or the reference's). ``region_probs``: what the foreign-region search
+    reads (``_probabilities``; ``probs`` when None)."""
     X = v.features
     if reference is not None:
         cal = reference.calibration
@@ -480,7 +499,7 @@ def _ood_step(inp, v: _ValidRows, graph, probs, logits, label: _LabelResult, dev
     if gauss is not None:
         raw["mahalanobis"] = gauss.distance(X)
     out, scales = ood_scores(raw, v.codes, graph.indices, probs, logits, inp.pred_probs is not None, scales, seed,
-                             surface=v.text_surface, k=k, device=dev)
+                             surface=v.text_surface, k=k, device=dev, region_probs=region_probs)
     if reference is not None:
         out["_reference_neighbours"] = neighbours
     return out, scales, gauss
@@ -497,7 +516,7 @@ def ood_gaussians(X, codes: np.ndarray, correct, n_classes: int, dev) -> ClassGa
 
 
 def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_probs: bool, scales, seed=0,
-               surface=None, k: int = 15, device="auto"):
+               surface=None, k: int = 15, device="auto", region_probs=None):
     """(OOD columns, robust scales) over the valid rows from the raw distances (``raw``: "knn" and
     "mahalanobis" where fitted; energy or max-softmax are added here from the user's logits or
     probabilities): robust z-scores, their combination and, when the scales are fitted here (no
@@ -518,7 +537,9 @@ def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_
     out = {f"ood_{name}_score": z_to_score(zz) for name, zz in z.items()}
     out["ood_score"] = combine_ood(z)
     if fitted_here and probs is not None and (codes >= 0).sum() >= 2:
-        # foreign clusters: graph regions whose labels look random to the probe (compute.foreign)
+        # foreign clusters: graph regions whose labels look random to the probe (compute.foreign),
+        # read on ``region_probs`` where given (analysis._probabilities says why)
+        probs = probs if region_probs is None else region_probs
         zmax = np.vstack([np.nan_to_num(zz, nan=-np.inf) for zz in z.values()]).max(0)
         foreign = find_foreign_clusters(graph_indices, codes, probs, seed=seed, zscores=zmax)
         cluster = foreign.probability

@@ -823,7 +823,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
         fold = (fold_hash % max(folds, 1)).astype(np.int64)
         fold[inp.label_codes < 0] = 0  # unlabelled rows are predicted by the first fold's model
         del side, fold_hash
-    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=4, probs=_array_key(inp.pred_probs),
+    run_key = _run_key(e=emb_key, k=k, seed=seed, layout=layout, v=5, probs=_array_key(inp.pred_probs),
                        **{o: opt[o] for o in ("fit_sample", "layout_sample", "exact_max", "nprobe", "knn",
                                               "knn_recall")})
     run_dir = base / f"run-{run_key}"
@@ -897,7 +897,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     model = st.Model(n_classes=n_classes, folds=folds, probe=fitted["probe"],
                      gaussians=fitted["gaussians"], pca_mean=fitted["pca_mean"], pca_axes=fitted["pca_axes"],
                      anchors=anchors, anchor_rows=anchor_rows, anchor_xy=anchor_xy,
-                     k=k)
+                     k=k, probe_l2=fitted.get("probe_l2"), region_probe=fitted.get("region_probe"))
 
     # ------------------------------------------------------------------ 4. score passes
     score_stage = st.Stage(run_dir, "score")
@@ -917,8 +917,10 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     with _stage("assemble", seconds, memory, anon, stage_log):
         probs_file = _assemble_probs(ray, run_dir, score_shards, n, nv, n_classes) if model.probe is not None \
             else None
+        region_file = _assemble_region_probs(ray, run_dir, score_shards, nv, n_classes) \
+            if model.region_probe is not None else None
         features_file = _assemble_features(ray, run_dir, shards, n, dim)
-        an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file,
+        an = _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, region_file, features_file,
                     method, layout, seed, workdir, seconds, memory, opt, embed_stage, chosen, training)
     an.info["embedding_scans"] = scans
     an.info["knn"] = knn_info  # IVF: cells, nprobe, the recall measured on the sample queries
@@ -1005,9 +1007,9 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
 
     from dqwidgets.analysis import ood_gaussians
     from dqwidgets.compute.device import cpu_threads_for
-    from dqwidgets.compute.probe import fit_softmax_regression
+    from dqwidgets.compute.probe import L2_PATH, fit_softmax_regression, over_parameterised, select_l2
 
-    out: dict = {"probe": None, "gaussians": None}
+    out: dict = {"probe": None, "gaussians": None, "probe_l2": None}
     y = codes_v[s_vrows]
     if folds:
         Xt, yt = torch.as_tensor(Xs), torch.as_tensor(y)
@@ -1018,13 +1020,31 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
         for f in range(folds):
             train = (f_t != f) & (yt >= 0)
             mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
-            with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
-                W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes)
+            if f == 0 and over_parameterised(int(train.sum()), Xs.shape[1], n_classes):
+                # the L2 penalty, on fold 0's held-out sample rows, by the local engine's rule
+                held = (f_t == 0) & (yt >= 0)
+                out["probe_l2"], W, b = select_l2((Xt[train] - mean) / std, yt[train], (Xt[held] - mean) / std,
+                                                  yt[held], n_classes)
+            else:
+                if f == 0:  # more sample rows than weights: the weakest penalty (compute.probe.over_parameterised)
+                    out["probe_l2"] = min(L2_PATH)
+                with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
+                    W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, out["probe_l2"])
             probe.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))
             m = (s_fold == f)
             logits[m] = ((Xs[m] - probe[-1][0]) / probe[-1][1]) @ probe[-1][2] + probe[-1][3]
         out["probe"] = probe
         correct = logits.argmax(1) == y
+        weakest = min(L2_PATH)
+        if out["probe_l2"] != weakest:  # what the foreign-region search reads (analysis._probabilities)
+            region = []
+            for f in range(folds):
+                train = (f_t != f) & (yt >= 0)
+                mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
+                with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
+                    W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, weakest)
+                region.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))
+            out["region_probe"] = region
     out["gaussians"] = ood_gaussians(Xs, y, correct, n_classes, "cpu")  # the local engine's rule
     Xc = torch.as_tensor(Xs) - torch.as_tensor(Xs).mean(0)
     torch.manual_seed(seed)
@@ -1116,6 +1136,15 @@ def _schema(path):
     import pyarrow.parquet as pq
 
     return pq.read_schema(path)
+
+
+def _assemble_region_probs(ray, run_dir, score_shards, nv, c) -> str:
+    """The foreign-region search's out-of-fold probabilities (the weakest penalty's probe; see
+    analysis._probabilities) over the valid rows, a memory-mapped file written by a remote task."""
+    out = str(run_dir / "region_probs_valid.npy")
+    if not os.path.exists(out):
+        ray.get(ray.remote(_assemble_task).remote(score_shards, "region_probs", "vrow", nv, c, out, np.nan, np.float32))
+    return out
 
 
 def _assemble_probs(ray, run_dir, score_shards, n, nv, c) -> tuple[str, str]:
@@ -1233,7 +1262,7 @@ def _spread_to_file(values: np.ndarray, pos: np.ndarray, n: int, path: Path) -> 
     return np.load(path, mmap_mode="r")
 
 
-def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features_file, method,
+def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, region_file, features_file, method,
            layout, seed, workdir, seconds, memory, opt, embed_stage, thresholds, training=None):
     """The Analysis, by the local engine's own steps wherever they need no N x D matrix: the label
     step, the foreign clusters, slices, drift and ATC run here on the out-of-fold probabilities
@@ -1269,8 +1298,9 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     raw = {"knn": cols["raw_knn"]}  # the score pass' distances; the local engine's own calibration
     if "raw_mahalanobis" in cols:
         raw["mahalanobis"] = cols["raw_mahalanobis"]
+    region_probs = np.load(region_file, mmap_mode="r") if region_file is not None else None
     ood, scales = ood_scores(raw, v.codes, graph.indices, probs, v.logits, inp.pred_probs is not None, None, seed,
-                             surface=v.text_surface, k=model.k, device="cpu")
+                             surface=v.text_surface, k=model.k, device="cpu", region_probs=region_probs)
     label = label_with_foreign(label, ood.get("ood_cluster_score"))  # as the local engine: a foreign sample's label is wrong too
     ood_default = ood.pop("_ood_default", None)
     agreement = _agreement(probs, v, graph, None, None)
@@ -1314,7 +1344,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, features
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,
                   features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs_all,
                   classes=list(inp.classes), context=context,
-                  calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None, agreement)),
+                  calibration=Calibration(typical, scales, model.gaussians, atc=_atc(probs, v, None, agreement),
+                                          probe_l2=model.probe_l2),
                   workdir=workdir, info=info)
     if label.posterior is not None:  # what an.explain shows as the calibrated top classes (memory-mapped)
         an.calibrated_probs = _spread_to_file(label.posterior, pos, n, Path(graph_files["indices"]).parent

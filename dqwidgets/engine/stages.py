@@ -250,6 +250,8 @@ class Model:
     anchor_rows: np.ndarray | None  # their valid positions
     anchor_xy: np.ndarray | None  # S x 2
     k: int
+    probe_l2: float | None = None  # the probe's L2 penalty (compute.probe.select_l2 on the sample's fold 0)
+    region_probe: list | None = None  # per fold at the weakest penalty: the foreign-region search's probe
 
 
 def fold_of(ids) -> np.ndarray:
@@ -259,9 +261,9 @@ def fold_of(ids) -> np.ndarray:
     return pd.util.hash_pandas_object(pd.Index(ids).astype(str), index=False).to_numpy(np.uint64)
 
 
-def probe_logits(model: Model, X: np.ndarray, fold: np.ndarray) -> np.ndarray:
+def probe_logits(model: Model, X: np.ndarray, fold: np.ndarray, probe: list | None = None) -> np.ndarray:
     logits = np.empty((len(X), model.n_classes), dtype=np.float32)
-    for f, (mean, std, W, b) in enumerate(model.probe):
+    for f, (mean, std, W, b) in enumerate(model.probe if probe is None else probe):
         m = fold == f
         if m.any():
             logits[m] = ((X[m] - mean) / std) @ W + b
@@ -299,6 +301,8 @@ def score_shard(model: Model, X: np.ndarray, vrows: np.ndarray, fold: np.ndarray
     out: dict[str, np.ndarray] = {"vrow": vrows}
     if model.probe is not None:
         out["probs"] = softmax(probe_logits(model, X, fold))
+    if model.region_probe is not None:
+        out["region_probs"] = softmax(probe_logits(model, X, fold, model.region_probe))
     out["raw_knn"] = knn_distance(dist)
     if model.gaussians is not None:
         out["raw_mahalanobis"] = model.gaussians.distance(X)
