@@ -46,7 +46,7 @@ class Calibration:
     gaussians: ClassGaussians | None = None  # class Gaussians of the Mahalanobis OOD score
     probe: Probe | None = None  # fitted on all labelled samples, on first use (Analysis.reference_probe)
     atc: dict = field(default_factory=dict)  # score kind -> accuracy.AtcThreshold (out-of-fold, labelled samples)
-    probe_l2: float | None = None  # the out-of-fold probe's L2 penalty (chosen by compute.probe.select_l2)
+    probe_l2: float | None = None  # the out-of-fold probe's L2 penalty (compute.probe.choose_l2)
 
 
 class Analysis:
@@ -438,7 +438,7 @@ class _LabelResult:
 def _probabilities(inp: AnalysisInput, v: _ValidRows, dev, seed, reference):
     """(probs, logits, the probe's L2 penalty, the foreign-region search's probabilities) over the
     valid samples: the user's, a probe fitted on the reference, or an out-of-fold probe (its penalty
-    chosen by compute.probe.select_l2 where the probe is over-parameterised); None for each without labels.
+    chosen by compute.probe.choose_l2 where the probe is over-parameterised); None for each without labels.
 
     The foreign-region search (compute.foreign) reads the out-of-fold probe at the weakest penalty of
     ``L2_PATH`` instead: its test is whether a region's labels are read by a probe fitted to them,

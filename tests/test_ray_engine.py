@@ -401,3 +401,24 @@ def test_a_failed_local_start_is_cleaned_up_tried_again_and_explained(monkeypatc
     while any(running(p.pid) for p in left_behind) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(running(p.pid) for p in left_behind), "a failed start's processes were left running"
+
+
+def test_an_over_parameterised_probe_chooses_its_penalty_as_the_local_engine(ray_runtime, tmp_path):
+    """More weights than rows (800-d, 5 classes, 600 rows, 15% flipped labels): both engines search the
+    penalty path (compute.probe.choose_l2) and land on the same stronger penalty, which names the
+    true classes better than the weakest one, and flag the same samples."""
+    from dqwidgets.compute.probe import L2_PATH
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 600)
+    X = (rng.normal(0, 0.25, (5, 800))[y] + rng.normal(size=(600, 800))).astype(np.float32)
+    given = np.where(rng.random(600) < 0.15, rng.integers(0, 5, 600), y)
+    ds = dq.Dataset.from_arrays(X, np.array([f"c{v}" for v in given]))
+    an = dq.analyze(ds, engine="ray", engine_options=OPTS, workdir=tmp_path / "ray", progress=False, layout="pca")
+    lo = dq.analyze(ds, workdir=tmp_path / "local", progress=False, layout="pca")
+    assert lo.info["probe_l2"] > min(L2_PATH)
+    assert an.calibration.probe_l2 == lo.info["probe_l2"]
+    truth = np.array([f"c{v}" for v in y])
+    assert (an.samples["predicted_label"].to_numpy() == truth).mean() >= 0.97
+    flags = (an.samples["is_label_issue"].to_numpy() == lo.samples["is_label_issue"].to_numpy()).mean()
+    assert flags >= 0.97, flags

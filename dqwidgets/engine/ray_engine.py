@@ -1007,7 +1007,8 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
 
     from dqwidgets.analysis import ood_gaussians
     from dqwidgets.compute.device import cpu_threads_for
-    from dqwidgets.compute.probe import L2_PATH, fit_softmax_regression, over_parameterised, select_l2
+    from dqwidgets.compute.probe import (L2_PATH, L2_POOLED_ROWS, choose_l2, fit_softmax_regression,
+                                         over_parameterised, path_fits)
 
     out: dict = {"probe": None, "gaussians": None, "probe_l2": None}
     y = codes_v[s_vrows]
@@ -1017,17 +1018,35 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
         torch.manual_seed(seed)
         probe = []
         logits = np.zeros((len(Xs), n_classes), np.float32)
-        for f in range(folds):
+
+        def standardised(f):
             train = (f_t != f) & (yt >= 0)
-            mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
-            if f == 0 and over_parameterised(int(train.sum()), Xs.shape[1], n_classes):
-                # the L2 penalty, on fold 0's held-out sample rows, by the local engine's rule
-                held = (f_t == 0) & (yt >= 0)
-                out["probe_l2"], W, b = select_l2((Xt[train] - mean) / std, yt[train], (Xt[held] - mean) / std,
-                                                  yt[held], n_classes)
+            return train, Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
+
+        # the L2 penalty by the local engine's rule (compute.probe.out_of_fold_probs): searched only where
+        # the probe has as many weights as training rows; fold 0 first, every fold when it is undecided
+        path = L2_PATH if over_parameterised(int(standardised(0)[0].sum()), Xs.shape[1], n_classes) \
+            else (min(L2_PATH),)
+        fits, hits, pick = {}, {}, 0
+        if len(path) > 1:
+            def run_path(f):
+                train, mean, std = standardised(f)
+                held = (f_t == f) & (yt >= 0)
+                fits[f], hits[f] = path_fits((Xt[train] - mean) / std, yt[train], (Xt[held] - mean) / std, yt[held],
+                                             n_classes, path)
+
+            run_path(0)
+            pick = choose_l2(hits[0])
+            if pick == len(path) - 1 and int((yt >= 0).sum()) <= L2_POOLED_ROWS:
+                for f in range(1, folds):
+                    run_path(f)
+                pick = choose_l2([torch.cat([hits[f][i] for f in range(folds)]) for i in range(len(path))])
+        out["probe_l2"] = path[pick]
+        for f in range(folds):
+            train, mean, std = standardised(f)
+            if f in fits:
+                _, W, b = fits[f][pick]
             else:
-                if f == 0:  # more sample rows than weights: the weakest penalty (compute.probe.over_parameterised)
-                    out["probe_l2"] = min(L2_PATH)
                 with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
                     W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, out["probe_l2"])
             probe.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))

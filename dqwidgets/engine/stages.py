@@ -250,7 +250,7 @@ class Model:
     anchor_rows: np.ndarray | None  # their valid positions
     anchor_xy: np.ndarray | None  # S x 2
     k: int
-    probe_l2: float | None = None  # the probe's L2 penalty (compute.probe.select_l2 on the sample's fold 0)
+    probe_l2: float | None = None  # the probe's L2 penalty (compute.probe.choose_l2, as the local engine)
     region_probe: list | None = None  # per fold at the weakest penalty: the foreign-region search's probe
 
 
