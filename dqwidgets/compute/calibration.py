@@ -31,24 +31,37 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds=(0.05, 20.0), iters: int = 40) -> float:
+_BLOCK = 1 << 17  # rows per block of the N x C work arrays (compute.label's noise model uses the same)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds=(0.05, 20.0), iters: int = 40,
+                    floor: float | None = None, block: int | None = None) -> float:
     """Temperature ``T`` minimising the mean negative log-likelihood of ``softmax(logits / T)`` on the
     labelled rows (``labels >= 0``); golden-section search on ``log T`` (the NLL is unimodal in T).
     40 steps narrow ``log T`` to 3e-8 (``T`` to 1.4e-8 of itself, below float32's resolution of the
-    probabilities); the logits are shifted by their row maximum once (softmax does not change), so a
-    step costs one exp of the N x C matrix."""
-    logits = np.asarray(logits, dtype=np.float64)
+    probabilities); each row is shifted by its maximum (softmax does not change), so a step costs one
+    exp of the N x C matrix. ``floor``: ``logits`` are probabilities, and the logits their
+    ``probs_to_logits(., floor)``. The rows are read ``block`` at a time, so the float64 temporaries
+    stay ``block`` x C (whole-N copies held ~600 MB at 1M x 20); the block size changes only the order
+    of the NLL's sums."""
+    logits = logits if isinstance(logits, np.ndarray) else np.asarray(logits)
     labels = np.asarray(labels)
-    lab = labels >= 0
-    if lab.sum() < 2:
+    lab = np.flatnonzero(labels >= 0)
+    if len(lab) < 2:
         return 1.0
-    Z, y = logits[lab], labels[lab]
-    Z = Z - Z.max(1, keepdims=True)  # <= 0: exp(Z / T) never overflows
-    z_given = Z[np.arange(len(y)), y].mean()
+    y = labels[lab]
+    block = block or _BLOCK
+    blocks = [slice(s, s + block) for s in range(0, len(lab), block)]  # of the labelled rows
+
+    def shifted(b):  # float64 logits of the labelled rows in b minus their row maximum (<= 0: exp never overflows)
+        Z = probs_to_logits(logits[lab[b]], floor) if floor is not None else np.asarray(logits[lab[b]], np.float64)
+        return Z - Z.max(1, keepdims=True)
+
+    z_given = sum(float(np.take_along_axis(shifted(b), y[b, None], 1).sum()) for b in blocks) / len(lab)
 
     def nll(log_t):
         t = np.exp(log_t)
-        return np.log(np.exp(Z / t).sum(1)).mean() - z_given / t
+        return sum(float(np.log(np.exp(shifted(b) / t).sum(1)).sum()) for b in blocks) / len(lab) - z_given / t
 
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     g = (np.sqrt(5.0) - 1.0) / 2.0
@@ -71,8 +84,17 @@ def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def probs_to_logits(probs: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """Log-probabilities (logits up to a per-row constant) of a probability matrix."""
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), floor, 1.0))
+    """Log-probabilities (logits up to a per-row constant) of a probability matrix, float64, computed
+    ``_BLOCK`` rows at a time into the result (a whole-N float64 copy and its clip held two more N x C
+    float64 arrays: +480 MB at 1M x 20); each element is what one pass gives."""
+    probs = probs if isinstance(probs, np.ndarray) else np.asarray(probs)
+    if probs.ndim < 2 or len(probs) <= _BLOCK:
+        return np.log(np.clip(np.asarray(probs, dtype=np.float64), floor, 1.0))
+    out = np.empty(probs.shape, dtype=np.float64)
+    for s in range(0, len(probs), _BLOCK):
+        out[s:s + _BLOCK] = np.clip(probs[s:s + _BLOCK], floor, 1.0, dtype=np.float64)
+        np.log(out[s:s + _BLOCK], out=out[s:s + _BLOCK])
+    return out
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

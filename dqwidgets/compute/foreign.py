@@ -166,12 +166,15 @@ def _g_pvalue(codes: np.ndarray, weights: np.ndarray, prior: np.ndarray) -> floa
 
 def calibrated_label_probability(probs: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, float]:
     """Temperature-scaled probabilities (N x C) of an out-of-fold probe, fitted on the given labels."""
-    from dqwidgets.compute.calibration import apply_temperature, fit_temperature
+    from dqwidgets.compute.calibration import _BLOCK, apply_temperature, fit_temperature, probs_to_logits
 
-    lp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1.0))
-    t = fit_temperature(lp, codes)
-    P = np.clip(apply_temperature(lp, t), 1e-6, 1.0)
-    return P / P.sum(1, keepdims=True), float(t)
+    probs = probs if isinstance(probs, np.ndarray) else np.asarray(probs)
+    t = fit_temperature(probs, codes, floor=1e-6)  # the logits log(clip(probs, 1e-6, 1)), block by block
+    out = np.empty(probs.shape, dtype=np.float32)
+    for s in range(0, len(probs), _BLOCK):  # row by row as a whole-N pass would be: the same values
+        P = np.clip(apply_temperature(probs_to_logits(probs[s:s + _BLOCK], 1e-6), t), 1e-6, 1.0)
+        out[s:s + _BLOCK] = P / P.sum(1, keepdims=True)
+    return out, float(t)
 
 
 def _far_regions(comm: np.ndarray, zscores, prob: np.ndarray) -> list:
@@ -343,12 +346,15 @@ def _isolated(adjacency, communities: np.ndarray, n: int) -> set:
     weight that leaves them; Shi & Malik 2000, Kannan, Vempala & Vetta 2004) ``Z_ISO`` robust s.d.
     below the median log conductance of the communities of the same partition, among those holding at
     least ``ISO_MIN_SHARE`` of the data (a group of a handful, a film's reviews, is not a foreign source)."""
-    A = adjacency.tocoo()
+    from dqwidgets.compute.slices import community_edges
+
     K = int(communities.max()) + 1 if len(communities) else 0
     size = np.bincount(communities, minlength=K)
-    vol = np.bincount(communities[A.row], A.data, minlength=K)
-    out = communities[A.row] != communities[A.col]
-    cut = np.bincount(communities[A.row[out]], A.data[out], minlength=K)
+    vol, cut = np.zeros(K), np.zeros(K)  # edge weight at the members, and the part of it leaving the community
+    for here, there, w in community_edges(adjacency, communities):  # row blocks (integer weights: exact sums)
+        vol += np.bincount(here, w, minlength=K)
+        out = here != there
+        cut += np.bincount(here[out], w[out], minlength=K)
     ok = (size >= MIN_SIZE) & (vol > 0)
     if ok.sum() < 3:
         return set()

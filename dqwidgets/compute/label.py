@@ -27,18 +27,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+_BLOCK = 1 << 17  # rows per block of the label step's N x C work arrays (the noise model's among them)
+
 
 def knn_label_distribution(neighbors: np.ndarray, label_codes: np.ndarray, n_classes: int) -> np.ndarray:
     """N x C share of each sample's neighbours carrying each label (unlabelled neighbours, code < 0,
-    are ignored; a sample with no labelled neighbour gets the uniform distribution)."""
-    nb_labels = label_codes[neighbors]  # N x k
+    are ignored; a sample with no labelled neighbour gets the uniform distribution). ``_BLOCK`` rows at
+    a time: the neighbours' labels and their counts stay ``_BLOCK`` x k (whole-N int64 copies held
+    ~440 MB at 1M x 15); counts are exact, so the result is the one a single pass gives."""
     n = len(neighbors)
-    Q = np.zeros((n, n_classes), dtype=np.float32)
-    ok = nb_labels >= 0
-    rows = np.broadcast_to(np.arange(n)[:, None], nb_labels.shape)
-    np.add.at(Q, (rows[ok], nb_labels[ok]), 1.0)
-    total = Q.sum(1, keepdims=True)
-    return np.where(total > 0, Q / np.maximum(total, 1), 1.0 / n_classes).astype(np.float32)
+    Q = np.empty((n, n_classes), dtype=np.float32)
+    for s in range(0, n, _BLOCK):
+        nb_labels = np.asarray(label_codes)[neighbors[s:s + _BLOCK]]  # block x k
+        m = len(nb_labels)
+        ok = nb_labels >= 0
+        at = (np.broadcast_to(np.arange(m)[:, None], nb_labels.shape) * n_classes + nb_labels)[ok]
+        counts = np.bincount(at, minlength=m * n_classes).reshape(m, n_classes).astype(np.float32)
+        total = counts.sum(1, keepdims=True)
+        Q[s:s + m] = np.where(total > 0, counts / np.maximum(total, 1), 1.0 / n_classes)
+    return Q
 
 
 def per_class_thresholds(probs: np.ndarray, label_codes: np.ndarray) -> np.ndarray:
@@ -56,12 +63,14 @@ def confident_joint(probs: np.ndarray, label_codes: np.ndarray) -> np.ndarray:
     belong to j; rows sum to the class counts (confident learning, eqs. 1-3)."""
     n_classes = probs.shape[1]
     t = per_class_thresholds(probs, label_codes)
-    lab = label_codes >= 0
-    P, y = probs[lab], label_codes[lab]
-    above = P >= t[None, :]
-    masked = np.where(above, P, -np.inf)
-    guess = masked.argmax(1)
-    confident = above.any(1)
+    rows = np.flatnonzero(label_codes >= 0)
+    y = label_codes[rows]
+    guess, confident = np.empty(len(rows), np.int64), np.empty(len(rows), bool)
+    for s in range(0, len(rows), _BLOCK):  # row blocks: the masked copy stays _BLOCK x C
+        P = probs[rows[s:s + _BLOCK]]
+        above = P >= t[None, :]
+        guess[s:s + _BLOCK] = np.where(above, P, -np.inf).argmax(1)
+        confident[s:s + _BLOCK] = above.any(1)
     C = np.zeros((n_classes, n_classes))
     np.add.at(C, (y[confident], guess[confident]), 1.0)
     counts = np.bincount(y, minlength=n_classes).astype(float)
@@ -81,9 +90,14 @@ def label_issue_score(probs: np.ndarray, knn_dist: np.ndarray | None, label_code
 
 
 def combined_probs(probs: np.ndarray, knn_dist: np.ndarray | None, knn_weight: float = 0.5) -> np.ndarray:
+    """``(1 - w) probs + w knn_dist``, ``_BLOCK`` rows at a time into the result (no whole-N temporaries)."""
     if knn_dist is None or knn_weight == 0:
         return probs
-    return (1.0 - knn_weight) * probs + knn_weight * knn_dist
+    out = np.empty(np.broadcast_shapes(np.shape(probs), np.shape(knn_dist)),
+                   dtype=np.result_type(np.asarray(probs[:0]), np.asarray(knn_dist[:0]), 1.0 - knn_weight))
+    for s in range(0, len(out), _BLOCK):
+        out[s:s + _BLOCK] = (1.0 - knn_weight) * probs[s:s + _BLOCK] + knn_weight * knn_dist[s:s + _BLOCK]
+    return out
 
 
 def flag_label_issues(score: np.ndarray, label_codes: np.ndarray, n_issues_per_class: np.ndarray) -> np.ndarray:
@@ -113,9 +127,6 @@ class LabelIssues:
     count: int = 0  # how many are flagged by default
 
 
-_BLOCK = 1 << 17  # rows per block of the noise model's N x C work arrays
-
-
 def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float | None = None,
                     iters: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
     """``(posterior N x C, noise matrix C x C, temperature)`` of the class-conditional noise model
@@ -135,7 +146,10 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
     from dqwidgets.compute.calibration import apply_temperature, probs_to_logits
 
     n, C = combined.shape
-    logits = probs_to_logits(combined)
+
+    def logits(rows):  # float64 log combined of these rows, per block (a whole-N copy is 160 MB at 1M x 20)
+        return probs_to_logits(combined[rows])
+
     codes = np.asarray(label_codes)
     lab = np.flatnonzero(codes >= 0)
     y = codes[lab]
@@ -153,7 +167,7 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
         def nll(log_t, T=T):
             t, total = float(np.exp(log_t)), 0.0
             for b in blocks:  # row blocks: the temporaries stay _BLOCK x C (a 1M-row run held ~1.4 GB)
-                pi = apply_temperature(logits[lab[b]], t).astype(np.float64)
+                pi = apply_temperature(logits(lab[b]), t).astype(np.float64)
                 total += float(np.log((pi * T[:, y[b]].T).sum(1) + 1e-300).sum())
             return -total / max(len(y), 1)
 
@@ -161,7 +175,7 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
                                             options={"xatol": 1e-3}).x))
         M = np.zeros((C, C))
         for b in blocks:
-            R = apply_temperature(logits[lab[b]], temp).astype(np.float64) * T[:, y[b]].T
+            R = apply_temperature(logits(lab[b]), temp).astype(np.float64) * T[:, y[b]].T
             R /= np.maximum(R.sum(1, keepdims=True), 1e-300)
             np.add.at(M.T, y[b], R)  # M[j, y] += R[i, j]
         T_new = M / np.maximum(M.sum(1, keepdims=True), 1e-12)
@@ -173,7 +187,7 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
             break
     post = np.empty((n, C), dtype=np.float32)
     for s0 in range(0, n, _BLOCK):
-        post[s0:s0 + _BLOCK] = apply_temperature(logits[s0:s0 + _BLOCK], temp)
+        post[s0:s0 + _BLOCK] = apply_temperature(logits(slice(s0, s0 + _BLOCK)), temp)
     for b in blocks:  # labelled rows: P(true = j | x, given y)
         rows = lab[b]
         R = post[rows].astype(np.float64) * T[:, y[b]].T
@@ -209,17 +223,22 @@ def find_label_issues(probs: np.ndarray, neighbors: np.ndarray | None, label_cod
     codes = np.asarray(label_codes)
     Q = knn_label_distribution(neighbors, codes, n_classes) if neighbors is not None else None
     combined = combined_probs(probs, Q, knn_weight)
+    del Q  # N x C float32, in combined now
     post, T, temp = fit_noise_model(combined, codes)
     lab = codes >= 0
     score = np.full(len(codes), np.nan, dtype=np.float32)
     score[lab] = np.clip(1.0 - post[lab, codes[lab]], 0.0, 1.0)
-    others = post.copy()  # float32 as the posterior: the same argmax without a float64 N x C copy
-    others[np.flatnonzero(lab), codes[lab]] = -1.0
-    suggested = others.argmax(1).astype(np.int64) if n_classes > 1 else np.full(len(codes), -1, np.int64)
+    suggested = np.full(len(codes), -1, np.int64)
+    for s in range(0, len(codes) if n_classes > 1 else 0, _BLOCK):  # the posterior without the given class
+        others = post[s:s + _BLOCK].copy()
+        given = np.flatnonzero(lab[s:s + _BLOCK])
+        others[given, codes[s + given]] = -1.0
+        suggested[s:s + _BLOCK] = others.argmax(1)
     count = expected_f1_count(score[lab])
     flags = np.zeros(len(codes), dtype=bool)
     if count > 0:
         order = np.flatnonzero(lab)[np.argsort(-score[lab], kind="stable")[:count]]
         flags[order] = True
     per_class = np.bincount(codes[lab], weights=score[lab].astype(np.float64), minlength=n_classes)
-    return LabelIssues(score, flags, suggested, per_class, combined.astype(np.float32), post, T, temp, count)
+    return LabelIssues(score, flags, suggested, per_class, combined.astype(np.float32, copy=False), post, T, temp,
+                       count)
