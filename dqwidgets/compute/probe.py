@@ -145,6 +145,21 @@ def over_parameterised(n_train: int, dim: int, n_classes: int) -> bool:
 L2_POOLED_ROWS = 20_000
 
 
+def choose_on_folds(path_on, folds: int, n_labelled: int, map_folds=None) -> tuple[int, list]:
+    """``(index of the chosen penalty, the folds whose path was fitted)`` by ``choose_l2``:
+    ``path_on(f)`` fits the penalty path on fold ``f`` and returns its held-out hits (``path_fits``).
+    Fold 0 decides, unless it keeps the default and there are at most ``L2_POOLED_ROWS`` labelled rows:
+    then the other folds' paths are fitted (``map_folds(path_on, folds)``, default one after another)
+    and every fold's hits are pooled. The local engine and the Ray engine's sample fit both use it."""
+    hits = [path_on(0)]
+    pick = choose_l2(hits[0])
+    if pick == len(hits[0]) - 1 and n_labelled <= L2_POOLED_ROWS and folds > 1:
+        rest = range(1, folds)
+        hits += list(map_folds(path_on, rest) if map_folds is not None else (path_on(f) for f in rest))
+        pick = choose_l2([torch.cat([h[i] for h in hits]) for i in range(len(hits[0]))])
+    return pick, list(range(len(hits)))
+
+
 def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="auto", l2="auto",
                       max_iter: int = 50, seed: int = 0, return_logits: bool = False, return_l2: bool = False):
     """N x C out-of-fold probabilities of a standardised softmax-regression probe.
@@ -203,30 +218,23 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
 
     chosen = path[0]
     rest = range(folds)
-    if len(path) > 1:  # the penalty (choose_l2): first on fold 0's held-out rows, pooled with
+    if len(path) > 1:  # the penalty (choose_on_folds): first on fold 0's held-out rows, pooled with
         # the other folds' only when no stronger penalty is significantly better there and the
-        # pooled rows stay below L2_POOLED_ROWS (a clear difference costs one path, not one per fold)
+        # data hold at most L2_POOLED_ROWS labelled rows (a clear difference costs one path, not one per fold)
         per_fold = {}
 
         def fit_path(f):
             Xf, yf, Xtest, test = fold_rows(f)
             scored = (assign_t >= 0)[test]
-            per_fold[f] = (Xtest, test) + path_fits(Xf, yf, Xtest[scored], yt[test][scored], n_classes, path,
-                                                     max_iter)
+            fits, hits = path_fits(Xf, yf, Xtest[scored], yt[test][scored], n_classes, path, max_iter)
+            per_fold[f] = (Xtest, test, fits)
+            return hits
 
-        def pick_on(pooled):
-            return choose_l2([torch.cat([per_fold[f][3][i] for f in pooled]) for i in range(len(path))])
-
-        fit_path(0)
-        pooled = [0]
-        pick = pick_on(pooled)
-        if pick == len(path) - 1 and labelled.sum() <= L2_POOLED_ROWS:
-            cpu_parallel_map(fit_path, range(1, folds), dev)
-            pooled = list(range(folds))
-            pick = pick_on(pooled)
+        pick, pooled = choose_on_folds(fit_path, folds, int(labelled.sum()),
+                                       lambda fn, items: cpu_parallel_map(fn, items, dev))
         chosen = path[pick]
         for f in pooled:
-            Xtest, test, fits, _ = per_fold.pop(f)
+            Xtest, test, fits = per_fold.pop(f)
             _, W, b = fits[pick]
             logits[test] = Xtest @ W + b
         rest = range(len(pooled), folds)

@@ -1007,8 +1007,8 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
 
     from dqwidgets.analysis import ood_gaussians
     from dqwidgets.compute.device import cpu_threads_for
-    from dqwidgets.compute.probe import (L2_PATH, L2_POOLED_ROWS, choose_l2, fit_softmax_regression,
-                                         over_parameterised, path_fits)
+    from dqwidgets.compute.probe import (L2_PATH, choose_on_folds, fit_softmax_regression, over_parameterised,
+                                         path_fits)
 
     out: dict = {"probe": None, "gaussians": None, "probe_l2": None}
     y = codes_v[s_vrows]
@@ -1027,20 +1027,16 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
         # the probe has as many weights as training rows; fold 0 first, every fold when it is undecided
         path = L2_PATH if over_parameterised(int(standardised(0)[0].sum()), Xs.shape[1], n_classes) \
             else (min(L2_PATH),)
-        fits, hits, pick = {}, {}, 0
+        fits, pick = {}, 0
         if len(path) > 1:
             def run_path(f):
                 train, mean, std = standardised(f)
                 held = (f_t == f) & (yt >= 0)
-                fits[f], hits[f] = path_fits((Xt[train] - mean) / std, yt[train], (Xt[held] - mean) / std, yt[held],
-                                             n_classes, path)
+                fits[f], hits = path_fits((Xt[train] - mean) / std, yt[train], (Xt[held] - mean) / std, yt[held],
+                                          n_classes, path)
+                return hits
 
-            run_path(0)
-            pick = choose_l2(hits[0])
-            if pick == len(path) - 1 and int((yt >= 0).sum()) <= L2_POOLED_ROWS:
-                for f in range(1, folds):
-                    run_path(f)
-                pick = choose_l2([torch.cat([hits[f][i] for f in range(folds)]) for i in range(len(path))])
+            pick, _ = choose_on_folds(run_path, folds, int((yt >= 0).sum()))
         out["probe_l2"] = path[pick]
         for f in range(folds):
             train, mean, std = standardised(f)
@@ -1058,8 +1054,7 @@ def _fit(Xs, s_vrows, codes_v, s_fold, n_classes, folds, seed, opt, method, corr
         if out["probe_l2"] != weakest:  # what the foreign-region search reads (analysis._probabilities)
             region = []
             for f in range(folds):
-                train = (f_t != f) & (yt >= 0)
-                mean, std = Xt[train].mean(0), Xt[train].std(0).clamp_min(1e-6)
+                train, mean, std = standardised(f)
                 with cpu_threads_for(int(train.sum()) * Xs.shape[1] * n_classes, torch.device("cpu")):
                     W, b = fit_softmax_regression((Xt[train] - mean) / std, yt[train], n_classes, weakest)
                 region.append((mean.numpy(), std.numpy(), W.numpy(), b.numpy()))
