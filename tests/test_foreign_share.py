@@ -45,3 +45,17 @@ def test_probe_that_reads_every_label_gives_share_zero():
     b = np.full(50, 0.9)
     assert np.allclose(_mixture_responsibility(a, b), 0.0)
     assert len(_mixture_responsibility(np.zeros(0), np.zeros(0))) == 0
+
+
+def test_spreading_to_the_neighbours_in_row_blocks_is_the_whole_array_pass(monkeypatch):
+    """_spread_to_neighbours gathers the neighbours' probabilities in row blocks: the same result
+    (each row's mean is its own) for a block of 7 rows, -1 padding included."""
+    import dqwidgets.compute.slices as slices
+    from dqwidgets.compute.foreign import _spread_to_neighbours
+
+    rng = np.random.default_rng(6)
+    nb = rng.integers(-1, 300, (300, 12))
+    prob = np.where(rng.random(300) < 0.2, rng.random(300), 0.0)
+    whole = _spread_to_neighbours(prob, nb)
+    monkeypatch.setattr(slices, "_BLOCK", 7)
+    assert np.array_equal(_spread_to_neighbours(prob, nb), whole) and (whole > prob).any()

@@ -238,6 +238,7 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
     rows = np.flatnonzero(lab)
     p_prior = prior[codes[rows]]
     p_probe = P[rows, codes[rows]]
+    del P  # N x C: only the given labels' probabilities are read below
     gain = np.log(p_probe) - np.log(p_prior)
     gain_all = float(gain.mean())
     if gain_all < MIN_GAIN:
@@ -373,9 +374,14 @@ def _spread_to_neighbours(prob: np.ndarray, neighbors: np.ndarray, rounds: int =
     community of in-distribution ones still has most of its neighbours in the foreign region, an
     in-distribution sample at its edge has few (graph smoothing of the region probability; it only
     raises probabilities, never above the regions' shares)."""
+    from dqwidgets.compute.slices import _BLOCK
+
     nb = np.asarray(neighbors)
-    ok = nb >= 0
     for _ in range(rounds):
-        mean = np.where(ok, prob[np.maximum(nb, 0)], 0.0).sum(1) / np.maximum(ok.sum(1), 1)
+        mean = np.empty(len(prob))
+        for s in range(0, len(nb), _BLOCK):  # row blocks: the gathers stay _BLOCK x k (whole-N: +230 MB at 1M x 15)
+            b = nb[s:s + _BLOCK]
+            ok = b >= 0
+            mean[s:s + _BLOCK] = np.where(ok, prob[np.maximum(b, 0)], 0.0).sum(1) / np.maximum(ok.sum(1), 1)
         prob = np.maximum(prob, mean)
     return prob

@@ -296,8 +296,12 @@ def _condense(adjacency: sparse.csr_matrix, membership: np.ndarray, n_comm: int)
     over ``community_edges``' row blocks (the weights are small integers: exact whatever the blocks)."""
     flat = np.zeros(n_comm * n_comm)
     for here, there, w in community_edges(adjacency, np.asarray(membership, dtype=np.int64)):
-        pairs, at = np.unique(here * n_comm + there, return_inverse=True)
-        flat[pairs] += np.bincount(at, w, minlength=len(pairs))
+        pair = here * n_comm + there
+        if n_comm * n_comm <= 1 << 20:  # a dense block of counts is small
+            flat += np.bincount(pair, w, minlength=n_comm * n_comm)
+        else:
+            pairs, at = np.unique(pair, return_inverse=True)
+            flat[pairs] += np.bincount(at, w, minlength=len(pairs))
     return flat.reshape(n_comm, n_comm)
 
 
