@@ -42,6 +42,7 @@ from dqwidgets.compute.atc import (SCORES as PROBABILITY_SCORES, atc_accuracy_ti
 AGREEMENT = "neighbour_agreement"
 SCORES = (AGREEMENT,) + PROBABILITY_SCORES
 DEFAULT_SCORE = AGREEMENT
+_BLOCK = 1 << 17  # rows per block of the scores' N x C work arrays
 BY = ("split", "slice")
 
 
@@ -65,7 +66,17 @@ def sample_scores(probs: np.ndarray, agreement: np.ndarray | None, score: str) -
     if score == AGREEMENT:
         return np.full(len(probs), np.nan) if agreement is None else np.where(has, agreement, np.nan)
     out = np.full(len(probs), np.nan)
-    out[has] = confidence_score(probs[has], score)
+    for s in range(0, len(probs), _BLOCK):  # row blocks: float64 temporaries _BLOCK x C (whole-N ~640 MB at 1M x 20)
+        h = has[s:s + _BLOCK]
+        out[s:s + _BLOCK][h] = confidence_score(probs[s:s + _BLOCK][h], score)
+    return out
+
+
+def _predicted(probs: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(probs).argmax(1)``, ``_BLOCK`` rows at a time (no N x C copy)."""
+    out = np.empty(len(probs), np.int64)
+    for s in range(0, len(probs), _BLOCK):
+        out[s:s + _BLOCK] = np.nan_to_num(probs[s:s + _BLOCK]).argmax(1)
     return out
 
 
@@ -80,7 +91,7 @@ def fit_threshold(probs: np.ndarray | None, label_codes: np.ndarray, score: str 
     if ok.sum() == 0:
         return None
     y = np.asarray(label_codes)[ok]
-    correct = np.nan_to_num(probs[ok]).argmax(1) == y
+    correct = _predicted(probs)[ok] == y
     t, w = fit_atc_cut(sc[ok], correct)
     return AtcThreshold(t, score, int(ok.sum()), float(correct.mean()), w)
 
@@ -91,7 +102,7 @@ def agreement_column(probs: np.ndarray | None, neighbours: np.ndarray, neighbour
     predicted class; None without probabilities."""
     if probs is None:
         return None
-    pred = np.nan_to_num(probs).argmax(1)
+    pred = _predicted(probs)
     out = neighbour_agreement(np.asarray(neighbour_codes)[neighbours], pred)
     return np.where(np.isfinite(probs).all(1), out, np.nan)
 
@@ -106,7 +117,7 @@ def accuracy_table(probs: np.ndarray | None, label_codes: np.ndarray | None, gro
         raise ValueError("estimate_accuracy: this analysis has no class probabilities (no labels to fit a probe "
                          "and no pred_probs); analyse it with labels, pred_probs=, or reference=")
     has = np.isfinite(probs).all(1)
-    pred = np.where(has, np.nan_to_num(probs).argmax(1), -1)
+    pred = np.where(has, _predicted(probs), -1)
     conf = np.where(has, np.nan_to_num(probs).max(1), np.nan)
     score = sample_scores(probs, agreement, atc.score) if atc is not None else np.full(len(probs), np.nan)
     codes = np.full(len(probs), -1) if label_codes is None else np.asarray(label_codes)
