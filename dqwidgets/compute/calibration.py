@@ -53,9 +53,18 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds=(0.05, 20.0),
     block = block or _BLOCK
     blocks = [slice(s, s + block) for s in range(0, len(lab), block)]  # of the labelled rows
 
-    def shifted(b):  # float64 logits of the labelled rows in b minus their row maximum (<= 0: exp never overflows)
+    def shift(b):  # float64 logits of the labelled rows in b minus their row maximum (<= 0: exp never overflows)
         Z = probs_to_logits(logits[lab[b]], floor) if floor is not None else np.asarray(logits[lab[b]], np.float64)
         return Z - Z.max(1, keepdims=True)
+
+    # Taken once (the search reads them 42 times; a gather + log per block each time doubled the fit at 1M):
+    # float64 within one block, float32 beyond (the float64 copy is 160 MB at 1M x 20), widened per block.
+    Zs = np.empty((len(lab), logits.shape[1]), dtype=np.float64 if len(blocks) <= 1 else np.float32)
+    for b in blocks:
+        Zs[b] = shift(b)
+
+    def shifted(b):
+        return np.asarray(Zs[b], dtype=np.float64)
 
     z_given = sum(float(np.take_along_axis(shifted(b), y[b, None], 1).sum()) for b in blocks) / len(lab)
 
