@@ -99,6 +99,17 @@ class RssSampler:
         return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def child(engine: str, n: int, folder: Path, workdir: Path, out: Path) -> None:
     import dqwidgets as dq
 
@@ -240,6 +251,7 @@ def main():
             rec["loadavg_before"], rec["loadavg_after"] = load_before, open("/proc/loadavg").read().strip()
             rec["loadavg_1min_during"] = {"min": min(loads), "mean": float(np.mean(loads)), "max": max(loads)}
             rec["cpus"] = os.cpu_count()
+            rec["cpu_model"] = cpu_model()  # sessions run on different machines: seconds compare within one model only
             rec["finished_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
             # other bench_scale runs may have written meanwhile: merge into the file as it is now
             records = json.loads(out_json.read_text()) if out_json.exists() else []
