@@ -137,7 +137,7 @@ class Analysis:
                 return None
             l2 = self.calibration.probe_l2
             if l2 is None:  # no out-of-fold probe ran here (the user's probabilities, the Ray engine): choose now
-                _, l2 = out_of_fold_probs(self.features[pos], codes, len(self.classes), device=device, return_l2=True)
+                l2 = out_of_fold_probs(self.features[pos], codes, len(self.classes), device=device, penalty_only=True)
             self.calibration.probe = fit_probe(self.features[pos], codes, len(self.classes), device, l2=l2)
         return self.calibration.probe
 

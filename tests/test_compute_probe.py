@@ -228,3 +228,16 @@ def test_the_foreign_region_search_reads_the_weakest_penalty(tmp_path):
     an = dq.analyze(ds, workdir=tmp_path / "an", progress=False, layout="pca")
     assert an.info["probe_l2"] == l2 and an.calibration.probe_l2 == l2
     assert np.allclose(an.pred_probs, probs, atol=1e-5)
+
+
+
+def test_the_penalty_alone_is_the_one_the_full_fit_chooses():
+    """``penalty_only`` (the reference probe over the user's own probabilities picks its penalty so)
+    returns the penalty ``l2="auto"`` chooses; where no search runs, the weakest, without a fit."""
+    from dqwidgets.compute.probe import L2_PATH
+
+    X, y, given = _wide()
+    _, l2 = out_of_fold_probs(X, given, 5, device="cpu", return_l2=True)
+    assert out_of_fold_probs(X, given, 5, device="cpu", penalty_only=True) == l2 > min(L2_PATH)
+    Xs, ys = _mixture()  # more rows than weights
+    assert out_of_fold_probs(Xs, ys, 4, device="cpu", penalty_only=True) == min(L2_PATH)

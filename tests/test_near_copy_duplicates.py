@@ -109,6 +109,27 @@ def test_signature_distance_keeps_copies_far_below_distinct_images():
     assert signature_distance(flat, [0], [1])[0] == pytest.approx(2.0)  # no contrast: never a copy
 
 
+
+def test_signature_distance_is_symmetric_and_each_unordered_pair_is_compared_once():
+    """A pair listed both ways (a kNN graph lists its mutual neighbours twice) gets one distance, the
+    one each direction gives on its own: the comparison is symmetric (shifts both ways, either side
+    blurred), so signature_distance compares each unordered pair once."""
+    from dqwidgets.compute import duplicates
+
+    images, _, _ = load_fashion_mnist("train", n=40, seed=3)
+    imgs = [*images, np.roll(images[0], 1, axis=1), _resized(images[1], 20), np.zeros((20, 24), np.uint8) + 9,
+            np.asarray(Image.fromarray(images[2]).resize((20, 24)))]
+    sig = np.stack([image_signature(Image.fromarray(a)) for a in imgs])
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, len(sig), 300), rng.integers(0, len(sig), 300)
+    rows, cols = np.r_[rows, cols, 0, 40, 1], np.r_[cols, rows, 40, 0, 41]  # every pair both ways, copies included
+    each = duplicates._signature_distance(sig, rows, cols, 512)  # every listed pair compared on its own
+    once = signature_distance(sig, rows, cols)
+    assert np.allclose(once, each, atol=1e-5)
+    assert np.allclose(each[:300], each[300:600], atol=1e-5)  # symmetric
+    assert once[-3] == once[-2] < 0.01 and once[-1] < 0.01
+
+
 def test_text_near_copies_by_case_whitespace_punctuation_are_flagged(tmp_path):
     from dqwidgets.examples import load_rotten_tomatoes
 

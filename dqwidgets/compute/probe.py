@@ -161,7 +161,8 @@ def choose_on_folds(path_on, folds: int, n_labelled: int, map_folds=None) -> tup
 
 
 def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="auto", l2="auto",
-                      max_iter: int = 50, seed: int = 0, return_logits: bool = False, return_l2: bool = False):
+                      max_iter: int = 50, seed: int = 0, return_logits: bool = False, return_l2: bool = False,
+                      penalty_only: bool = False):
     """N x C out-of-fold probabilities of a standardised softmax-regression probe.
 
     ``folds``: 5 below 20k labelled samples, 3 above (each fold then still trains on 13k+).
@@ -174,7 +175,9 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
     held-out rows, or, when they leave it undecided and there are at most ``L2_POOLED_ROWS`` labelled
     rows, on every fold's; the folds not on the path are fitted at the chosen penalty. Otherwise the
     weakest penalty. A number: that penalty only.
-    ``return_l2``: also return the penalty used (after the logits when both are asked for)."""
+    ``return_l2``: also return the penalty used (after the logits when both are asked for).
+    ``penalty_only``: return only the penalty ``l2="auto"`` chooses, fitting no more than the choice
+    needs (nothing where the probe is not over-parameterised, the path's folds where it is)."""
     y = np.asarray(y, dtype=np.int64)
     X = np.asarray(X, dtype=np.float32)
     if len(X) != len(y):
@@ -194,6 +197,8 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
         path = L2_PATH if over_parameterised(n_train, X.shape[1], n_classes) else (min(L2_PATH),)
     else:
         path = (float(l2),)
+    if penalty_only and len(path) == 1:
+        return path[0]
     dev = resolve_device(device)
     Xt = torch.as_tensor(X, device=dev)
     yt = torch.as_tensor(y, device=dev)
@@ -233,6 +238,8 @@ def out_of_fold_probs(X, y, n_classes: int, folds: int | None = None, device="au
         pick, pooled = choose_on_folds(fit_path, folds, int(labelled.sum()),
                                        lambda fn, items: cpu_parallel_map(fn, items, dev))
         chosen = path[pick]
+        if penalty_only:
+            return chosen
         for f in pooled:
             Xtest, test, fits = per_fold.pop(f)
             _, W, b = fits[pick]
