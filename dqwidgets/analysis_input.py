@@ -65,6 +65,12 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         name = "precomputed"
     else:
         emb = ds.embed(embedder=embedder, device=device, cache_dir=workdir / "cache", progress=progress)
+        if n and not np.asarray(emb.valid, dtype=bool).any():
+            why = pd.Series(emb.flags["invalid_reason"] if "invalid_reason" in emb.flags.columns else [""] * n)
+            why = why.astype(str).replace("", "unreadable").value_counts()
+            raise ValueError(f"analyze: none of the {n} samples could be embedded ("
+                             + "; ".join(f"{c} rows: {r}" for r, c in why.items())
+                             + f"); check the {ds.modality} column's values")
         X = _numeric_features(emb.features, n)
         flags = _empty_flags(ds.frame.index)
         for c in VALIDITY_COLUMNS:
@@ -75,17 +81,27 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         name = emb.embedder
         signatures = getattr(emb, "signatures", None)
     finite = np.isfinite(X).all(1)
-    if (~finite).any():
-        bad = ~finite & ~flags["is_invalid"].to_numpy()
-        flags.loc[bad, "is_invalid"] = True
-        flags.loc[bad & (flags["invalid_reason"] == "").to_numpy(), "invalid_reason"] = \
-            "features contain NaN or inf"
-        X = np.where(finite[:, None], X, 0.0).astype(np.float32)
+    # a value this large overflows float32 arithmetic (its square is beyond 3.4e38): the row is unusable as is
+    huge = finite & (np.abs(np.where(np.isfinite(X), X, 0.0)).max(1, initial=0.0) >= MAX_ABS_FEATURE)
+    for bad, reason in ((~finite, "features contain NaN or inf"),
+                        (huge, f"features reach {MAX_ABS_FEATURE:.0e} or more (float32 overflows): rescale them")):
+        if bad.any():
+            bad = bad & ~flags["is_invalid"].to_numpy()
+            flags.loc[bad, "is_invalid"] = True
+            flags.loc[bad & (flags["invalid_reason"] == "").to_numpy(), "invalid_reason"] = reason
+    if (~finite | huge).any():
+        X = np.where((finite & ~huge)[:, None], X, 0.0).astype(np.float32)
     valid = ~flags["is_invalid"].to_numpy(dtype=bool)
     n_valid = int(valid.sum())
     if n_valid <= k:
-        raise ValueError(f"analyze: {n_valid} valid samples but k={k} neighbours per sample; "
-                         f"pass k={max(1, n_valid - 1)} or fewer, or add samples")
+        why = flags.loc[~valid, "invalid_reason"].replace("", "unreadable").value_counts()
+        left_out = "; ".join(f"{c} rows: {r}" for r, c in why.items())
+        if n_valid < 2:
+            raise ValueError(f"analyze: {n_valid} valid samples of {n}" + (f" ({left_out})" if left_out else "")
+                             + "; the analysis needs at least 2" + (": fix those rows or their source" if left_out
+                                                                    else ": add samples"))
+        raise ValueError(f"analyze: {n_valid} valid samples" + (f" of {n} ({left_out})" if left_out else "")
+                         + f" but k={k} neighbours per sample; pass k={n_valid - 1} or fewer, or add samples")
 
     labels, codes, classes = _labels(ds, reference)
     flags["is_unlabeled"] = flags["is_unlabeled"].to_numpy() | (codes < 0)
@@ -137,6 +153,9 @@ def text_surface(ds):
     from dqwidgets.compute.text_view import surface_counts
 
     return surface_counts(texts)
+
+
+MAX_ABS_FEATURE = 1e18  # |x| at or above this makes a feature row invalid (float32 squares overflow near 1.8e19)
 
 
 def _empty_flags(index) -> pd.DataFrame:

@@ -135,3 +135,63 @@ def test_background_umap_replaces_the_provisional_layout(tmp_path):
 
     nn = NearestNeighbors(n_neighbors=2).fit(umap_xy).kneighbors(umap_xy, return_distance=False)[:, 1]
     assert (y[nn] == y).mean() > 0.9
+
+
+@pytest.mark.parametrize("how", ["rows shuffled", "constant", "random"])
+def test_features_that_do_not_predict_the_labels_get_no_label_score_and_a_warning(tmp_path, how):
+    """Features in another row order than the labels (or a constant / random embedding) tell nothing
+    about the labels: every label outside the largest class was flagged "wrong" before; now none is
+    scored, and a warning says why. The same features in the right order are scored."""
+    X, y = _blobs(seed=4)
+    rng = np.random.default_rng(4)
+    bad = {"rows shuffled": X[rng.permutation(len(X))], "constant": np.ones_like(X),
+           "random": rng.normal(size=X.shape).astype(np.float32)}[how]
+    with pytest.warns(UserWarning, match="do not predict the labels"):
+        an = _run(dq.Dataset.from_arrays(bad, y), tmp_path / "bad")
+    s = an.samples
+    assert s["label_issue_score"].isna().all() and not s["is_label_issue"].any()
+    assert an.info["label_information"] < 0.02
+    assert an.summary().loc["label_issue", "count"] == 0
+    good = _run(dq.Dataset.from_arrays(X, y), tmp_path / "good")
+    assert good.info["label_information"] > 0.5 and good.samples["label_issue_score"].notna().all()
+
+
+def test_noisy_labels_on_informative_features_are_still_scored(tmp_path):
+    # two classes, 30% of the labels flipped: little information per label, but enough to score them
+    X, y = _blobs(n=600, c=2, seed=5)
+    rng = np.random.default_rng(5)
+    flip = rng.random(len(y)) < 0.3
+    given = np.where(flip, np.where(y == "a", "b", "a"), y)
+    an = _run(dq.Dataset.from_arrays(X, given), tmp_path)
+    s = an.samples
+    assert 0.02 < an.info["label_information"] < 0.3
+    flagged = s["is_label_issue"].to_numpy()
+    assert flagged.sum() > 0.2 * len(y) and flip[flagged].mean() > 0.9
+
+
+def test_values_that_overflow_float32_make_their_rows_invalid_and_a_whole_table_of_them_an_error(tmp_path):
+    X, y = _blobs()
+    X[[2, 9]] *= 1e20  # squares beyond float32's range: the class Gaussians' covariance failed on these
+    an = _run(dq.Dataset.from_arrays(X, y), tmp_path / "rows")
+    s = an.samples
+    assert s.loc[[2, 9], "is_invalid"].all() and s["is_invalid"].sum() == 2
+    assert s.loc[[2, 9], "invalid_reason"].str.contains("rescale").all()
+    with pytest.raises(ValueError, match=r"0 valid samples of 400 \(400 rows: features reach 1e\+18.*rescale"):
+        _run(dq.Dataset.from_arrays(_blobs()[0] * 1e19, y), tmp_path / "all")
+
+
+def test_too_few_valid_rows_name_why_the_others_were_left_out(tmp_path):
+    X, y = _blobs()
+    X[10:] = np.nan
+    with pytest.raises(ValueError, match=r"10 valid samples of 400 \(390 rows: features contain NaN or inf\) "
+                                         r"but k=15 .* pass k=9 or fewer"):
+        _run(dq.Dataset.from_arrays(X, y), tmp_path / "ten")
+    X[:] = np.nan
+    with pytest.raises(ValueError, match=r"0 valid samples of 400 .*needs at least 2: fix those rows"):
+        _run(dq.Dataset.from_arrays(X, y), tmp_path / "none")
+
+
+def test_texts_that_are_all_empty_are_a_clear_error(tmp_path):
+    df = pd.DataFrame({"t": ["", "  ", None, float("nan")] * 10, "label": ["a", "b"] * 20})
+    with pytest.raises(ValueError, match=r"none of the 40 samples could be embedded \(.*empty text.*\)"):
+        _run(dq.Dataset.from_dataframe(df, text="t", label="label"), tmp_path)

@@ -190,3 +190,33 @@ def test_hostile_split_names_stay_inside_and_unstratified_splits_keep_sizes(anal
     sizes = {name: len(pd.read_parquet(out / f)) for name, f in manifest["files"].items()}
     total = sum(sizes.values())
     assert all(abs(sizes[name] - total * f) <= 1 for name, f in {"../../up": .5, "/abs": .25, "ok": .25}.items())
+
+
+def test_an_unlabelled_dataset_exports_and_keeps_the_labels_its_reviewer_gave(tmp_path):
+    """No label column: the export writes every sample (no crash on the manifest's relabels), and
+    labels given in review (new classes, an unlabelled dataset has none) come out in a ``label``
+    column beside an empty ``given_label``; a data column already called ``label`` is not overwritten."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 8)).astype(np.float32)
+    an = dq.analyze(dq.Dataset.from_arrays(X, None), workdir=tmp_path / "w", layout="pca", progress=False)
+    out = an.export(tmp_path / "plain")
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["exported"] == 120 and m["relabelled"]["count"] == 0
+    assert "label" not in pd.read_parquet(out / "all.parquet").columns
+    ids = an.samples.index[:3].tolist()
+    an.review.relabel(ids[:2], "cat", new_label=True)
+    an.review.relabel(ids[2:], "dog", new_label=True)
+    out = an.export(tmp_path / "labelled")
+    df = pd.read_parquet(out / "all.parquet").set_index("id")
+    assert df.loc[ids, "label"].tolist() == ["cat", "cat", "dog"]
+    assert df["label"].notna().sum() == 3 and df["given_label"].isna().all()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["relabelled"]["count"] == 3 and {r["to"] for r in m["relabelled"]["samples"]} == {"cat", "dog"}
+    assert m["counts"]["per_split_label"]["all"]["cat"] == 2
+    # a feature column named "label" in an unlabelled table stays as it is
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(label=np.arange(120) % 2)
+    an2 = dq.analyze(dq.Dataset.from_dataframe(frame),
+                     workdir=tmp_path / "w2", layout="pca", progress=False)
+    an2.review.relabel(an2.samples.index[:1], "cat", new_label=True)
+    df2 = pd.read_parquet(an2.export(tmp_path / "own_label") / "all.parquet")
+    assert (df2["label"].to_numpy() == np.arange(120) % 2).all() and df2["review_label"].notna().sum() == 1

@@ -85,7 +85,7 @@ def export_analysis(dataset, samples: pd.DataFrame, review, thresholds: dict, pa
         omitted, written, folders = {}, {}, []
         if format == "imagefolder":
             label_dirs = folder_names(plan.labels.unique())
-            label_col = dataset.label or "label"
+            label_col = label_column(dataset, plan) or "label"
             files = write_images(dataset, out, tmp, split_dirs, label_dirs, label_col)
             out[["id", "split", label_col]].assign(file=files).to_csv(tmp / "index.csv", index=False)
             written = {name: f"{split_dirs[name]}/" for name in plan.names}
@@ -143,9 +143,9 @@ def _check_arguments(dataset, path, options: Options) -> Path:
 # ---------------------------------------------------------------------------------------- what goes out
 def _plan(dataset, samples: pd.DataFrame, review, options: Options) -> Plan:
     ids = dataset.frame.index
-    labelled = dataset.label is not None
-    reasons = _drop_reasons(samples, review, options.drop, labelled)
-    labels = review.labels().reindex(ids) if labelled else pd.Series(None, index=ids, dtype=object)
+    # an unlabelled dataset has the labels its reviewer gave (None elsewhere)
+    reasons = _drop_reasons(samples, review, options.drop, True)
+    labels = review.labels().reindex(ids)
     if options.format == "imagefolder":
         reasons["unlabelled (imagefolder needs a label)"] = ids[labels.isna().to_numpy()]
     dropped = pd.Index([], dtype=ids.dtype).append(list(reasons.values())).unique()
@@ -198,12 +198,24 @@ def _assign_splits(dataset, samples, keep: pd.Index, kept_labels: pd.Series, opt
     return split, _split_order(split.unique()), "given", moved
 
 
+def label_column(dataset, plan: Plan) -> str | None:
+    """The export's label column: the dataset's; for an unlabelled dataset whose reviewer gave labels,
+    ``label`` (``review_label`` where the data has a column of that name); None otherwise."""
+    if dataset.label is not None:
+        return dataset.label
+    if not plan.labels.notna().any():
+        return None
+    return "review_label" if "label" in dataset.frame.columns else "label"
+
+
 def _rows(dataset, plan: Plan) -> pd.DataFrame:
     """id, split, current and given label, then the dataset's own columns, one row per kept sample."""
-    label_col = dataset.label or "label"
+    label_col = label_column(dataset, plan)
     out = dataset.frame.drop(columns=[c for c in (dataset.label, dataset.split) if c]).reindex(plan.keep)
-    if dataset.label is not None:
-        out.insert(0, f"given_{label_col}", dataset.frame[dataset.label].reindex(plan.keep).to_numpy())
+    if label_col is not None:
+        given = dataset.frame[dataset.label].reindex(plan.keep).to_numpy() if dataset.label is not None \
+            else np.full(len(plan.keep), None, dtype=object)
+        out.insert(0, f"given_{label_col}", given)
         out.insert(0, label_col, plan.labels.to_numpy())
     out = out.rename(columns={"id": "id_column", "split": "split_column"})
     out.insert(0, "split", plan.split.to_numpy())

@@ -16,18 +16,21 @@ from dqwidgets.missing import is_missing
 def manifest(dataset, review, thresholds: dict, options, plan, out: pd.DataFrame, written: dict,
              omitted: dict) -> dict:
     """The manifest of an export of ``out`` (one row per kept sample) planned by ``plan``."""
-    label_col = dataset.label or "label"
+    from dqwidgets.export import label_column
+
+    label_col = label_column(dataset, plan)  # None: no labels, given or from the review
     per_split = {name: int((out["split"] == name).sum()) for name in plan.names}
     per_label = {}
-    if dataset.label is not None:
+    provenance = review.provenance()
+    relabelled = []
+    if label_col is not None:
         for name in plan.names:
             counts = out.loc[out["split"] == name, label_col].value_counts(dropna=False)
             per_label[name] = {str(k): int(v) for k, v in counts.items()}
-    changed = out[out["id"].isin(review.relabelled())] if dataset.label is not None else out.iloc[:0]
-    provenance = review.provenance()
-    why = provenance.reindex(changed["id"])
-    relabelled = records(id=changed["id"], **{"from": changed[f"given_{label_col}"]}, to=changed[label_col],
-                         action=why["label_action"], note=why["label_note"])
+        changed = out[out["id"].isin(review.relabelled())]
+        why = provenance.reindex(changed["id"])
+        relabelled = records(id=changed["id"], **{"from": changed[f"given_{label_col}"]}, to=changed[label_col],
+                             action=why["label_action"], note=why["label_note"])
     why = provenance.reindex(plan.reasons["dropped in review"])
     journal_dropped = records(id=why.index, action=why["status_action"], note=why["status_note"])
     return {
