@@ -22,7 +22,7 @@ from dqwidgets.compute.device import resolve_device
 from dqwidgets.compute.duplicates import near_copy_edges, typical_nn_distance
 from dqwidgets.compute.knn import KnnGraph, knn_graph, knn_query
 from dqwidgets.compute.foreign import RESOLUTIONS as FOREIGN_RESOLUTIONS, find_foreign_clusters
-from dqwidgets.compute.label import MIN_LABEL_INFORMATION, find_label_issues, with_foreign
+from dqwidgets.compute.label import Z_INFORMATION, find_label_issues, with_foreign
 from dqwidgets.compute.layout import FINAL_LAYOUTS, final_layout, pca_layout
 from dqwidgets.compute.ood import (ClassGaussians, RobustScale, combine_ood, default_ood_threshold, energy,
                                    fit_class_gaussians, knn_distance, max_softmax_uncertainty, ood_with_clusters,
@@ -352,7 +352,8 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
                   info={"seconds": seconds, "cpu_seconds": cpu_seconds, "graph_method": graph.method, "device": str(dev), "k": k,
                         "embedder": inp.embedder, "n_issues_per_class": label.per_class(inp.classes),
                         "reference": reference is not None, "training": training_info, "probe_l2": probe_l2,
-                        "label_information": label.information})
+                        "label_information": label.information,
+                        "label_information_z": label.information_z})
     if label.posterior is not None:  # what an.explain shows as the calibrated top classes
         an.calibrated_probs = _spread(label.posterior, pos, inp.n)
     _flag_all(an, chosen)
@@ -432,6 +433,7 @@ class _LabelResult:
     n_issues_per_class: list | None  # confident learning's count of wrong labels per given class
     posterior: np.ndarray | None = None  # calibrated P(true class | x, given label), valid rows x C
     information: float = float("nan")  # nats per labelled sample the evidence tells about the labels
+    information_z: float = float("nan")  # that gain in standard errors (compute.label.label_information)
 
     def per_class(self, classes) -> dict | None:
         return None if self.n_issues_per_class is None else dict(zip(classes, self.n_issues_per_class))
@@ -467,15 +469,15 @@ def _label_step(v: _ValidRows, probs, graph: KnnGraph, reference) -> _LabelResul
     if probs is None or not (v.codes >= 0).any():
         return _LabelResult(np.full(n, np.nan, np.float32), np.full(n, -1, np.int64), 0, None, None)
     lab = find_label_issues(probs, graph.indices if reference is None else None, v.codes)
-    if not lab.information >= MIN_LABEL_INFORMATION:
+    if not lab.information_z > Z_INFORMATION:
         warnings.warn(
-            f"dqwidgets: the features do not predict the labels ({lab.information:.3f} nats per labelled sample "
-            "beyond the class shares): no label can be called wrong from them, so label issues are not scored. "
-            "Check that the features belong to these labels (the same row order, the right embedder or columns).",
-            stacklevel=3)
+            f"dqwidgets: the features do not predict the labels ({lab.information:.4f} nats per labelled sample "
+            f"beyond the class shares, {lab.information_z:.1f} standard errors): no label can be called wrong from "
+            "them, so label issues are not scored. Check that the features belong to these labels (the same row "
+            "order, the right embedder or columns).", stacklevel=3)
     return _LabelResult(lab.label_issue_score, lab.suggested_label, int(lab.is_label_issue.sum()),
                         probs.argmax(1) == v.codes, np.round(lab.n_issues_per_class).astype(int).tolist(),
-                        lab.posterior, lab.information)
+                        lab.posterior, lab.information, lab.information_z)
 
 
 def label_with_foreign(label: _LabelResult, foreign_probability) -> _LabelResult:

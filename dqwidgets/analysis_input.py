@@ -80,6 +80,11 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         properties = emb.properties if emb.properties is not None else properties
         name = emb.embedder
         signatures = getattr(emb, "signatures", None)
+    ref_dim = None if reference is None or getattr(reference, "features", None) is None else reference.features.shape[1]
+    if ref_dim is not None and X.shape[1] != ref_dim:
+        raise ValueError(f"analyze: the features have {X.shape[1]} columns but the reference analysis' have {ref_dim}; "
+                         "a reference compares like with like: embed both with the same embedder (or pass the same "
+                         "feature columns)")
     finite = np.isfinite(X).all(1)
     # a value this large overflows float32 arithmetic (its square is beyond 3.4e38): the row is unusable as is
     huge = finite & (np.abs(np.where(np.isfinite(X), X, 0.0)).max(1, initial=0.0) >= MAX_ABS_FEATURE)

@@ -189,7 +189,7 @@ def _row_of(index: pd.Index, sample_id) -> int:
 
 def _score_columns(samples: pd.DataFrame) -> list[str]:
     main = [i.score_column for i in ISSUES if i.score_column is not None and i.score_column in samples.columns]
-    parts = sorted(c for c in samples.columns if c.startswith("ood_") and c.endswith("_score") and c not in main)
+    parts = sorted(c for c in samples.columns if isinstance(c, str) and c.startswith("ood_") and c.endswith("_score") and c not in main)
     return main + parts
 
 

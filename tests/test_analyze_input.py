@@ -150,10 +150,22 @@ def test_features_that_do_not_predict_the_labels_get_no_label_score_and_a_warnin
         an = _run(dq.Dataset.from_arrays(bad, y), tmp_path / "bad")
     s = an.samples
     assert s["label_issue_score"].isna().all() and not s["is_label_issue"].any()
-    assert an.info["label_information"] < 0.02
+    assert an.info["label_information_z"] <= 3 and an.info["label_information"] < 0.02
     assert an.summary().loc["label_issue", "count"] == 0
     good = _run(dq.Dataset.from_arrays(X, y), tmp_path / "good")
-    assert good.info["label_information"] > 0.5 and good.samples["label_issue_score"].notna().all()
+    assert good.info["label_information"] > 0.5 and good.info["label_information_z"] > 10
+    assert good.samples["label_issue_score"].notna().all()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_binary_features_are_not_scored(tmp_path, seed):
+    # an out-of-fold probe is anti-correlated with random labels (a held-out sample's class is short in its
+    # training folds), and the noise model read that as labels all wrong: 1,245 of 2,000 flagged on one seed
+    rng = np.random.default_rng(100 + seed)
+    X = rng.normal(size=(2000, 32)).astype(np.float32)
+    with pytest.warns(UserWarning, match="do not predict the labels"):
+        an = _run(dq.Dataset.from_arrays(X, rng.integers(0, 2, 2000)), tmp_path)
+    assert not an.samples["is_label_issue"].any()
 
 
 def test_noisy_labels_on_informative_features_are_still_scored(tmp_path):
@@ -164,7 +176,7 @@ def test_noisy_labels_on_informative_features_are_still_scored(tmp_path):
     given = np.where(flip, np.where(y == "a", "b", "a"), y)
     an = _run(dq.Dataset.from_arrays(X, given), tmp_path)
     s = an.samples
-    assert 0.02 < an.info["label_information"] < 0.3
+    assert an.info["label_information"] < 0.3 and an.info["label_information_z"] > 3
     flagged = s["is_label_issue"].to_numpy()
     assert flagged.sum() > 0.2 * len(y) and flip[flagged].mean() > 0.9
 
@@ -195,3 +207,14 @@ def test_texts_that_are_all_empty_are_a_clear_error(tmp_path):
     df = pd.DataFrame({"t": ["", "  ", None, float("nan")] * 10, "label": ["a", "b"] * 20})
     with pytest.raises(ValueError, match=r"none of the 40 samples could be embedded \(.*empty text.*\)"):
         _run(dq.Dataset.from_dataframe(df, text="t", label="label"), tmp_path)
+
+
+def test_a_reference_of_another_width_and_numbered_columns_are_handled(tmp_path):
+    X, y = _blobs()
+    ref = _run(dq.Dataset.from_arrays(X, y), tmp_path / "ref")
+    with pytest.raises(ValueError, match="features have 4 columns but the reference analysis' have 8"):
+        _run(dq.Dataset.from_arrays(X[:50, :4], y[:50]), tmp_path / "new", reference=ref)
+    # a table whose columns are numbered (pd.DataFrame(X)): explain and export read past the int column names
+    an = _run(dq.Dataset.from_dataframe(pd.DataFrame(X).assign(label=y), label="label"), tmp_path / "int")
+    assert "label_issue_score" in an.explain(an.samples.index[0]).scores
+    assert (an.export(tmp_path / "out", format="csv") / "manifest.json").exists()

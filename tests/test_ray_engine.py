@@ -68,11 +68,16 @@ def assert_same(ray_an, local_an, flag_share=0.995, rho=0.99):
         same = (r[col].to_numpy() == lo[col].to_numpy()).mean()
         assert same >= flag_share, f"{col}: only {same:.4f} of the flags agree"
     for col in ("label_issue_score", "ood_score", "duplicate_score"):
+        if col == "label_issue_score" and r[col].isna().all() and lo[col].isna().all():
+            # random labels: neither engine scores labels the features do not predict (compute.label.label_information)
+            assert ray_an.info["label_information_z"] <= 3 and local_an.info["label_information_z"] <= 3
+            continue
         ok = r[col].notna() & lo[col].notna()
         assert ok.sum() > 0.9 * len(r)
         got = spearmanr(r.loc[ok, col], lo.loc[ok, col]).statistic
         assert got >= rho, f"{col}: Spearman {got:.4f} between the engines"
-    assert (r["suggested_label"] == lo["suggested_label"]).mean() >= flag_share
+    missing = object()  # None == None is False in a pandas comparison: both engines suggesting none agree
+    assert (r["suggested_label"].fillna(missing) == lo["suggested_label"].fillna(missing)).mean() >= flag_share
 
 
 def test_import_dqwidgets_never_imports_ray():

@@ -377,3 +377,18 @@ def test_unreadable_images_become_placeholders_with_the_reason(tmp_path):
     blobs, errors = grid.thumbnails(ds, list(ds.ids), 64)
     assert blobs[0] is not None and grid.image_mime(blobs[0]).startswith("image/")
     assert blobs[1] is None and "broken.png" in errors[1] and "not an image" in errors[1], errors[1]
+
+
+def test_labels_the_features_do_not_predict_open_with_a_notice_and_no_label_flags(tmp_path):
+    feats, labels = _pooled_pixels(120)
+    shuffled = feats[np.random.default_rng(0).permutation(len(feats))]  # rows in another order than the labels
+    with pytest.warns(UserWarning, match="do not predict the labels"):
+        an = dq.analyze(dq.Dataset.from_arrays(shuffled, labels), workdir=tmp_path, layout="pca", progress=False)
+    wire = Wire(Explorer(an))
+    init = wire.ask("init")[0]
+    assert any("labels not scored" in n for n in init["notices"])
+    assert init["can_relabel"]  # the reviewer can still relabel by hand
+    assert not an.samples["is_label_issue"].any()
+    content, _ = wire.ask("map", color_by="issue", positions=True)
+    assert "error" not in content
+    assert len(an.review_queue()) == int(an.samples["is_ood"].sum())  # no label card is queued

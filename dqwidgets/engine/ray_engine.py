@@ -1354,7 +1354,8 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, region_f
             "embedder": "precomputed" if ds.modality == "embedding" else str(embed_info.get("embedder")),
             "n_issues_per_class": label.per_class(inp.classes), "reference": False, "training": training_info,
             "engine": "ray", "engine_options": opt, "embed_chunks_computed": embed_info.get("computed"),
-            "run_dir": str(Path(graph_files["indices"]).parent), "label_information": label.information}
+            "run_dir": str(Path(graph_files["indices"]).parent), "label_information": label.information,
+            "label_information_z": label.information_z}
     an = Analysis(ds, samples, slices=slices, spurious=spurious, drift=drift,
                   features=np.load(features_file, mmap_mode="r"), valid=inp.valid, graph=graph, pred_probs=probs_all,
                   classes=list(inp.classes), context=context,

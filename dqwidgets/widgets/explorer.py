@@ -190,6 +190,9 @@ class Explorer(anywidget.AnyWidget):
             out.append("unlabelled data: there are no label issues to find and relabelling is off")
         elif labels.dropna().nunique() < 2:
             out.append("a single class: label issues need at least two classes")
+        elif "label_issue_score" in samples.columns and not samples["label_issue_score"].notna().any():
+            out.append("labels not scored: the features do not predict them (an.info['label_information']); "
+                       "check that the features belong to these labels")
         for col, what in (("is_unreadable", "could not be loaded (shown as placeholders with the reason)"),
                           ("is_invalid", "were left out of the analysis (see an.samples.invalid_reason)")):
             if col in samples.columns and samples[col].fillna(False).astype(bool).any():
