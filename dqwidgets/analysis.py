@@ -561,6 +561,8 @@ def ood_scores(raw: dict, codes: np.ndarray, graph_indices, probs, logits, user_
             if written is not None:
                 out["ood_surface_cluster_score"] = written.astype(np.float32)
                 cluster = np.maximum(cluster, written)
+        # the nodes beside a foreign region: their neighbours' share as the prior, their own label as evidence
+        cluster = foreign.with_label_evidence(cluster, graph_indices)
         out["ood_cluster_score"] = cluster.astype(np.float32)
         out["ood_score"] = ood_with_clusters(out["ood_score"], cluster)
         out["_ood_default"] = default_ood_threshold(out["ood_score"], cluster)

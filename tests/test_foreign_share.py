@@ -59,3 +59,48 @@ def test_spreading_to_the_neighbours_in_row_blocks_is_the_whole_array_pass(monke
     whole = _spread_to_neighbours(prob, nb)
     monkeypatch.setattr(slices, "_BLOCK", 7)
     assert np.array_equal(_spread_to_neighbours(prob, nb), whole) and (whole > prob).any()
+
+
+def _star(k=15, inside=2, p_region=0.9):
+    """Node 0 with ``inside`` of its k neighbours in a foreign region (P = p_region), the rest at 0."""
+    nb = np.full((k + 1, k), -1)
+    nb[0] = np.arange(1, k + 1)
+    prob = np.zeros(k + 1)
+    prob[1:1 + inside] = p_region
+    return prob, nb
+
+
+def test_a_random_label_beside_a_foreign_region_is_raised_a_label_the_probe_reads_is_not():
+    from dqwidgets.compute.foreign import _neighbour_mean, neighbourhood_posterior
+
+    prob, nb = _star()
+    pi = _neighbour_mean(prob, nb)[0]
+    assert abs(pi - 2 * 0.9 / 15) < 1e-12
+    ones = np.ones(len(prob))
+    # a label the probe does not read (a random one of 8 classes where the probe names another class)
+    p_prior, p_probe = ones.copy(), ones.copy()
+    p_prior[0], p_probe[0] = 1 / 8, 0.01
+    raised = neighbourhood_posterior(prob, nb, p_prior, p_probe)
+    assert raised[0] > 0.5  # Bayes: 0.12 x 0.125 / (0.12 x 0.125 + 0.88 x 0.01) = 0.63
+    assert np.isclose(raised[0], pi / 8 / (pi / 8 + (1 - pi) * 0.01))
+    # the same place, a label the probe reads: far below its neighbours' mean (0.12 -> 0.02)
+    p_probe[0] = 0.9
+    kept = neighbourhood_posterior(prob, nb, p_prior, p_probe)
+    assert kept[0] < pi / 5 and np.array_equal(kept[1:], prob[1:])
+    # no label (p_prior = p_probe = 1): the neighbours' mean, as the spreading gives
+    assert np.isclose(neighbourhood_posterior(prob, nb, ones, ones)[0], pi)
+    # it only raises: never below the probability it is given
+    assert (neighbourhood_posterior(prob, nb, p_prior, p_probe) >= prob).all()
+
+
+def test_no_foreign_region_means_no_change_and_no_probe_means_no_label_evidence():
+    from dqwidgets.compute.foreign import ForeignClusters
+
+    prob, nb = _star()
+    zero = np.zeros(len(prob))
+    ones = np.ones(len(prob))
+    fc = ForeignClusters(np.zeros(len(prob), np.int64), zero, p_prior=ones / 8, p_probe=ones / 100)
+    assert np.array_equal(fc.with_label_evidence(zero, nb), zero)  # nothing foreign anywhere: nothing raised
+    assert fc.with_label_evidence(prob, nb)[0] > 0.5
+    unread = ForeignClusters(np.zeros(len(prob), np.int64), prob)  # labels not read (no probe): unchanged
+    assert np.array_equal(unread.with_label_evidence(prob, nb), prob)
