@@ -160,7 +160,7 @@ def test_features_that_do_not_predict_the_labels_get_no_label_score_and_a_warnin
 @pytest.mark.parametrize("seed", range(8))
 def test_random_binary_features_are_not_scored(tmp_path, seed):
     # an out-of-fold probe is anti-correlated with random labels (a held-out sample's class is short in its
-    # training folds), and the noise model read that as labels all wrong: 1,245 of 2,000 flagged on one seed
+    # training folds), and the noise model read that as labels all wrong (bench_label_information: 1,864 of 2,000)
     rng = np.random.default_rng(100 + seed)
     X = rng.normal(size=(2000, 32)).astype(np.float32)
     with pytest.warns(UserWarning, match="do not predict the labels"):

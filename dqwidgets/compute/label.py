@@ -24,8 +24,9 @@
   (``label_information``: features in another row order than the labels, a constant or random
   embedding, one class per sample), the score is NaN and nothing is flagged, with a warning: otherwise
   an uninformative probe, read as the clean posterior, made every label outside the largest class
-  "wrong" (constant features: 300 of 300 flagged), or the noise model read an out-of-fold probe's
-  anti-correlation with random labels as labels all wrong (random binary features: 1,245 of 2,000).
+  "wrong" (constant features: 183 of 300 flagged), or the noise model read an out-of-fold probe's
+  anti-correlation with random labels as labels all wrong (random binary features: 1,864 of 2,000;
+  bench/results/bench_label_information.md).
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def label_information(combined: np.ndarray, label_codes: np.ndarray, max_rows: i
     predict the labels (features in another row order than the labels, a constant or random embedding,
     a label that names each sample), and a noise model fitted there reads an out-of-fold probe's
     anti-correlation with random labels (a held-out sample's own class is short in its training folds)
-    as labels all wrong (random binary features: 1,245 of 2,000 flagged). Read on a random
+    as labels all wrong (random binary features: 1,864 of 2,000 flagged; bench_label_information). Read on a random
     ``max_rows`` of the labelled rows at most (the test needs no more; it keeps the cost flat in N)."""
     from dqwidgets.compute.calibration import _log_softmax, fit_temperature, probs_to_logits
 
