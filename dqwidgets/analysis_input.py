@@ -87,7 +87,7 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
                          "feature columns)")
     finite = np.isfinite(X).all(1)
     # a value this large overflows float32 arithmetic (its square is beyond 3.4e38): the row is unusable as is
-    huge = finite & (np.abs(np.where(np.isfinite(X), X, 0.0)).max(1, initial=0.0) >= MAX_ABS_FEATURE)
+    huge = finite & (np.abs(X).max(1, initial=0.0) >= MAX_ABS_FEATURE)  # a NaN row's max is NaN: not huge
     for bad, reason in ((~finite, "features contain NaN or inf"),
                         (huge, f"features reach {MAX_ABS_FEATURE:.0e} or more (float32 overflows): rescale them")):
         if bad.any():

@@ -32,7 +32,7 @@ import pandas as pd
 from dqwidgets.compute.splits import group_ids, keep_groups_together, split_by_fraction
 from dqwidgets.export.files import (ExportExistsError, existing_export_action, fsync, move_into_place,
                                     partial_folder, table_columns, write_images, write_table)
-from dqwidgets.export.manifest import manifest, manifest_text
+from dqwidgets.export.manifest import label_column, manifest, manifest_text
 from dqwidgets.export.names import folder_names, safe_name
 from dqwidgets.issues import EXPORT_DROPS
 from dqwidgets.missing import plain_scalar
@@ -144,7 +144,7 @@ def _check_arguments(dataset, path, options: Options) -> Path:
 def _plan(dataset, samples: pd.DataFrame, review, options: Options) -> Plan:
     ids = dataset.frame.index
     # an unlabelled dataset has the labels its reviewer gave (None elsewhere)
-    reasons = _drop_reasons(samples, review, options.drop, True)
+    reasons = _drop_reasons(samples, review, options.drop)
     labels = review.labels().reindex(ids)
     if options.format == "imagefolder":
         reasons["unlabelled (imagefolder needs a label)"] = ids[labels.isna().to_numpy()]
@@ -155,11 +155,11 @@ def _plan(dataset, samples: pd.DataFrame, review, options: Options) -> Plan:
     return Plan(reasons, dropped, keep, kept_labels, split, names, source, moved)
 
 
-def _drop_reasons(samples: pd.DataFrame, review, drop, labelled) -> dict[str, pd.Index]:
+def _drop_reasons(samples: pd.DataFrame, review, drop) -> dict[str, pd.Index]:
     """reason -> ids dropped for it. A sample may have several reasons."""
     reasons = {"dropped in review": review.dropped()}
     ok = review.marked_ok()
-    corrected = review.relabelled() if labelled else pd.Index([])
+    corrected = review.relabelled()
     for flag in drop:
         flagged = samples.index[samples[flag].fillna(False).to_numpy(dtype=bool)]
         exempt = ok.union(corrected) if flag == "is_label_issue" else ok
@@ -196,16 +196,6 @@ def _assign_splits(dataset, samples, keep: pd.Index, kept_labels: pd.Series, opt
              for i in order if home[i] != codes[i]]
     split = pd.Series(np.asarray(names, dtype=object)[home], index=keep)
     return split, _split_order(split.unique()), "given", moved
-
-
-def label_column(dataset, plan: Plan) -> str | None:
-    """The export's label column: the dataset's; for an unlabelled dataset whose reviewer gave labels,
-    ``label`` (``review_label`` where the data has a column of that name); None otherwise."""
-    if dataset.label is not None:
-        return dataset.label
-    if not plan.labels.notna().any():
-        return None
-    return "review_label" if "label" in dataset.frame.columns else "label"
 
 
 def _rows(dataset, plan: Plan) -> pd.DataFrame:

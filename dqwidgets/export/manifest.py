@@ -13,11 +13,19 @@ from dqwidgets._version import __version__
 from dqwidgets.missing import is_missing
 
 
+def label_column(dataset, plan) -> str | None:
+    """The export's label column: the dataset's; for an unlabelled dataset whose reviewer gave labels
+    (``plan.labels``), ``label`` (``review_label`` where the data has a column of that name); None otherwise."""
+    if dataset.label is not None:
+        return dataset.label
+    if not plan.labels.notna().any():
+        return None
+    return "review_label" if "label" in dataset.frame.columns else "label"
+
+
 def manifest(dataset, review, thresholds: dict, options, plan, out: pd.DataFrame, written: dict,
              omitted: dict) -> dict:
     """The manifest of an export of ``out`` (one row per kept sample) planned by ``plan``."""
-    from dqwidgets.export import label_column
-
     label_col = label_column(dataset, plan)  # None: no labels, given or from the review
     per_split = {name: int((out["split"] == name).sum()) for name in plan.names}
     per_label = {}
