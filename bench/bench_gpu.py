@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+DRY = False  # --dry-run: the whole script on the CPU at toy sizes, to check it before a GPU is lent
 
 
 def require_cuda():
@@ -57,28 +58,55 @@ def mixture(n: int, d: int, c: int = 10, seed: int = 0):
     return X, y_noisy, flip
 
 
-def bench_analyze(n: int, d: int, dev) -> dict:
+def bench_analyze(n: int, d: int, dev, report=None) -> dict:
+    """dq.analyze at N x D with the GPU layout (``layout="umap-torch"``), then umap-learn's layout on
+    the same graph; ``report(partial)`` is called after each phase so a cut run keeps what it measured."""
     import torch
     from sklearn.metrics import roc_auc_score
 
     import dqwidgets as dq
+    from dqwidgets.compute.knn import _prepare, _search
 
+    report = report or (lambda r: None)
     X, y, flip = mixture(n, d)
     warm = dq.analyze(dq.Dataset.from_arrays(X[:5000], y[:5000]), device=dev, progress=False,
-                      workdir=tempfile.mkdtemp())          # CUDA context, kernels, lazy imports
+                      workdir=tempfile.mkdtemp(), layout="umap-torch")   # CUDA context, kernels, lazy imports
     del warm
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
+    r = {"n": n, "d": d, "layout": "umap-torch"}
     with tempfile.TemporaryDirectory() as workdir:
         t = time.perf_counter()
-        an = dq.analyze(dq.Dataset.from_arrays(X, y), device=dev, progress=False, workdir=workdir)
-        first_view = time.perf_counter() - t
+        an = dq.analyze(dq.Dataset.from_arrays(X, y), device=dev, progress=True, workdir=workdir,
+                        layout="umap-torch", wait_layout=False)
+        r["first_view_s"] = time.perf_counter() - t
+        r.update(seconds=dict(an.info["seconds"]), cpu_seconds=dict(an.info["cpu_seconds"]),
+                 graph=an.info.get("graph_method"),
+                 label_auroc=float(roc_auc_score(flip, an.samples["label_issue_score"].fillna(0))),
+                 label_flags=int(an.samples["is_label_issue"].sum()),
+                 label_precision=float(flip[an.samples["is_label_issue"].to_numpy()].mean()))
+        report(r)
         an.wait_layout()
-        wall = time.perf_counter() - t
-    return {"n": n, "d": d, "wall_s": wall, "seconds": dict(an.info["seconds"]),
-            "first_view_s": first_view, "graph": an.info.get("graph_method"),
-            "label_auroc": float(roc_auc_score(flip, an.samples["label_issue_score"].fillna(0))),
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20}
+        r["wall_s"] = time.perf_counter() - t
+        r["seconds"] = dict(an.info["seconds"])
+        r["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        # the float16 product + float32 re-ranking against the float32 product, on 2,000 queries
+        rows = np.random.default_rng(1).choice(n, 2000, replace=False)
+        P = _prepare(torch.as_tensor(X).to(dev), "cosine")
+        exact, _ = _search(P[rows], P, an.graph.k + 1, "cosine", None, low_precision=None)
+        exact = exact[:, 1:].cpu().numpy()   # the query itself first
+        r["knn_recall_vs_float32"] = float(np.mean([len(set(a) & set(b)) / an.graph.k
+                                                    for a, b in zip(exact, an.graph.indices[rows])]))
+        del P
+        report(r)
+        from dqwidgets.compute.layout import final_layout
+
+        init = an.samples[["x", "y"]].to_numpy(np.float32) if {"x", "y"} <= set(an.samples) else None
+        t = time.perf_counter()
+        final_layout("umap", an.graph, init=None, seed=0, features=X, device=dev)
+        r["umap_learn_layout_s"] = time.perf_counter() - t
+        report(r)
+    return r
 
 
 def bench_images(n: int, dev) -> list[dict]:
@@ -91,11 +119,11 @@ def bench_images(n: int, dev) -> list[dict]:
 
     out = []
     model = EfficientNetLite0(input_size=224)
-    batch = torch.randint(0, 255, (256, 3, 224, 224), dtype=torch.uint8)
+    batch = torch.randint(0, 255, (8 if DRY else 256, 3, 224, 224), dtype=torch.uint8)
     model.embed_batch(batch[:8], dev)
     torch.cuda.synchronize()
     t = time.perf_counter()
-    reps = 20
+    reps = 1 if DRY else 20
     for _ in range(reps):
         model.embed_batch(batch, dev)
     torch.cuda.synchronize()
@@ -121,36 +149,51 @@ def bench_texts(n: int, dev) -> dict:
     from dqwidgets.embed.resolve import resolve_embedder
     from dqwidgets.examples import load_rotten_tomatoes
 
-    texts = load_rotten_tomatoes(n=n, seed=0)["text"].astype(str).tolist()
-    emb = resolve_embedder("auto", "text")
-    emb.embed_batch(texts[:64], dev)
+    try:
+        texts = load_rotten_tomatoes(n=n, seed=0)["text"].astype(str).tolist()
+        emb = resolve_embedder("auto", "text")
+        emb.embed_batch(texts[:64], dev)
+    except Exception as err:  # e.g. the model or the snippets are not installed on this machine
+        return {"what": "all-MiniLM-L6-v2 pipeline, Rotten Tomatoes", "n": 0, "per_s": float("nan"),
+                "not_run": f"{type(err).__name__}: {err}"[:300]}
     t = time.perf_counter()
     embed_texts(texts, emb, dev, None, progress=False)
     return {"what": "all-MiniLM-L6-v2 pipeline, Rotten Tomatoes", "n": len(texts),
             "per_s": len(texts) / (time.perf_counter() - t)}
 
 
-def write(result: dict) -> Path:
+def write(result: dict, out: Path | None = None) -> Path:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", result["device"]).strip("-").lower()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"gpu-{slug}.json").write_text(json.dumps(result, indent=1))
+    text_json = json.dumps(result, indent=1)
     a = result.get("analyze")
     lines = [f"# bench_gpu on {result['device']}", "",
              f"torch {result['torch']}, CUDA {result['cuda']}, {result['cpus']} CPUs; "
              f"load average {result['loadavg']}", ""]
     if a:
-        steps = ", ".join(f"{k} {v:.2f}" for k, v in a["seconds"].items())
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in a.get("seconds", {}).items())
+
+        def fig(key, fmt="{:.1f} s"):
+            return "not reached (the run was cut)" if a.get(key) is None else fmt.format(a[key])
+
         lines += ["| what | figure | goal |", "|---|---|---|",
-                  f"| dq.analyze {a['n']:,} x {a['d']}, final layout | {a['wall_s']:.1f} s | <= 30 s |",
-                  f"| first view (wait_layout=False returns) | {a['first_view_s']:.1f} s | |",
-                  f"| label-issue AUROC (10% flipped) | {a['label_auroc']:.4f} | |",
-                  f"| peak GPU memory | {a['peak_gpu_mb']:,.0f} MB | |", "",
-                  f"graph: {a['graph']}; steps (s): {steps}", ""]
+                  f"| dq.analyze {a['n']:,} x {a['d']}, final layout (umap-torch on the GPU) | {fig('wall_s')} | <= 30 s |",
+                  f"| first view (wait_layout=False returns) | {fig('first_view_s')} | |",
+                  f"| label-issue AUROC (10% flipped) | {fig('label_auroc', '{:.4f}')} | |",
+                  f"| label flags / precision | {fig('label_flags', '{:,}')} / {fig('label_precision', '{:.3f}')} | |",
+                  f"| kNN recall vs the float32 product (2,000 queries) | {fig('knn_recall_vs_float32', '{:.4f}')} | |",
+                  f"| peak GPU memory | {fig('peak_gpu_mb', '{:,.0f} MB')} | |",
+                  f"| umap-learn layout on the same graph (CPU) | {fig('umap_learn_layout_s')} | |", "",
+                  f"graph: {a.get('graph')}; steps (s): {steps}", ""]
     lines += ["| embedder | samples | per second |", "|---|---|---|"]
     for r in result.get("embed", []):
-        lines.append(f"| {r['what']} | {r['n']:,} | {r['per_s']:,.0f} |")
+        lines.append(f"| {r['what']} | {r['n']:,} | {r['per_s']:,.0f} |"
+                     + (f" not run: {r['not_run']}" if r.get("not_run") else ""))
     path = RESULTS / f"gpu-{slug}.md"
-    path.write_text("\n".join(lines) + "\n")
+    for folder in [RESULTS] + ([out] if out else []):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"gpu-{slug}.json").write_text(text_json)
+        (folder / f"gpu-{slug}.md").write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -160,16 +203,40 @@ def main():
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--texts", type=int, default=20_000)
+    ap.add_argument("--out", type=Path, default=None, help="also write the result files into this folder")
+    ap.add_argument("--only", choices=("analyze", "embed"), default=None)
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the script on a CPU at toy sizes (writes only into --out)")
     args = ap.parse_args()
-    dev = require_cuda()
+    if args.dry_run:
+        global DRY, RESULTS
+        import torch
+
+        DRY, RESULTS, dev = True, args.out or Path(tempfile.mkdtemp()), torch.device("cpu")
+        for name in ("synchronize", "reset_peak_memory_stats"):
+            setattr(torch.cuda, name, lambda *a, **k: None)
+        torch.cuda.max_memory_allocated = lambda *a, **k: 0
+        torch.cuda.get_device_name = lambda *a, **k: "dry-run CPU"
+    else:
+        dev = require_cuda()
     import torch
 
     result = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__, "cuda": torch.version.cuda,
-              "cpus": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
-    result["analyze"] = bench_analyze(args.n, args.d, dev)
-    print(f"analyze {args.n:,} x {args.d}: {result['analyze']['wall_s']:.1f} s", flush=True)
-    result["embed"] = bench_images(args.images, dev) + [bench_texts(args.texts, dev)]
-    print(f"wrote {write(result)}")
+              "cpus": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()], "embed": []}
+    if args.only != "analyze":   # the embedders first: minutes at most, and figures even if analyze is cut
+        result["embed"] = bench_images(args.images, dev)
+        write(result, args.out)
+        print(f"images: {[round(r['per_s']) for r in result['embed']]} per s", flush=True)
+        result["embed"].append(bench_texts(args.texts, dev))
+        write(result, args.out)
+    if args.only != "embed":
+        def report(partial):
+            result["analyze"] = partial
+            write(result, args.out)
+            print({k: v for k, v in partial.items() if k != "cpu_seconds"}, flush=True)
+
+        bench_analyze(args.n, args.d, dev, report)
+    print(f"wrote {write(result, args.out)}")
 
 
 if __name__ == "__main__":

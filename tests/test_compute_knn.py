@@ -38,6 +38,32 @@ def test_exact_chunks_give_the_same_graph(monkeypatch):
     np.testing.assert_array_equal(full.indices, chunked.indices)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_low_precision_product_reranked_in_float32_gives_the_float32_graph(metric, monkeypatch):
+    """The GPU path: the candidate product in a low precision (bfloat16 here, coarser than the float16
+    used on a GPU), the k + RERANK_EXTRA best re-ranked in float32. Clustered data with close
+    neighbours, in chunks: the neighbours are the float32 ones and the distances float32 ones."""
+    import dqwidgets.compute.knn as knn
+
+    rng = np.random.default_rng(2)
+    X = (rng.normal(size=(20, 64))[rng.integers(0, 20, 600)] + 0.3 * rng.normal(size=(600, 64))).astype(np.float32)
+    P = knn._prepare(torch.as_tensor(X), metric)
+    i32, d32 = knn._search(P, P, 10, metric, self_offset=0, low_precision=None)
+    monkeypatch.setattr(knn, "_CHUNK_ELEMENTS", 600 * 64)  # several chunks
+    i16, d16 = knn._search(P, P, 10, metric, self_offset=0, low_precision=torch.bfloat16)
+    same = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i32.numpy(), i16.numpy())])
+    assert same > 0.995
+    assert not (i16.numpy() == np.arange(600)[:, None]).any()
+    np.testing.assert_allclose(np.sort(d16.numpy(), 1), np.sort(d32.numpy(), 1), atol=1e-3)
+    # the bfloat16 product's own top-k, not re-ranked, loses neighbours: the test can tell
+    sim = (P.bfloat16() @ P.bfloat16().T).float()
+    if metric == "euclidean":
+        sim = 2 * sim - (P * P).sum(1)
+    sim.fill_diagonal_(-float("inf"))
+    raw = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i32.numpy(), sim.topk(10, 1).indices.numpy())])
+    assert raw < same
+
+
 def _recall(exact, approx) -> float:
     """Share of the exact graph's neighbours that the approximate graph also found."""
     k = exact.indices.shape[1]
