@@ -109,6 +109,23 @@ def bench_analyze(n: int, d: int, dev, report=None) -> dict:
     return r
 
 
+def bench_first_view(n: int, d: int, dev) -> dict:
+    """Seconds until ``dq.analyze(..., wait_layout=False)`` returns (scores, flags, provisional map)."""
+    import dqwidgets as dq
+
+    X, y, _ = mixture(n, d)
+    dq.analyze(dq.Dataset.from_arrays(X[:5000], y[:5000]), device=dev, progress=False,
+               workdir=tempfile.mkdtemp(), layout="pca")
+    with tempfile.TemporaryDirectory() as workdir:
+        t = time.perf_counter()
+        an = dq.analyze(dq.Dataset.from_arrays(X, y), device=dev, progress=False, workdir=workdir,
+                        layout="umap-torch", wait_layout=False)
+        first = time.perf_counter() - t
+        an.wait_layout()
+        return {"n": n, "d": d, "first_view_s": first, "final_s": time.perf_counter() - t,
+                "seconds": dict(an.info["seconds"])}
+
+
 def bench_images(n: int, dev) -> list[dict]:
     import pandas as pd
     import torch
@@ -185,6 +202,13 @@ def write(result: dict, out: Path | None = None) -> Path:
                   f"| peak GPU memory | {fig('peak_gpu_mb', '{:,.0f} MB')} | |",
                   f"| umap-learn layout on the same graph (CPU) | {fig('umap_learn_layout_s')} | |", "",
                   f"graph: {a.get('graph')}; steps (s): {steps}", ""]
+    if result.get("first_view"):
+        lines += ["| first view (wait_layout=False) | seconds | final layout (umap-torch) | steps (s) |",
+                  "|---|---|---|---|"]
+        for r in result["first_view"]:
+            lines.append(f"| {r['n']:,} x {r['d']} | {r['first_view_s']:.1f} | {r['final_s']:.1f} | "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in r["seconds"].items()) + " |")
+        lines.append("")
     lines += ["| embedder | samples | per second |", "|---|---|---|"]
     for r in result.get("embed", []):
         lines.append(f"| {r['what']} | {r['n']:,} | {r['per_s']:,.0f} |"
@@ -204,7 +228,10 @@ def main():
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--texts", type=int, default=20_000)
     ap.add_argument("--out", type=Path, default=None, help="also write the result files into this folder")
-    ap.add_argument("--only", choices=("analyze", "embed"), default=None)
+    ap.add_argument("--only", choices=("analyze", "embed"), default=None,
+                    help="run one part; the other part's figures are kept from the device's earlier result file")
+    ap.add_argument("--first-view", default="",
+                    help="also time the first view (wait_layout=False) at these sizes, e.g. 100000x128,300000x128")
     ap.add_argument("--dry-run", action="store_true",
                     help="check the script on a CPU at toy sizes (writes only into --out)")
     args = ap.parse_args()
@@ -223,6 +250,19 @@ def main():
 
     result = {"device": torch.cuda.get_device_name(dev), "torch": torch.__version__, "cuda": torch.version.cuda,
               "cpus": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()], "embed": []}
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", result["device"]).strip("-").lower()
+    earlier = RESULTS / f"gpu-{slug}.json"
+    if args.only and earlier.exists():  # keep the part not run now
+        old = json.loads(earlier.read_text())
+        keep = "analyze" if args.only == "embed" else "embed"
+        if keep in old:
+            result[keep] = old[keep]
+            result[f"{keep}_from_earlier_run"] = True
+    for size in filter(None, args.first_view.split(",")):
+        n, d = (int(v) for v in size.lower().split("x"))
+        result.setdefault("first_view", []).append(bench_first_view(n, d, dev))
+        write(result, args.out)
+        print(result["first_view"][-1], flush=True)
     if args.only != "analyze":   # the embedders first: minutes at most, and figures even if analyze is cut
         result["embed"] = bench_images(args.images, dev)
         write(result, args.out)

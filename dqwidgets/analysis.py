@@ -315,7 +315,7 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     # precomputed features the cells each pair differs in (compute.duplicates)
     edges, duplicate_default, duplicate_pairs = step("duplicates", near_copy_edges, graph.distances, graph.metric, graph.indices,
                                     None if inp.signatures is None else inp.signatures[pos],
-                                    v.features if features_are_cells(ds) else None)
+                                    v.features if features_are_cells(ds) else None, device=dev)
     slice_id, slices, spurious, drift = step("slices", _tables, inp, v, graph, probs, label, seed)
     release_graph(graph.indices)  # the adjacency and Leiden partitions the ood and slices steps shared
     xy = step("layout_pca", pca_layout, v.features, seed)

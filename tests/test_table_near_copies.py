@@ -178,3 +178,27 @@ def test_mixed_categorical_table_of_distinct_rows_is_not_flagged(tmp_path):
                           **{f"i{j}": rng.integers(0, 5, n) for j in range(3)}})
     an = _analyze(frame, rng.choice(["u", "v"], n), tmp_path)
     assert (an.samples["duplicate_group"].to_numpy() >= 0).mean() <= 0.005
+
+
+def test_the_gpu_path_of_the_cell_channel_gives_the_numpy_results():
+    """``with_cells`` on a GPU compares the cells there (``gpu_cells``); the code is device-agnostic
+    torch, so on a CPU tensor it must give exactly the numpy path's mismatches and band candidates."""
+    import torch
+
+    from dqwidgets.compute.duplicates import cell_candidates
+
+    rng = np.random.default_rng(3)
+    X, copy_of = _copies(datasets.load_digits().data[:600], rng, 40, 3,
+                         lambda v, r: v + r.choice([-1, 1], len(v)))
+    X = X.astype(np.float32)
+    X[5, :4] = -0.0  # -0 and 0 are the same cell for both paths
+    g = knn_graph(X, 10, device="cpu")
+    rows = rng.permutation(len(X))
+    t = torch.as_tensor(X)
+    np.testing.assert_array_equal(cell_mismatches(X, g.indices, rows, gpu_cells=t),
+                                  cell_mismatches(X, g.indices, rows))
+    a_np, b_np = cell_candidates(X, rows)
+    a_t, b_t = cell_candidates(X, rows, gpu_cells=t)
+    assert len(a_np) > 0
+    np.testing.assert_array_equal(a_np, a_t)
+    np.testing.assert_array_equal(b_np, b_t)
