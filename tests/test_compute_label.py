@@ -73,3 +73,29 @@ def test_the_noise_model_in_row_blocks_gives_the_same_flags(monkeypatch):
     assert np.allclose(one.posterior.sum(1), 1.0, atol=1e-4) and np.allclose(blocked.posterior.sum(1), 1.0, atol=1e-4)
     # the flipped labels are what is flagged
     assert (blocked.is_label_issue & (given != y) & lab).sum() >= 0.8 * blocked.is_label_issue.sum()
+
+
+def test_the_temperature_searched_on_a_sample_of_rows_gives_the_same_flags(monkeypatch):
+    """Above TEMPERATURE_ROWS labelled rows the noise model's temperature is searched on a seeded sample
+    of them (speed at 1M); the flags must be those of the search over every row. Sorted-by-class
+    labels: a sample of the first rows would see one class and get another temperature."""
+    import dqwidgets.compute.label as label
+    from dqwidgets.compute.calibration import expected_f1_count
+
+    rng = np.random.default_rng(0)
+    n, C = 20_000, 5
+    y = np.sort(rng.integers(0, C, n))
+    flip = rng.random(n) < 0.1
+    given = np.where(flip, (y + rng.integers(1, C, n)) % C, y)
+    logit = rng.normal(0, 1, (n, C))
+    logit[np.arange(n), y] += 2.5
+    p = (np.exp(logit) / np.exp(logit).sum(1, keepdims=True)).astype(np.float32)
+    runs = {}
+    for rows in (10 ** 9, 2_000):
+        monkeypatch.setattr(label, "TEMPERATURE_ROWS", rows)
+        post, _, temp = label.fit_noise_model(p, given)
+        score = 1 - post[np.arange(n), given]
+        runs[rows] = (temp, set(np.argsort(-score)[:expected_f1_count(score)].tolist()))
+    (t_all, f_all), (t_fit, f_fit) = runs[10 ** 9], runs[2_000]
+    assert abs(t_fit / t_all - 1) < 0.05, (t_all, t_fit)
+    assert len(f_all & f_fit) >= 0.98 * len(f_all) and abs(len(f_fit) - len(f_all)) <= 0.02 * len(f_all)

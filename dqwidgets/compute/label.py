@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+TEMPERATURE_ROWS = 100_000  # labelled rows the noise model's temperature search reads (fit_noise_model)
 _BLOCK = 1 << 17  # rows per block of the label step's N x C work arrays (the noise model's among them)
 # the evidence's gain over the class shares must be this many standard errors above 0 to score labels (label_information;
 # the foreign search's Z_SE), read on at most INFORMATION_ROWS labelled rows
@@ -183,13 +184,22 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
         np.fill_diagonal(T, 1.0 - init_noise if C > 1 else 1.0)
     temp = 1.0
     blocks = [slice(s, s + _BLOCK) for s in range(0, len(lab), _BLOCK)]  # of the labelled rows
+    # the temperature (one scalar) is searched on at most TEMPERATURE_ROWS labelled rows drawn once
+    # (seeded): each EM step evaluates its likelihood ~8 times, which over every row of 1M was most of
+    # the label step; the noise matrix and the posteriors use every row
+    if len(lab) > TEMPERATURE_ROWS:
+        fit = np.sort(np.random.default_rng(0).choice(len(lab), TEMPERATURE_ROWS, replace=False))
+        fit_logits, fit_y = lab_logits[fit], y[fit]
+    else:
+        fit_logits, fit_y = lab_logits, y
+    fit_blocks = [slice(s, s + _BLOCK) for s in range(0, len(fit_y), _BLOCK)]
     for _ in range(iters):
         def nll(log_t, T=T):
             t, total = float(np.exp(log_t)), 0.0
-            for b in blocks:  # row blocks: the temporaries stay _BLOCK x C (a 1M-row run held ~1.4 GB)
-                pi = apply_temperature(lab_logits[b], t).astype(np.float64)
-                total += float(np.log((pi * T[:, y[b]].T).sum(1) + 1e-300).sum())
-            return -total / max(len(y), 1)
+            for b in fit_blocks:  # row blocks: the temporaries stay _BLOCK x C (a 1M-row run held ~1.4 GB)
+                pi = apply_temperature(fit_logits[b], t).astype(np.float64)
+                total += float(np.log((pi * T[:, fit_y[b]].T).sum(1) + 1e-300).sum())
+            return -total / max(len(fit_y), 1)
 
         temp = float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded",
                                             options={"xatol": 1e-3}).x))
