@@ -140,6 +140,10 @@ class Dataset:
             raise ValueError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
         if image is not None and text is not None:
             raise ValueError(f"{where}: pass image= or text=, not both (one modality per dataset)")
+        repeated = df.columns[df.columns.duplicated()].unique().tolist()
+        if repeated:
+            raise ValueError(f"{where}: column names must be unique; repeated: {list(map(str, repeated))}. "
+                             "Rename them first, e.g. df.columns = [...] or df.loc[:, ~df.columns.duplicated()]")
         for role, col in (("image", image), ("text", text), ("label", label), ("split", split), ("id", id)):
             if col is not None and col not in df.columns:
                 raise ValueError(f"{where}: {role} column {col!r} not found; columns are {list(map(str, df.columns))}")

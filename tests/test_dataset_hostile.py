@@ -1,6 +1,8 @@
 """Hostile and broken inputs are flagged with a reason and never decoded whole; the run goes on."""
 
+import json
 import os
+from pathlib import Path
 import struct
 import zlib
 
@@ -136,3 +138,35 @@ def test_empty_texts_are_flagged():
     assert emb.flags["is_empty"].tolist() == [False, True, True, False]
     assert emb.valid.tolist() == [True, False, False, True]
     assert emb.features[0].tolist() == [11, 1] and emb.flags["invalid_reason"][1] == "empty text"
+
+
+def test_a_table_with_repeated_column_names_is_a_clear_error():
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=["a", "a", "b"]).assign(label=[0, 1] * 25)
+    with pytest.raises(ValueError, match=r"column names must be unique; repeated: \['a'\]"):
+        dq.Dataset.from_dataframe(df, label="label")
+
+
+def test_columns_parquet_cannot_hold_are_exported_as_text(tmp_path):
+    """A complex-valued column and a column of custom objects: the analysis runs, the export writes every
+    row with those values as text (warned), and the relabel made in review is in the exported label."""
+    rng = np.random.default_rng(0)
+    n = 120
+
+    class Odd:
+        def __str__(self):
+            return "odd"
+
+    df = pd.DataFrame({"x": rng.normal(size=n), "w": rng.normal(size=n), "z": np.arange(n) * 1j,
+                       "o": [Odd() for _ in range(n)], "label": ["a", "b"] * (n // 2)})
+    an = dq.analyze(dq.Dataset.from_dataframe(df, label="label"), layout="pca", progress=False,
+                    workdir=tmp_path / "w")
+    first = an.samples.index[0]
+    an.review.relabel([first], "b")
+    with pytest.warns(UserWarning, match=r"parquet cannot hold .*'z'"):
+        out = an.export(tmp_path / "out")
+    manifest = json.loads(next(Path(out).rglob("manifest*")).read_text())
+    back = pd.concat([pd.read_parquet(f) for f in sorted(Path(out).rglob("*.parquet"))])
+    assert len(back) == n - manifest["counts"]["dropped"] and manifest["counts"]["dropped"] <= 2
+    assert back.loc[back["id"] == first, "label"].item() == "b"
+    assert set(back["z"].dropna()) >= {"0j", "1j"}
+    assert "odd" in set(back["o"].astype(str))

@@ -86,7 +86,7 @@ def fsync(path: Path) -> None:
 # ---------------------------------------------------------------------------------------- tables
 def write_table(frame: pd.DataFrame, target: Path, format: str) -> None:
     if format == "parquet":
-        frame.to_parquet(target, index=False)
+        _to_parquet(frame, target)
     elif format == "csv":
         frame.to_csv(target, index=False)
     else:
@@ -94,9 +94,35 @@ def write_table(frame: pd.DataFrame, target: Path, format: str) -> None:
     fsync(target)
 
 
+def _to_parquet(frame: pd.DataFrame, target: Path) -> None:
+    """``frame.to_parquet``; a column pyarrow cannot convert (complex numbers, cells of mixed or custom
+    types) is written as its values' text instead, with a warning naming it: the export loses no row."""
+    import warnings
+
+    import pyarrow as pa
+
+    try:
+        frame.to_parquet(target, index=False)
+        return
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    frame = frame.copy()
+    as_text = []
+    for col in frame.columns:
+        try:
+            pa.array(frame[col], from_pandas=True)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            frame[col] = frame[col].map(lambda v: None if is_missing(v) else str(v))
+            as_text.append(str(col))
+    warnings.warn(f"dqwidgets export: parquet cannot hold the values of column(s) {as_text}; they are written "
+                  "as text", stacklevel=3)
+    frame.to_parquet(target, index=False)
+
+
 def table_columns(frame: pd.DataFrame, format: str, image_col) -> tuple[pd.DataFrame, dict]:
-    """Columns that the format can hold; images as PNG bytes in parquet. Returns (frame, omitted->why)."""
-    omitted = {}
+    """Columns that the format can hold; images as PNG bytes in parquet, values of other types as their
+    text (warned). Returns (frame, omitted->why): only images in a format that cannot hold them."""
+    omitted, as_text = {}, []
     for col in list(frame.columns):
         values = frame[col]
         if values.dtype != object:
@@ -108,10 +134,17 @@ def table_columns(frame: pd.DataFrame, format: str, image_col) -> tuple[pd.DataF
             frame[col] = values.map(lambda v: None if v is None else os.fspath(v))
         elif format == "parquet" and (col == image_col or isinstance(sample, (bytes, bytearray))):
             frame[col] = values.map(lambda v: None if v is None else png_bytes(v) if col == image_col else bytes(v))
-        else:
-            why = "images" if col == image_col else type(sample).__name__
-            omitted[str(col)] = f"holds {why}, which {format} cannot store: export as parquet or imagefolder"
+        elif col == image_col:
+            omitted[str(col)] = f"holds images, which {format} cannot store: export as parquet or imagefolder"
             frame = frame.drop(columns=col)
+        else:  # values of the user's own types: their text, so that nothing is lost
+            frame[col] = values.map(lambda v: None if is_missing(v) else str(v))
+            as_text.append(f"{col} ({type(sample).__name__})")
+    if as_text:
+        import warnings
+
+        warnings.warn(f"dqwidgets export: column(s) {as_text} hold values {format} cannot store; they are "
+                      "written as text", stacklevel=3)
     return frame, omitted
 
 
