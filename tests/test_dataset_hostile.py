@@ -170,3 +170,11 @@ def test_columns_parquet_cannot_hold_are_exported_as_text(tmp_path):
     assert back.loc[back["id"] == first, "label"].item() == "b"
     assert set(back["z"].dropna()) >= {"0j", "1j"}
     assert "odd" in set(back["o"].astype(str))
+
+
+def test_an_export_where_nothing_can_be_written_says_where_and_what_to_do(tmp_path):
+    rng = np.random.default_rng(0)
+    an = dq.analyze(dq.Dataset.from_arrays(rng.normal(size=(60, 4)), np.arange(60) % 2), layout="pca",
+                    progress=False, workdir=tmp_path / "w")
+    with pytest.raises(OSError, match=r"export: cannot write into /proc .*choose a folder you can write to"):
+        an.export("/proc/dq-export")

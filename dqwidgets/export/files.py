@@ -40,10 +40,14 @@ def existing_export_action(path: Path, overwrite: bool) -> str:
 
 def partial_folder(path: Path) -> Path:
     """A new hidden sibling of ``path`` to write into (earlier abandoned ones are removed first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_partials(path)
-    tmp = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    tmp.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_partials(path)
+        tmp = path.parent / f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        tmp.mkdir()
+    except OSError as err:  # a read-only or virtual file system, no permission, a full disk
+        raise OSError(err.errno, f"export: cannot write into {path.parent} ({err.strerror or err}); choose a "
+                                 "folder you can write to, e.g. an.export('clean')") from err
     return tmp
 
 
