@@ -62,6 +62,22 @@ def test_variable_length_lists_and_a_bad_row(tmp_path):
         np.asarray(bad.features)
 
 
+def test_missing_embeddings_first_among_them_are_invalid_rows_not_an_error(tmp_path):
+    """A null and an empty list (here the first rows, which used to set the width) are flagged
+    invalid; the rest is analysed. An odd length in a minority of rows is the one named."""
+    rng = np.random.default_rng(0)
+    rows = [None, []] + [list(rng.normal(size=8).astype(np.float32)) for _ in range(60)]
+    labels = ["a", "b"] * 31
+    pq.write_table(pa.table({"emb": pa.array(rows, pa.list_(pa.float32())), "label": labels}), tmp_path / "m.parquet")
+    an = dq.analyze(dq.Dataset.from_parquet(tmp_path / "m.parquet", features="emb", label="label"), layout="pca",
+                    progress=False, workdir=tmp_path / "w")
+    assert an.samples["is_invalid"].tolist()[:3] == [True, True, False] and an.samples["is_invalid"].sum() == 2
+    odd = [[1.0, 2.0]] + rows[2:]
+    pq.write_table(pa.table({"emb": pa.array(odd, pa.list_(pa.float32()))}), tmp_path / "odd.parquet")
+    with pytest.raises(ValueError, match=r"row 0 of .*odd\.parquet.* 2 values in column 'emb', other rows have 8"):
+        np.asarray(dq.Dataset.from_parquet(tmp_path / "odd.parquet", features="emb").features)
+
+
 def test_differing_schemas_name_both_files(tmp_path):
     write_shards(tmp_path / "d", n_files=2)
     pq.write_table(pa.table({"uid": ["z"], "embedding": [[1.0] * 8], "label": ["cat"]}), tmp_path / "d" / "part-9.parquet")

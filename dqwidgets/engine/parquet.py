@@ -156,7 +156,8 @@ class ParquetFeatures:
 
 def embedding_matrix(column, file: str, name: str, dim: int | None) -> np.ndarray:
     """A list / fixed-size-list column as an N x D float32 matrix; a row of another length is an error
-    that names the file, the column and the row. Missing rows become NaN (flagged as invalid later)."""
+    that names the file, the column and the row. Missing rows (null or an empty list) become NaN (flagged
+    as invalid later)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -173,7 +174,10 @@ def embedding_matrix(column, file: str, name: str, dim: int | None) -> np.ndarra
     lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
     present = ~np.isnan(lengths.astype(float)) if lengths.dtype.kind == "f" else np.ones(n, bool)
     present &= np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    want = dim if dim is not None else (int(lengths[present][0]) if present.any() else 0)
+    present &= np.nan_to_num(lengths.astype(float)) > 0  # an empty list is a missing embedding too
+    # the length most rows have: a few odd rows are named, not the majority
+    want = dim if dim is not None else \
+        (int(np.bincount(lengths[present].astype(np.int64)).argmax()) if present.any() else 0)
     bad = np.flatnonzero(present & (lengths != want))
     if len(bad):
         raise ValueError(f"Dataset.from_parquet: row {int(bad[0])} of {file!r} has an embedding of "
@@ -184,6 +188,18 @@ def embedding_matrix(column, file: str, name: str, dim: int | None) -> np.ndarra
         values = pc.list_flatten(col.filter(pa.array(present)))
         out[present] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, want)
     return out
+
+
+def _common_length(column) -> int:
+    """The most common length of a list column's non-null, non-empty rows (0 when there is none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    lengths = np.nan_to_num(lengths.astype(float)).astype(np.int64)
+    lengths = lengths[lengths > 0]
+    return int(np.bincount(lengths).argmax()) if len(lengths) else 0
 
 
 def _list_dim(field, file, name):
@@ -249,9 +265,11 @@ def read_parquet_dataset(cls, paths, image=None, text=None, features=None, label
     if len(frame) == 0:
         raise ValueError(f"{where}: the files hold no rows ({files[:3]})")
     if features is not None:
-        if dim is None:  # variable-length lists: the first file's first row sets the width
-            sample = pfs[0].read_row_group(0, columns=[features]).column(features)
-            dim = len(embedding_matrix(sample.slice(0, 1), files[0], features, None)[0])
+        if dim is None:  # variable-length lists: the length most rows of the first file's first row group have
+            dim = _common_length(pfs[0].read_row_group(0, columns=[features]).column(features))
+            if not dim:
+                raise ValueError(f"{where}: the first rows of {files[0]!r} hold no embedding in column "
+                                 f"{features!r} (every one null or empty)")
         lazy = ParquetFeatures(files, features, rows, int(dim))
         ids = frame[id].to_numpy() if id is not None else None
         if id is not None:
