@@ -34,7 +34,7 @@ from dqwidgets.issues import BY_SCORE, ISSUES, IssueContext, IssueType
 from dqwidgets.review import Review
 
 EVENTS = ("layout", "flags", "review")
-LAYOUTS = FINAL_LAYOUTS + ("pca",)   # "umap": umap-learn; "umap-torch": the same objective in torch
+LAYOUTS = FINAL_LAYOUTS + ("pca",)   # compute.layout.final_layout: "umap" (umap-learn, on a GPU cuML or torch), ...
 
 
 @dataclass
@@ -264,7 +264,10 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     ``set_threshold`` afterwards). ``training``: a :class:`dqwidgets.TrainingRecorder` of the user's
     training run; adds AUM, cartography and forgetting columns (dqwidgets.training).
     ``wait_layout=False`` returns with the PCA layout while UMAP runs in a background thread
-    (``an.layout_status``, ``an.wait_layout()``, observers get "layout")."""
+    (``an.layout_status``, ``an.wait_layout()``, observers get "layout"). ``layout``: ``"umap"``
+    (umap-learn on a CPU; on a GPU cuML when installed, else the UMAP SGD in torch there),
+    ``"umap-learn"`` (umap-learn everywhere), ``"umap-torch"`` or ``"pca"``
+    (``compute.layout.final_layout``)."""
     if engine != "local":  # the same Analysis from Ray Data passes over Parquet shards (docs/scale.md)
         from dqwidgets.engine import run_engine
 

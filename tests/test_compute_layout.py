@@ -81,3 +81,27 @@ def test_analyze_with_the_torch_layout_replaces_the_pca_map(tmp_path):
     assert "layout_umap" in an.info["seconds"]
     with pytest.raises(ValueError, match="umap-torch"):
         dq.analyze(dq.Dataset.from_arrays(X, y), layout="tsne", progress=False, workdir=tmp_path)
+
+
+def test_the_default_layout_on_a_gpu_without_cuml_is_the_torch_sgd_at_twice_the_epochs(monkeypatch):
+    """layout="umap" picks by device: umap-learn on a CPU; on a GPU cuML when it is installed, else the
+    torch SGD at GPU_TORCH_EPOCH_FACTOR x umap-learn's epochs there. "umap-learn" forces umap-learn.
+    (The dispatch is checked with the optimisers stubbed: no GPU here.)"""
+    import torch
+
+    import dqwidgets.compute.layout as layout
+    from dqwidgets.compute.knn import knn_graph
+
+    calls = []
+    monkeypatch.setattr(layout, "umap_torch_layout", lambda g, **kw: calls.append(("torch", kw)) or "t")
+    monkeypatch.setattr(layout, "umap_layout", lambda g, **kw: calls.append(("umap-learn", kw)) or "u")
+    monkeypatch.setattr(layout, "_cuml_layout", lambda *a: None)
+    X = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+    g = knn_graph(X, 10, device="cpu")
+    assert layout.final_layout("umap", g, features=X, device="cpu") == "u"
+    assert layout.final_layout("umap", g, features=X, device=torch.device("cuda")) == "t"
+    assert calls[-1][1]["n_epochs"] == layout.GPU_TORCH_EPOCH_FACTOR * umap_epochs(200)
+    assert layout.final_layout("umap-learn", g, features=X, device=torch.device("cuda")) == "u"
+    assert layout.final_layout("umap-torch", g, features=X, device="cpu") == "t" and "n_epochs" not in calls[-1][1]
+    monkeypatch.setattr(layout, "_cuml_layout", lambda *a: "cuml")
+    assert layout.final_layout("umap", g, features=X, device=torch.device("cuda")) == "cuml"

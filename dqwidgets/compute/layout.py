@@ -3,8 +3,8 @@
 UMAP: McInnes, Healy & Melville, "UMAP: Uniform Manifold Approximation and Projection for Dimension
 Reduction", 2018. Two optimisers of the same objective on the same graph:
 
-- ``umap_layout``: the ``umap-learn`` package (cuML's GPU UMAP when it is installed and a GPU is
-  used). The graph from ``knn_graph`` is handed to UMAP's fuzzy simplicial set directly, so no second
+- ``umap_layout``: the ``umap-learn`` package (``final_layout`` uses cuML's GPU UMAP instead when it
+  is installed and a GPU is used, else on a GPU the torch optimiser below). The graph from ``knn_graph`` is handed to UMAP's fuzzy simplicial set directly, so no second
   neighbour search runs, and the optimisation starts from the PCA layout, which it therefore refines.
 - ``umap_torch_layout``: the same fuzzy simplicial set (section 3.1 of the paper: per-sample ``rho``
   and ``sigma`` by bisection, fuzzy union ``A + A^T - A * A^T``) and the same edge-sampled SGD with
@@ -169,16 +169,32 @@ def _sgd(Y, rows, cols, p, a, b, epochs, negative_rate, gen):
         Y.index_add_(0, ii, step)
 
 
-FINAL_LAYOUTS = ("umap", "umap-torch")
+FINAL_LAYOUTS = ("umap", "umap-learn", "umap-torch")
+# On a GPU without cuML, layout="umap" runs the torch SGD with this many times umap-learn's epochs: on
+# Fashion-MNIST's 128 PCs its trustworthiness@15 / 15-NN kept (cosine) come within 0.01 of umap-learn's
+# on our graph at 2x, not at 1x (bench/results/bench_layout_epochs.md: 20k, 15-NN kept 0.2389 / 0.2374
+# at 2x on two seeds, 0.2295 / 0.2280 at 1x, umap-learn 0.2431); on an H200 the 1M x 512 layout took
+# 2.8 s at 1x against 44.5 s for umap-learn on 16 CPU cores (bench/results/gpu-nvidia-h200.md).
+GPU_TORCH_EPOCH_FACTOR = 2
 
 
 def final_layout(method: str, graph: KnnGraph, init=None, seed: int = 0, features=None,
                  device=None) -> np.ndarray:
-    """The map's final layout: ``"umap"`` (umap-learn, or cuML on a GPU when installed) or
-    ``"umap-torch"`` (``umap_torch_layout``, on ``device``)."""
+    """The map's final layout: ``"umap"`` (cuML on a GPU when installed, else on a GPU the torch SGD at
+    ``GPU_TORCH_EPOCH_FACTOR`` x umap-learn's epochs, on a CPU umap-learn), ``"umap-learn"`` (umap-learn
+    wherever the analysis runs) or ``"umap-torch"`` (``umap_torch_layout`` at umap-learn's epochs, on
+    ``device``)."""
     dev = torch.device("cpu") if device is None else torch.device(device)
     if method == "umap":
-        return umap_layout(graph, init=init, seed=seed, features=features, prefer_gpu=dev.type == "cuda")
+        if dev.type == "cuda":
+            gpu = _cuml_layout(features, graph, 0.1, seed) if features is not None else None
+            if gpu is not None:
+                return gpu
+            return umap_torch_layout(graph, init=init, seed=seed, features=features, device=dev,
+                                     n_epochs=GPU_TORCH_EPOCH_FACTOR * umap_epochs(len(graph)))
+        return umap_layout(graph, init=init, seed=seed, features=features)
+    if method == "umap-learn":
+        return umap_layout(graph, init=init, seed=seed, features=features)
     if method == "umap-torch":
         return umap_torch_layout(graph, init=init, seed=seed, features=features, device=dev)
     raise ValueError(f"layout must be one of {FINAL_LAYOUTS}, got {method!r}")
@@ -224,13 +240,9 @@ def _cache_umap_kernels():
 
 def umap_layout(graph: KnnGraph, init: np.ndarray | None = None, n_neighbors: int | None = None,
                 min_dist: float = 0.1, n_epochs: int | None = None, seed: int = 0,
-                features=None, prefer_gpu: bool = False) -> np.ndarray:
+                features=None) -> np.ndarray:
     """N x 2 float32 UMAP layout from a kNN graph (self excluded, nearest first)."""
     n = len(graph)
-    if prefer_gpu and features is not None:
-        gpu = _cuml_layout(features, graph, min_dist, seed)
-        if gpu is not None:
-            return gpu
     from umap.umap_ import find_ab_params, fuzzy_simplicial_set, simplicial_set_embedding
 
     _cache_umap_kernels()

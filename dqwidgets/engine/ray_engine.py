@@ -889,7 +889,7 @@ def analyze_ray(ds, embedder="auto", pred_probs=None, logits=None, device="auto"
     layout_stage = st.Stage(run_dir, "layout")
     with _stage("layout_fit", seconds, memory, anon, stage_log):
         anchors = anchor_rows = anchor_xy = None
-        if layout == "umap":
+        if layout in ("umap", "umap-learn"):   # the anchors' UMAP (umap-learn) placed for every row
             if layout_stage.done() is None:
                 _save_pickle(layout_stage, "anchors.pkl",
                              _fit_layout(fitted["anchor_X"], fitted["anchor_rows"], nv, graph_files, fitted, seed, k))
@@ -1342,7 +1342,7 @@ def _build(ds, inp, pos, cols, model, typical, graph_files, probs_file, region_f
                                                   columns["label_issue_score"])
         columns.update(trained)
         seconds["training"] = time.perf_counter() - t0
-    xy = cols["umap"] if layout == "umap" else _scaled(cols["pca"])
+    xy = cols["umap"] if layout in ("umap", "umap-learn") else _scaled(cols["pca"])
     samples = _samples_frame(inp, columns, _spread(xy, pos, n))
     context = IssueContext(n=n, valid_pos=pos, graph=graph, label_codes=inp.label_codes, suggested_codes=suggested,
                            label_issue_count=label.count, duplicate_edges=edges, content_hashes=inp.content_hashes,
