@@ -142,6 +142,13 @@ class LabelIssues:
     information_z: float = float("nan")  # that gain in standard errors: not above Z_INFORMATION = not scored
 
 
+def _row_sample(rows: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
+    """``rows``, or a seeded sample of ``max_rows`` of them in their order when there are more."""
+    if len(rows) <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+
+
 def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: float | None = None,
                     iters: int = 60) -> tuple[np.ndarray, np.ndarray, float]:
     """``(posterior N x C, noise matrix C x C, temperature)`` of the class-conditional noise model
@@ -187,11 +194,8 @@ def fit_noise_model(combined: np.ndarray, label_codes: np.ndarray, init_noise: f
     # the temperature (one scalar) is searched on at most TEMPERATURE_ROWS labelled rows drawn once
     # (seeded): each EM step evaluates its likelihood ~8 times, which over every row of 1M was most of
     # the label step; the noise matrix and the posteriors use every row
-    if len(lab) > TEMPERATURE_ROWS:
-        fit = np.sort(np.random.default_rng(0).choice(len(lab), TEMPERATURE_ROWS, replace=False))
-        fit_logits, fit_y = lab_logits[fit], y[fit]
-    else:
-        fit_logits, fit_y = lab_logits, y
+    fit = _row_sample(np.arange(len(lab)), TEMPERATURE_ROWS)
+    fit_logits, fit_y = (lab_logits, y) if len(fit) == len(lab) else (lab_logits[fit], y[fit])
     fit_blocks = [slice(s, s + _BLOCK) for s in range(0, len(fit_y), _BLOCK)]
     for _ in range(iters):
         def nll(log_t, T=T):
@@ -243,8 +247,7 @@ def label_information(combined: np.ndarray, label_codes: np.ndarray, max_rows: i
     lab = np.flatnonzero(codes >= 0)
     if len(lab) < 3:
         return float("nan"), float("nan")
-    if len(lab) > max_rows:
-        lab = np.sort(np.random.default_rng(seed).choice(lab, max_rows, replace=False))
+    lab = _row_sample(lab, max_rows, seed)
     y = codes[lab]
     C = combined.shape[1]
     counts = np.bincount(y, minlength=C).astype(np.float64)

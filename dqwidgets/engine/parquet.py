@@ -171,13 +171,9 @@ def embedding_matrix(column, file: str, name: str, dim: int | None) -> np.ndarra
         flat = col.flatten() if col.null_count == 0 else None
         if flat is not None:
             return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, width)
-    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-    present = ~np.isnan(lengths.astype(float)) if lengths.dtype.kind == "f" else np.ones(n, bool)
-    present &= np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    present &= np.nan_to_num(lengths.astype(float)) > 0  # an empty list is a missing embedding too
-    # the length most rows have: a few odd rows are named, not the majority
-    want = dim if dim is not None else \
-        (int(np.bincount(lengths[present].astype(np.int64)).argmax()) if present.any() else 0)
+    lengths = _row_lengths(col)
+    present = lengths > 0  # null or an empty list: a missing embedding
+    want = dim if dim is not None else _mode_length(lengths)  # a few odd rows are named, not the majority
     bad = np.flatnonzero(present & (lengths != want))
     if len(bad):
         raise ValueError(f"Dataset.from_parquet: row {int(bad[0])} of {file!r} has an embedding of "
@@ -190,14 +186,18 @@ def embedding_matrix(column, file: str, name: str, dim: int | None) -> np.ndarra
     return out
 
 
-def _common_length(column) -> int:
-    """The most common length of a list column's non-null, non-empty rows (0 when there is none)."""
+def _row_lengths(column) -> np.ndarray:
+    """int64 per row of a list column: its number of values, 0 for a null row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-    lengths = np.nan_to_num(lengths.astype(float)).astype(np.int64)
+    return np.nan_to_num(lengths.astype(float)).astype(np.int64)
+
+
+def _mode_length(lengths: np.ndarray) -> int:
+    """The most common of the non-zero ``_row_lengths`` (0 when there is none)."""
     lengths = lengths[lengths > 0]
     return int(np.bincount(lengths).argmax()) if len(lengths) else 0
 
@@ -266,7 +266,7 @@ def read_parquet_dataset(cls, paths, image=None, text=None, features=None, label
         raise ValueError(f"{where}: the files hold no rows ({files[:3]})")
     if features is not None:
         if dim is None:  # variable-length lists: the length most rows of the first file's first row group have
-            dim = _common_length(pfs[0].read_row_group(0, columns=[features]).column(features))
+            dim = _mode_length(_row_lengths(pfs[0].read_row_group(0, columns=[features]).column(features)))
             if not dim:
                 raise ValueError(f"{where}: the first rows of {files[0]!r} hold no embedding in column "
                                  f"{features!r} (every one null or empty)")

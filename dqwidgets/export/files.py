@@ -98,6 +98,11 @@ def write_table(frame: pd.DataFrame, target: Path, format: str) -> None:
     fsync(target)
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Each value's text, missing ones kept missing: how the export writes values its format cannot hold."""
+    return values.map(lambda v: None if is_missing(v) else str(v))
+
+
 def _to_parquet(frame: pd.DataFrame, target: Path) -> None:
     """``frame.to_parquet``; a column pyarrow cannot convert (complex numbers, cells of mixed or custom
     types) is written as its values' text instead, with a warning naming it: the export loses no row."""
@@ -116,7 +121,7 @@ def _to_parquet(frame: pd.DataFrame, target: Path) -> None:
         try:
             pa.array(frame[col], from_pandas=True)
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-            frame[col] = frame[col].map(lambda v: None if is_missing(v) else str(v))
+            frame[col] = _as_text(frame[col])
             as_text.append(str(col))
     warnings.warn(f"dqwidgets export: parquet cannot hold the values of column(s) {as_text}; they are written "
                   "as text", stacklevel=3)
@@ -142,7 +147,7 @@ def table_columns(frame: pd.DataFrame, format: str, image_col) -> tuple[pd.DataF
             omitted[str(col)] = f"holds images, which {format} cannot store: export as parquet or imagefolder"
             frame = frame.drop(columns=col)
         else:  # values of the user's own types: their text, so that nothing is lost
-            frame[col] = values.map(lambda v: None if is_missing(v) else str(v))
+            frame[col] = _as_text(values)
             as_text.append(f"{col} ({type(sample).__name__})")
     if as_text:
         import warnings
