@@ -70,7 +70,7 @@ def v_product(d):
 def _noise_model_on(d, P):
     from dqwidgets.compute.label import combined_probs, fit_noise_model
 
-    post, _, _ = fit_noise_model(combined_probs(P.astype(np.float32), _knn(d).astype(np.float32)), d["codes"])
+    post, _, _, _ = fit_noise_model(combined_probs(P.astype(np.float32), _knn(d).astype(np.float32)), d["codes"])
     return _score_from_posterior(post.astype(np.float64), d["codes"])
 
 
@@ -97,7 +97,7 @@ def v_probe_t_noise(d):
     the scaled probe averaged with the neighbours."""
     from dqwidgets.compute.label import fit_noise_model
 
-    _, _, t = fit_noise_model(d["probs"], d["codes"])
+    _, _, t, _ = fit_noise_model(d["probs"], d["codes"])
     return _noise_model_on(d, _scaled(d["probs"], t))
 
 
@@ -181,7 +181,7 @@ def v_knn_only(d):
     """The noise model on the (smoothed) neighbours' label shares alone."""
     from dqwidgets.compute.label import fit_noise_model
 
-    post, _, _ = fit_noise_model(_smoothed_knn(d).astype(np.float32), d["codes"])
+    post, _, _, _ = fit_noise_model(_smoothed_knn(d).astype(np.float32), d["codes"])
     return _score_from_posterior(post.astype(np.float64), d["codes"])
 
 
@@ -189,7 +189,7 @@ def v_probe_only(d):
     """The noise model on the probe alone."""
     from dqwidgets.compute.label import fit_noise_model
 
-    post, _, _ = fit_noise_model(d["probs"], d["codes"])
+    post, _, _, _ = fit_noise_model(d["probs"], d["codes"])
     return _score_from_posterior(post.astype(np.float64), d["codes"])
 
 

@@ -1,4 +1,4 @@
-"""The label step's noise model with its temperature searched on a sample of the labelled rows
+"""The label step's noise model with its calibration (temperature and class biases) fitted on a sample of the labelled rows
 (``compute.label.TEMPERATURE_ROWS`` = 100,000) vs on every row: seconds, temperature, flags and their
 precision on planted 10% flips (10 classes, a synthetic probe), at 300k and 1M rows.
 
@@ -39,7 +39,7 @@ def main():
         for name, fit_rows in (("every row", 10 ** 12), ("sample of 100,000", 100_000)):
             label.TEMPERATURE_ROWS = fit_rows
             t = time.perf_counter()
-            post, _, temp = label.fit_noise_model(p, given)
+            post, _, temp, _ = label.fit_noise_model(p, given)
             sec = time.perf_counter() - t
             score = 1 - post[np.arange(n), given]
             flags = np.argsort(-score)[:expected_f1_count(score)]

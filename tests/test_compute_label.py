@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from dqwidgets.compute.label import confident_joint, find_label_issues, knn_label_distribution, per_class_thresholds
 
@@ -93,9 +94,52 @@ def test_the_temperature_searched_on_a_sample_of_rows_gives_the_same_flags(monke
     runs = {}
     for rows in (10 ** 9, 2_000):
         monkeypatch.setattr(label, "TEMPERATURE_ROWS", rows)
-        post, _, temp = label.fit_noise_model(p, given)
+        post, _, temp, _ = label.fit_noise_model(p, given)
         score = 1 - post[np.arange(n), given]
         runs[rows] = (temp, set(np.argsort(-score)[:expected_f1_count(score)].tolist()))
     (t_all, f_all), (t_fit, f_fit) = runs[10 ** 9], runs[2_000]
     assert abs(t_fit / t_all - 1) < 0.05, (t_all, t_fit)
     assert len(f_all & f_fit) >= 0.98 * len(f_all) and abs(len(f_fit) - len(f_all)) <= 0.02 * len(f_all)
+
+
+def _one_sided_case(seed: int, one_sided: bool):
+    """Two Gaussian classes (60 / 40), an out-of-fold logistic probe on the noisy labels and a 15-NN graph:
+    30% of the larger class labelled as the other one, or 15% of all labels swapped."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(seed)
+    n = 1200
+    y = (rng.random(n) < 0.4).astype(np.int64)
+    X = rng.normal(0, 1, (n, 5))
+    X[:, 0] += np.where(y == 1, 2.0, -2.0)
+    given = y.copy()
+    if one_sided:
+        members = np.flatnonzero(y == 0)
+        given[rng.choice(members, int(0.3 * len(members)), replace=False)] = 1
+    else:
+        flip = rng.choice(n, int(0.15 * n), replace=False)
+        given[flip] = 1 - y[flip]
+    P = cross_val_predict(LogisticRegression(), X, given, cv=5, method="predict_proba").astype(np.float32)
+    nb = NearestNeighbors(n_neighbors=16).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+    return find_label_issues(P, nb, given), given != y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_sided_noise_is_found_and_symmetric_noise_keeps_its_biases_near_zero(seed):
+    """One class sending 30% of its samples to the other shifts the evidence's boundary into the sending
+    class; the noise model's class biases move it back. With a temperature alone (biases held at 0) the
+    flags were 80-95 for ~220 wrong labels (F1 0.54-0.61) at an estimated precision of ~0.3 for a
+    measured 1.0; with them F1 0.95-0.96 and the estimate 0.92 / 0.85 for 0.96 / 0.95 (seeds 0, 1: the
+    issue's 0.10 is held on real tables in test_flags_generalise; here the bound is the mechanism's).
+    Symmetric noise needs no bias: they stay near 0."""
+    for one_sided in (True, False):
+        r, wrong = _one_sided_case(seed, one_sided)
+        flags = r.is_label_issue
+        tp = (flags & wrong).sum()
+        f1, precision = 2 * tp / (flags.sum() + wrong.sum()), tp / flags.sum()
+        estimated = float(r.label_issue_score[flags].mean())
+        assert f1 >= 0.9, (one_sided, f1)
+        assert abs(estimated - precision) <= 0.15, (one_sided, estimated, precision)
+        assert (abs(r.bias[0] - r.bias[1]) > 1.0) if one_sided else (abs(r.bias[0] - r.bias[1]) < 0.5), r.bias

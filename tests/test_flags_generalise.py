@@ -81,15 +81,18 @@ def test_uniform_label_noise_on_a_table_is_found_at_a_useful_precision(name, wor
     assert abs(f["estimated"] - f["precision"]) <= 0.10, f
 
 
-@pytest.mark.xfail(strict=True, reason="B: 30% of one class to its neighbour class: wine F1 0.385 (best 0.952), est. "
-                                       "P 0.134 for measured 1.000; breast_cancer F1 0.537 (best 0.954), est. 0.274")
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", ["wine", "breast_cancer"])
-def test_one_sided_noise_to_the_neighbour_class_is_flagged_at_the_right_count(name, workdir):
+def test_one_sided_noise_to_the_neighbour_class_is_flagged_at_the_right_count(name, seed, workdir):
+    """30% of one class to its neighbour class (asymmetric noise): the default flags' F1 >= 0.95 x the
+    best its score allows and the estimated precision within 0.10 of the measured one (#11 items 1, 2).
+    A temperature alone in the noise model read this noise as no noise (wine F1 0.385 of best 0.952, est.
+    P 0.134 for 1.000; breast_cancer 0.537 of 0.954, est. 0.274); the class biases fix it."""
     df, y = _table(name)
-    given = flip_to_neighbour(y, df.to_numpy(np.float64), 0.30, np.random.default_rng(0))
+    given = flip_to_neighbour(y, df.to_numpy(np.float64), 0.30, np.random.default_rng(seed))
     f = label_figures(analyze_table(df, given, workdir), given != y)
-    assert f["f1"] >= 0.9 * f["best_f1"], f
-    assert abs(f["estimated"] - f["precision"]) <= 0.15, f
+    assert f["f1"] >= 0.95 * f["best_f1"], f
+    assert abs(f["estimated"] - f["precision"]) <= 0.10, f
 
 
 def test_a_block_of_rows_from_another_table_is_flagged_foreign(workdir):

@@ -392,3 +392,23 @@ def test_labels_the_features_do_not_predict_open_with_a_notice_and_no_label_flag
     content, _ = wire.ask("map", color_by="issue", positions=True)
     assert "error" not in content
     assert len(an.review_queue()) == int(an.samples["is_ood"].sum())  # no label card is queued
+
+
+def test_a_grid_push_with_the_same_cards_keeps_the_cursor_and_a_new_one_resets_it(an):
+    """The same selection arriving again in another encoding (a lasso's bitmask, then its indices) must
+    not move the grid's cursor back to the first card under a reviewer who has just clicked one; a
+    selection that changes the cards does reset it."""
+    explorer = Explorer(an)
+    wire = Wire(explorer)
+    rows = np.arange(0, N, 3)
+    mask = np.zeros(N, dtype=bool)
+    mask[rows] = True
+    browser_selects(explorer.selection_model, "bitmask", np.packbits(mask, bitorder="little").tobytes(), rows.size)
+    first = wire.pushed("grid_reset")[-1][0]
+    assert first["total"] == rows.size and first["keep_scroll"] is False
+    browser_selects(explorer.selection_model, "indices", rows.astype("<u4").tobytes(), rows.size)
+    again = wire.pushed("grid_reset")[-1][0]
+    assert again["version"] > first["version"] and again["keep_scroll"] is True
+    browser_selects(explorer.selection_model, "indices", rows[1:].astype("<u4").tobytes(), rows.size - 1)
+    changed = wire.pushed("grid_reset")[-1][0]
+    assert changed["total"] == rows.size - 1 and changed["keep_scroll"] is False

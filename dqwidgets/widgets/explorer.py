@@ -262,7 +262,11 @@ class Explorer(anywidget.AnyWidget):
 
     def _push_grid(self, keep_scroll=False) -> None:
         # the first page goes with the reset, so a new selection draws without another round trip
+        before = getattr(self, "_grid_rows", None)
         self._recompute_grid()
+        # the same cards in the same order (a filter or selection set again to what it was): the grid keeps its
+        # scroll and its cursor, so a key pressed after a click acts on the clicked card, not on the first one
+        keep_scroll = keep_scroll or (before is not None and np.array_equal(before, self._grid_rows))
         self.send({**self._grid_reset_message(keep_scroll), "first_page": GRID_FIRST_PAGE},
                   [self._grid_page(0, GRID_FIRST_PAGE)])
         self.send({"kind": "counts", "counts_text": self.counts_text()})

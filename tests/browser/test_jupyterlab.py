@@ -460,6 +460,7 @@ def test_lab_digit_d_d_z_reach_the_journal_and_leave_the_notebook_alone(lab, tmp
     sample = page.locator(".dqx-cell").first
     sample_id = sample.get_attribute("data-id")
     sample.click()
+    lab.w.wait(f".dqx-cell.dqx-cursor[data-id='{sample_id}']", "the cursor on the clicked card", UI_S)
     page.keyboard.press("3")
     lab.w.wait(f".dqx-review[data-actions='{actions + 1}'][data-ready=true]", "the relabel's answer", UI_S)
     rows = _journal_rows(lab.server.root, "work_lab")[len(before):]
@@ -725,6 +726,9 @@ def test_explorer_in_notebook7_a_digit_relabels_into_the_journal(jupyter, browse
         sample = page.locator(".dqx-cell").nth(1)
         sample_id = sample.get_attribute("data-id")
         sample.click()
+        # the key acts on the grid's cursor: press it once the clicked card holds it (a grid reset arriving
+        # between the click and the key moved the cursor to the first card, and that card was relabelled)
+        w.wait(f".dqx-cell.dqx-cursor[data-id='{sample_id}']", "the cursor on the clicked card", UI_S)
         page.keyboard.press("2")
         w.wait(".dqx-review[data-actions='1'][data-ready=true]", "the relabel's answer from the kernel", UI_S)
         rows = _journal_rows(jupyter.root, "work_nb7")
