@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_generalisation import NOISE, _table  # noqa: E402
 from bench_label_noise_cases import noisy_labels  # noqa: E402
-from bench_quality import RESULTS, best_f1, ece_binary  # noqa: E402
+from bench_quality import RESULTS, figures  # noqa: E402
 
 CALIBRATIONS = {"temperature only": 1e-4, "temperature + class biases": None}  # BIAS_SD (None: the default)
 SEEDS = (0, 1)
@@ -42,14 +42,6 @@ def cases():
     for kind, rate in (("pairs", 0.25), ("symmetric", 0.05), ("symmetric", 0.30)):
         for seed in SEEDS:
             yield f"digits/{kind}{int(rate * 100)}/s{seed}", d.data, d.target, noisy_labels(d.target, kind, rate, seed)
-
-
-def figures(score, flags, wrong) -> dict:
-    tp = int((flags & wrong).sum())
-    return {"flags": int(flags.sum()), "wrong": int(wrong.sum()), "f1": 2 * tp / (flags.sum() + wrong.sum()),
-            "best_f1": best_f1(wrong, score), "precision": tp / max(int(flags.sum()), 1),
-            "estimated_precision": float(score[flags].mean()) if flags.any() else float("nan"),
-            "ece": ece_binary(score, wrong)}
 
 
 def main() -> None:
@@ -73,7 +65,9 @@ def main() -> None:
                 r = label.find_label_issues(probs, graph.indices, codes)
             finally:
                 label.BIAS_SD = default_sd
-            row[cal] = figures(r.label_issue_score.astype(np.float64), r.is_label_issue, wrong)
+            score, flags = r.label_issue_score.astype(np.float64), r.is_label_issue
+            row[cal] = figures(wrong, score, flags, float(score[flags].mean()) if flags.any() else float("nan"),
+                               probability=True)
         rows.append(row)
         print(name, {c: round(row[c]["f1"] / row[c]["best_f1"], 3) for c in CALIBRATIONS}, flush=True)
     summary = {}
@@ -94,7 +88,7 @@ def main() -> None:
              "| case | " + " | ".join(f"{c}: flags, F1/best, est. / measured, ECE" for c in names) + " |",
              "|---|" + "---|" * len(names)]
     for r in rows:
-        cells = [f"{r[c]['flags']} / {r[c]['wrong']}, {r[c]['f1'] / r[c]['best_f1']:.3f}, "
+        cells = [f"{r[c]['flagged']} / {r[c]['true']}, {r[c]['f1'] / r[c]['best_f1']:.3f}, "
                  f"{r[c]['estimated_precision']:.3f} / {r[c]['precision']:.3f}, {r[c]['ece']:.3f}" for c in names]
         lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
     lines += ["", "| calibration | mean F1/best | min F1/best | cases < 0.95 of best | mean abs(est. - measured) | "
