@@ -268,6 +268,9 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
     (umap-learn on a CPU; on a GPU cuML when installed, else the UMAP SGD in torch there),
     ``"umap-learn"`` (umap-learn everywhere), ``"umap-torch"`` or ``"pca"``
     (``compute.layout.final_layout``)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"analyze: k (neighbours per sample) must be a whole number >= 1, got {k!r}")
+    k = int(k)
     if engine != "local":  # the same Analysis from Ray Data passes over Parquet shards (docs/scale.md)
         from dqwidgets.engine import run_engine
 

@@ -239,6 +239,11 @@ def _labels(ds, reference):
     if reference is None and len(present) and len(used) < 2:
         raise ValueError(f"analyze: every labelled sample has the label {classes[used[0]]!r}; label issues need at "
                          "least two classes. Add samples of other classes, or analyse without labels")
+    per_class = np.bincount(codes[codes >= 0], minlength=len(classes))
+    if reference is None and len(used) and (per_class >= 2).sum() < 2:
+        raise ValueError(f"analyze: only {int(per_class.sum())} labelled samples ({', '.join(f'{classes[c]!r}: {per_class[c]}' for c in used[:5])}); "
+                         "the out-of-fold probe behind the label scores needs at least two classes with two labelled "
+                         "samples each. Label more samples, or analyse without labels")
     return labels, codes, classes
 
 

@@ -60,7 +60,10 @@ class Dataset:
     def from_arrays(cls, features, labels=None, metadata=None, split=None, ids=None,
                     pred_probs=None, logits=None, classes=None) -> "Dataset":
         """Precomputed embeddings: ``features`` N x D, ``labels`` N, ``metadata`` a DataFrame of N rows."""
-        X = np.asarray(features)
+        try:
+            X = np.asarray(features)
+        except ValueError as e:  # ragged rows
+            raise ValueError(f"Dataset.from_arrays: features must be N x D with every row of the same length ({e})") from None
         if X.ndim != 2:
             raise ValueError(f"Dataset.from_arrays: features must be 2-D (N x D), got shape {X.shape}")
         n = len(X)
@@ -324,10 +327,8 @@ class Dataset:
         flags["is_empty"] = np.array([bool(r) for r in empty])
         labels = self.labels
         flags["is_unlabeled"] = labels.isna().to_numpy() if labels is not None else np.zeros(n, bool)
+        # a missing label leaves the sample in the graph (map, OOD, duplicates, accuracy estimates), unscored for labels
         why = [[r for r in (u, e) if r] for u, e in zip(unreadable, empty)]
-        for w, unl in zip(why, flags["is_unlabeled"].to_numpy()):
-            if unl:
-                w.append("missing label")
         flags["invalid_reason"] = ["; ".join(w) for w in why]
         flags["is_invalid"] = flags["invalid_reason"] != ""
         flags = flags[["is_unreadable", "is_empty", "is_unlabeled", "is_invalid", "invalid_reason"]]
@@ -386,7 +387,13 @@ class Dataset:
 def _make_ids(ids, n, where) -> pd.Index:
     if ids is None:
         return pd.RangeIndex(n, name="id")
-    idx = pd.Index(ids, name="id")
+    ids = list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series)) else ids
+    odd = None if getattr(ids, "dtype", object) != object else \
+        next((v for v in ids if isinstance(v, (tuple, list, dict, set, np.ndarray))), None)
+    if odd is not None:
+        raise ValueError(f"Dataset.{where}: ids must be single values (str or int), got {type(odd).__name__} {odd!r}; "
+                         "join its parts into one string, e.g. '/'.join(map(str, id))")
+    idx = pd.Index(ids, name="id", tupleize_cols=False)
     if len(idx) != n:
         raise ValueError(f"Dataset.{where}: {len(idx)} ids for {n} samples")
     if idx.has_duplicates:
@@ -477,6 +484,9 @@ def _dataframe_ids(frame: pd.DataFrame, id_col, image_col, where) -> pd.Index:
         paths = frame[image_col]
         if paths.map(source_kind).eq("path").all() and not paths.map(str).duplicated().any():
             return pd.Index(paths.map(lambda p: Path(p).as_posix()).to_numpy(), name="id")
+    if isinstance(frame.index, pd.MultiIndex):
+        raise ValueError(f"{where}: the frame has a MultiIndex ({list(frame.index.names)}); ids must be single values. "
+                         "Call frame.reset_index() first, or pass id=<a column of unique values>")
     if frame.index.has_duplicates:
         return pd.RangeIndex(len(frame), name="id")
     return frame.index.rename("id")

@@ -141,9 +141,9 @@ def test_precomputed_features_flag_non_finite_and_unlabeled():
     X[1, 2] = np.nan
     ds = dq.Dataset.from_arrays(X, labels=["a", "b", None, "a"])
     emb = ds.embed()
-    assert emb.valid.tolist() == [True, False, False, True]
+    assert emb.valid.tolist() == [True, False, True, True]  # a missing label stays in the graph, unscored for labels
     assert emb.flags["is_unlabeled"].tolist() == [False, False, True, False]
-    assert "NaN" in emb.flags.loc[1, "invalid_reason"] and emb.flags.loc[2, "invalid_reason"] == "missing label"
+    assert "NaN" in emb.flags.loc[1, "invalid_reason"] and emb.flags.loc[2, "invalid_reason"] == ""
     assert np.isfinite(emb.features).all()
 
 

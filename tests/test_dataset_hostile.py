@@ -123,7 +123,7 @@ def test_broken_values_in_a_dataframe_do_not_stop_the_run():
     emb = ds.embed(embedder=mean_colour, cache_dir=False, progress=False)
     assert emb.flags["is_unreadable"].tolist() == [False, True, True, False, True]
     assert emb.flags["is_unlabeled"].tolist() == [False, False, False, True, False]
-    assert emb.valid.tolist() == [True, False, False, False, False]
+    assert emb.valid.tolist() == [True, False, False, True, False]  # the unlabelled image stays in the graph
     assert "not an image" in emb.flags["invalid_reason"][1] and "missing image" in emb.flags["invalid_reason"][2]
     assert "NaN" in emb.flags["invalid_reason"][4]
     assert np.allclose(emb.features[3], (0.5 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),

@@ -30,6 +30,8 @@ def split_by_fraction(strata: np.ndarray, groups: np.ndarray, fractions, seed: i
     miss the most; then each stratum's single samples, shuffled, fill the remaining deficits
     (largest remainder)."""
     fractions = np.asarray(fractions, dtype=float)
+    if not np.isfinite(fractions).all() or (fractions < 0).any():
+        raise ValueError(f"split_by_fraction: fractions must be finite numbers >= 0, got {fractions.tolist()}")
     rng = np.random.default_rng(seed)
     codes, strata = np.unique(strata, return_inverse=True)
     n_splits, n_strata = len(fractions), len(codes)

@@ -128,8 +128,11 @@ def _check_arguments(dataset, path, options: Options) -> Path:
     if options.splits is not None:
         if not isinstance(options.splits, dict) or not options.splits:
             raise ValueError('export: splits must be a dict like {"train": .8, "val": .1, "test": .1}')
-        fractions = np.array([float(f) for f in options.splits.values()])
-        if (fractions < 0).any() or abs(fractions.sum() - 1) > 1e-6:
+        try:
+            fractions = np.array([float(f) for f in options.splits.values()])
+        except (TypeError, ValueError):
+            raise ValueError(f"export: split fractions must be numbers, got {dict(options.splits)}") from None
+        if not np.isfinite(fractions).all() or (fractions < 0).any() or abs(fractions.sum() - 1) > 1e-6:
             raise ValueError(f"export: split fractions must be >= 0 and sum to 1, got {dict(options.splits)}")
     path = Path(path)
     if path.exists() and not path.is_dir():

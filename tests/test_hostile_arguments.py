@@ -1,0 +1,97 @@
+"""Inputs a user with unusual data passes (a hostile-input sweep of 2026-12-08): each gets a clear error
+that names what is wrong and what to do, or works; none reaches an internal traceback or hangs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dqwidgets as dq
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    y = np.array(["a", "b", "c"])[rng.integers(0, 3, 300)]
+    return X, y
+
+
+def _analyze(ds, tmp_path, **kw):
+    return dq.analyze(ds, layout="pca", progress=False, workdir=tmp_path, **kw)
+
+
+@pytest.mark.parametrize("k", [5.5, "15", True])
+def test_a_k_that_is_no_whole_number_is_refused(data, tmp_path, k):
+    with pytest.raises(ValueError, match="k .*whole number"):
+        _analyze(dq.Dataset.from_arrays(*data), tmp_path, k=k)
+
+
+def test_tuple_ids_and_a_multiindex_frame_are_refused_with_the_fix(data):
+    X, y = data
+    with pytest.raises(ValueError, match="ids must be single values.*join"):
+        dq.Dataset.from_arrays(X, y, ids=[(i, "x") for i in range(len(X))])
+    frame = pd.DataFrame(X[:, :3], columns=list("pqr")).assign(label=y, g=np.arange(300) % 3, h=np.arange(300))
+    with pytest.raises(ValueError, match="MultiIndex.*reset_index"):
+        dq.Dataset.from_dataframe(frame.set_index(["g", "h"]), label="label")
+    ds = dq.Dataset.from_dataframe(frame.set_index(["g", "h"]).reset_index(), label="label")
+    assert len(ds) == 300
+
+
+def test_ragged_feature_rows_are_refused(data):
+    with pytest.raises(ValueError, match="from_arrays: features must be N x D"):
+        dq.Dataset.from_arrays([[1.0, 2.0], [3.0]] * 150, data[1])
+
+
+def test_a_nan_split_fraction_is_refused_not_a_hang(data, tmp_path):
+    an = _analyze(dq.Dataset.from_arrays(*data), tmp_path / "w")
+    with pytest.raises(ValueError, match="split fractions"):
+        an.export(tmp_path / "out", splits={"train": float("nan"), "val": 1.0})
+    with pytest.raises(ValueError, match="split fractions must be numbers"):
+        an.export(tmp_path / "out", splits={"train": "most", "val": 0.2})
+    from dqwidgets.compute.splits import split_by_fraction
+
+    with pytest.raises(ValueError, match="finite"):
+        split_by_fraction(np.zeros(10, np.int64), np.arange(10), [np.nan, 1.0])
+
+
+def test_too_few_labelled_samples_for_the_probe_is_refused_with_the_counts(data, tmp_path):
+    X, _ = data
+    y = np.array([None] * len(X), dtype=object)
+    y[:2] = ["a", "b"]
+    with pytest.raises(ValueError, match=r"only 2 labelled samples \('a': 1, 'b': 1\).*two labelled samples each"):
+        _analyze(dq.Dataset.from_arrays(X, y), tmp_path)
+    y[2:4] = ["a", "b"]  # two of each: scored
+    an = _analyze(dq.Dataset.from_arrays(X, y), tmp_path / "four")
+    assert an.samples["is_unlabeled"].sum() == len(X) - 4
+
+
+@pytest.mark.parametrize("modality", ["table", "text"])
+def test_unlabelled_rows_stay_in_the_graph_from_a_dataframe(tmp_path, modality):
+    """One row in ten labelled: every row gets a map position, OOD and duplicate scores and a predicted
+    label; only the labelled ones a label-issue score (was: the unlabelled rows left out of the graph,
+    and with 90% of them missing the run refused)."""
+    rng = np.random.default_rng(1)
+    n = 200
+    y = np.array(["pos", "neg"])[rng.integers(0, 2, n)]
+    if modality == "table":
+        frame = pd.DataFrame({"x1": rng.normal(size=n) + (y == "pos") * 2, "x2": rng.normal(size=n),
+                              "x3": rng.normal(size=n)})
+        kw = {}
+    else:
+        words = {"pos": ["great", "fine", "lovely", "superb"], "neg": ["awful", "dull", "poor", "bad"]}
+        frame = pd.DataFrame({"text": [" ".join(rng.choice(words[c], 5)) + f" film {i}" for i, c in enumerate(y)]})
+        kw = {"text": "text"}
+    labels = pd.Series(y, dtype=object)
+    labels[np.arange(n) % 10 != 0] = None
+    frame["label"] = labels
+    embedder = "auto" if modality == "table" else (lambda texts: np.stack(
+        [[t.count(w) for w in ("great", "fine", "lovely", "superb", "awful", "dull", "poor", "bad")] for t in texts]
+    ).astype(np.float32) + rng.normal(0, 0.01, (len(texts), 8)).astype(np.float32))
+    an = _analyze(dq.Dataset.from_dataframe(frame, label="label", **kw), tmp_path, embedder=embedder)
+    s = an.samples
+    assert s["is_unlabeled"].sum() == n - n // 10
+    assert not s["is_invalid"].any()
+    assert s[["x", "y", "ood_score"]].notna().all().all()
+    assert s["predicted_label"].notna().all()
+    assert s.loc[s["is_unlabeled"], "label_issue_score"].isna().all()
+    assert s.loc[~s["is_unlabeled"], "label_issue_score"].notna().all()
