@@ -95,3 +95,12 @@ def test_unlabelled_rows_stay_in_the_graph_from_a_dataframe(tmp_path, modality):
     assert s["predicted_label"].notna().all()
     assert s.loc[s["is_unlabeled"], "label_issue_score"].isna().all()
     assert s.loc[~s["is_unlabeled"], "label_issue_score"].notna().all()
+
+
+@pytest.mark.parametrize("value", [1.0, 7.0])
+def test_rows_that_are_all_one_constant_vector_are_one_duplicate_group(data, tmp_path, value):
+    """np.ones rows have cosine self-distances of float32 rounding (5.96e-08), not 0: they are exact copies
+    (compute.duplicates.COSINE_ZERO; was: 0 duplicates, the rounding error read as their spacing)."""
+    X = np.full((300, 8), value, np.float32)
+    s = _analyze(dq.Dataset.from_arrays(X, data[1]), tmp_path).samples
+    assert (s["duplicate_group"] >= 0).all() and s["is_duplicate"].sum() == 299

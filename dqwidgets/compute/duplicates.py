@@ -69,9 +69,15 @@ def _copy_radius(log_r: np.ndarray) -> float:
     return float(np.clip(np.exp(med - Z_COPY * sd), 1.0 - DEFAULT_THRESHOLD, MAX_RADIUS))
 
 
+COSINE_ZERO = 1e-6  # cosine distances at or below this are float32 rounding of an exact copy
+
+
 def _euclidean_scale(distances: np.ndarray, metric: str) -> np.ndarray:
     d = np.asarray(distances, dtype=np.float64)
-    return np.sqrt(np.maximum(2.0 * d, 0.0)) if metric == "cosine" else d  # |a-b| of unit vectors
+    if metric != "cosine":
+        return d
+    # |a-b| of unit vectors; a cosine distance within float32 rounding of 0 (COSINE_ZERO) is an exact copy
+    return np.sqrt(np.where(d <= COSINE_ZERO, 0.0, 2.0 * d))
 
 
 SPACING_QUANTILE = 0.5  # of the neighbours' nearest distinct-neighbour distances: the neighbourhood's spacing
@@ -79,7 +85,9 @@ SPACING_QUANTILE = 0.5  # of the neighbours' nearest distinct-neighbour distance
 
 def nearest_distinct_distance(distances: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """Per graph row: the distance (euclidean scale) to its nearest neighbour that is not an exact copy
-    (the first listed distance > 0); NaN where every listed neighbour is at distance 0."""
+    (the first listed distance > 0); NaN where every listed neighbour is at distance 0. A cosine
+    distance within float32 rounding of 0 (``COSINE_ZERO``: identical rows of ones give 1 - 1.0000001)
+    counts as 0, else 300 copies of one row read as distinct at a spacing of that rounding error."""
     d = _euclidean_scale(distances, metric)
     if d.ndim == 1:
         d = d[:, None]
