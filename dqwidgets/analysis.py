@@ -186,6 +186,8 @@ class Analysis:
         """The review journal (``<workdir>/<fingerprint>/journal.sqlite``), opened on first use."""
         if self._review is None:
             path = self.journal_path
+            if not path.exists():
+                _warn_of_other_journals(self.workdir, path, self.samples.index)
             path.parent.mkdir(parents=True, exist_ok=True)
             labels = self.samples["given_label"] if "given_label" in self.samples else None
             self._review = Review(path, self.samples.index, labels, list(self.classes))
@@ -375,6 +377,35 @@ def analyze(ds, embedder="auto", pred_probs=None, logits=None, device="auto", k:
 
 
 # --------------------------------------------------------------------------------------------- thresholds
+def _warn_of_other_journals(workdir: Path, path: Path, ids: pd.Index, most: int = 20) -> None:
+    """Warn when this data has no journal yet but another journal under ``workdir`` reviewed samples that are
+    here: the journal is keyed by the exact set of ids (``Dataset.fingerprint``), so adding or removing one
+    row opens a new, empty journal, and without a word the review done looks lost."""
+    import json
+    import sqlite3
+
+    here = set(map(str, ids))
+    for other in sorted(Path(workdir).glob("*/journal.sqlite"))[:most]:
+        if other == path:
+            continue
+        try:
+            con = sqlite3.connect(f"file:{other}?mode=ro", uri=True, timeout=1.0)
+            try:
+                rows = con.execute("SELECT ids FROM actions WHERE action IN ('relabel', 'drop', 'mark_ok')").fetchall()
+            finally:
+                con.close()
+            reviewed = {str(i) for (r,) in rows for i in json.loads(r)}
+        except (sqlite3.Error, ValueError, TypeError):
+            continue
+        shared = len(reviewed & here)
+        if reviewed and shared >= 0.5 * len(reviewed):
+            warnings.warn(f"dqwidgets: this data has no review journal yet, but {other} reviewed {len(reviewed)} "
+                          f"samples, {shared} of them here: it belongs to another version of this data (rows added "
+                          "or removed), and its review does not carry over. Analyse that version to see it, or "
+                          "repeat its decisions here", stacklevel=3)
+            return
+
+
 def _threshold_value(where: str, value) -> float:
     try:
         value = float(value)

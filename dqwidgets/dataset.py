@@ -18,7 +18,8 @@ import pandas as pd
 
 from dqwidgets.embed.image_source import IMAGE_SUFFIXES, UnreadableImage, open_image, source_kind, to_rgb
 
-SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "dev", "test", "testing", "holdout"}
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "dev", "eval", "evaluation", "test", "testing",
+               "holdout"}
 DEFAULT_CACHE_DIR = Path(".dqwidgets") / "embeddings"
 
 
@@ -112,6 +113,14 @@ class Dataset:
                          and not d.name.startswith("."))
         if split_folders is None:
             split_folders = bool(subdirs) and all(d.lower() in SPLIT_NAMES for d in subdirs)
+            named = [d for d in subdirs if d.lower() in SPLIT_NAMES]
+            if named and not split_folders:
+                import warnings
+
+                others = [d for d in subdirs if d.lower() not in SPLIT_NAMES]
+                warnings.warn(f"Dataset.from_image_folder: top folders {named[:3]} look like splits but {others[:3]} "
+                              "do not, so every top folder is read as a class label. Pass split_folders=True to read "
+                              "them as splits (their sub-folders as the labels)", stacklevel=2)
         rows = []
         for rel in _image_files(root):
             parts = rel.split("/")

@@ -57,20 +57,38 @@ def test_scattered_rows_with_random_labels_are_flagged_as_the_tail_the_per_sampl
     """17 column-shuffled rows (3%) in breast_cancer: the per-sample scores rank them (AUROC >= 0.95) but
     none is in a community or a far component of its kind; together, the samples those scores flag
     (z >= Z_FLAG) carry labels the probe does not read, so they are tested as a cut-off region is and
-    the shuffled rows are flagged (was: 0 of 17; measured, seeds 0-3: 17, 17, 12, 14 of 17 in 28, 28, 19,
-    21 flags). Clean breast_cancer, whose tail of real rows has real labels, gets no OOD flag."""
+    the shuffled rows are flagged (was: 0 of 17; measured, seeds 0-3: 17, 16, 15, 13 of 17 in 28, 21, 20,
+    16 flags). Clean breast_cancer, whose tail of real rows has real labels, gets no OOD flag."""
     table, labels, foreign = _shuffled_rows(17, seed)
     s = _analyze(table, labels, tmp_path / "shuffled").samples
     flags = s["is_ood"].to_numpy()
     assert roc_auc_score(foreign, s["ood_score"]) >= 0.95
     assert flags[foreign].mean() >= 0.7, flags[foreign].sum()
-    assert foreign[flags].mean() >= 0.5, flags.sum()
+    assert foreign[flags].mean() >= 0.55, flags.sum()
     assert (s["suggested_action"][foreign & flags] == "drop").mean() >= 0.8
     df, y = _table("breast_cancer")
     assert _analyze(df, y, tmp_path / "clean").samples["is_ood"].sum() == 0
     # without the flagged tail as a region: none of them
     monkeypatch.setattr(fm, "_flagged_tail", lambda z, rows: np.zeros(0, np.int64))
     assert _analyze(table, labels, tmp_path / "without").samples["is_ood"].to_numpy()[foreign].mean() < 0.5
+
+
+def test_real_samples_just_past_the_flag_line_do_not_take_the_far_samples_share(tmp_path):
+    """Three Gaussian blobs and 30 samples far out in random directions (their labels unrelated to their
+    features): the flagged tail holds the 30 and 13 blob-edge samples whose labels the probe reads. The
+    tail's share of random labels rises with the distance (``_share_by_distance``), so the 30 are flagged
+    and the edge samples not (one share for the whole tail, 0.79, flagged all 43 and made the 13 label issues)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = rng.integers(0, 3, n)
+    X = (np.eye(3, 8)[y] * 6 + rng.normal(size=(n, 8))).astype(np.float32)
+    X[:30] = rng.normal(size=(30, 8)) * 12
+    an = dq.analyze(dq.Dataset.from_arrays(X, np.array(["a", "b", "c"], dtype=object)[y]), layout="pca",
+                    progress=False, workdir=tmp_path)
+    s = an.samples
+    far = np.arange(n) < 30
+    assert s["is_ood"].to_numpy()[far].mean() >= 0.9
+    assert s["is_ood"].to_numpy()[~far].sum() <= 3 and s["is_label_issue"].to_numpy()[~far].sum() <= 3
 
 
 def test_a_heavy_tail_of_real_rows_with_real_labels_is_not_foreign(tmp_path):

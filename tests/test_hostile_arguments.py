@@ -104,3 +104,38 @@ def test_rows_that_are_all_one_constant_vector_are_one_duplicate_group(data, tmp
     X = np.full((300, 8), value, np.float32)
     s = _analyze(dq.Dataset.from_arrays(X, data[1]), tmp_path).samples
     assert (s["duplicate_group"] >= 0).all() and s["is_duplicate"].sum() == 299
+
+
+def test_an_image_folder_with_eval_and_an_odd_top_folder_says_how_it_was_read(tmp_path):
+    """train/ and eval/ are splits; beside an odd folder the top folders are read as labels, with a warning
+    that names them and says how to read them as splits (was: silent, the real classes lost)."""
+    from PIL import Image
+
+    for rel in ("train/red/a.png", "train/blue/b.png", "eval/red/c.png", "eval/blue/d.png"):
+        (tmp_path / "ok" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "ok" / rel)
+    ds = dq.Dataset.from_image_folder(tmp_path / "ok")
+    assert sorted(set(ds.splits)) == ["eval", "train"] and ds.classes == ["blue", "red"]
+    (tmp_path / "ok" / "weird" / "x").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok" / "weird" / "x" / "e.png")
+    with pytest.warns(UserWarning, match=r"look like splits.*split_folders=True"):
+        ds = dq.Dataset.from_image_folder(tmp_path / "ok")
+    assert "train" in ds.classes
+    assert dq.Dataset.from_image_folder(tmp_path / "ok", split_folders=True).classes == ["blue", "red", "x"]
+
+
+def test_reanalysing_with_a_row_added_warns_that_the_earlier_review_is_in_another_journal(data, tmp_path):
+    """The journal is keyed by the exact set of ids: with one row added, a new empty journal opens, and the
+    user is told where the earlier review is (was: silently empty)."""
+    X, y = data
+    a = _analyze(dq.Dataset.from_arrays(X[:299], y[:299]), tmp_path)
+    a.review.drop([1, 2])
+    b = _analyze(dq.Dataset.from_arrays(X, y), tmp_path)
+    with pytest.warns(UserWarning, match=r"reviewed 2 samples, 2 of them here.*another version"):
+        assert len(b.review.history()) == 0
+    c = _analyze(dq.Dataset.from_arrays(X[:299], y[:299]), tmp_path)  # the same data: its journal, no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sorted(c.review.dropped()) == [1, 2]

@@ -25,13 +25,17 @@ def quiet_comms(monkeypatch):
 
 @pytest.fixture(scope="module")
 def an(tmp_path_factory):
-    """A dense blob per class, 30 far samples and a sparse ring around them."""
+    """A dense blob per class and 30 far samples around them, each out along its own class's direction (a
+    sparse ring of real samples; far samples in random directions have labels the features do not
+    predict, and are flagged as foreign: compute.foreign._flagged_tail)."""
     rng = np.random.default_rng(0)
     n = 3000
     y = rng.integers(0, 3, n)
     X = (np.eye(3, 8)[y] * 6 + rng.normal(size=(n, 8))).astype(np.float32)
-    X[:30] = rng.normal(size=(30, 8)) * 12
-    ds = dq.Dataset.from_arrays(X, np.array(["a", "b", "c"], dtype=object)[y])
+    X[:30] = np.eye(3, 8)[y[:30]] * rng.uniform(15, 40, (30, 1)) + rng.normal(size=(30, 8)) * 6
+    given = y.copy()
+    given[100:160] = (y[100:160] + 1) % 3  # 60 wrong labels inside the blobs: flagged samples the map must keep
+    ds = dq.Dataset.from_arrays(X, np.array(["a", "b", "c"], dtype=object)[given])
     return dq.analyze(ds, workdir=tmp_path_factory.mktemp("w"), layout="pca", progress=False)
 
 
@@ -50,6 +54,7 @@ def test_sampled_map_keeps_every_flagged_sample_and_thins_dense_regions_only(an)
     ex = Explorer(an, map_max_points=cap)
     rows = ex.map_rows
     flagged = np.flatnonzero(map_columns.flag_mask(an.samples))
+    assert len(flagged) >= 50
     assert len(rows) <= max(cap, len(flagged)) and len(rows) >= 0.9 * cap
     assert np.isin(flagged, rows).all()
     assert len(np.unique(rows)) == len(rows)
