@@ -401,8 +401,8 @@ def _warn_of_other_journals(workdir: Path, path: Path, ids: pd.Index, most: int 
         if reviewed and shared >= 0.5 * len(reviewed):
             warnings.warn(f"dqwidgets: this data has no review journal yet, but {other} reviewed {len(reviewed)} "
                           f"samples, {shared} of them here: it belongs to another version of this data (rows added "
-                          "or removed), and its review does not carry over. Analyse that version to see it, or "
-                          "repeat its decisions here", stacklevel=3)
+                          "or removed), and its review does not carry over by itself: an.review.adopt({str(other)!r}) "
+                          "carries its decisions over", stacklevel=3)
             return
 
 

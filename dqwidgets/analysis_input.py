@@ -231,6 +231,9 @@ def _labels(ds, reference):
             unknown.append(labels[i])
         else:
             codes[i] = c
+    if unknown and reference is not None and not classes:
+        raise ValueError("analyze: the reference analysis has no labels, so a labelled batch cannot be scored against "
+                         "its classes; analyse the reference with its labels, or pass this batch without labels")
     if unknown:
         where = "the reference analysis' classes" if reference is not None else "Dataset.classes"
         raise ValueError(f"analyze: labels {sorted(set(map(str, unknown)))[:5]} are not in {where} {classes[:10]}; "

@@ -410,6 +410,64 @@ class Review:
             pos = self._with_duplicates(pos, "mark_ok")
         self._write("mark_ok", "status", pos, "ok", note=note)
 
+    def adopt(self, path, note: str | None = None) -> dict:
+        """Carry over the decisions of another journal, e.g. of another version of this data (rows added
+        or removed: the journal is keyed by the exact set of ids): each of its samples that is here gets the
+        label and review status it ended with there (undone actions stay undone), as at most one journal
+        entry per kind (one ``relabel_many``, one ``relabel(..., new_label=True)`` per class that is new here,
+        one ``drop``, one ``mark_ok``), each undone by one ``undo()``. Samples whose state here is already
+        that state are left alone. Returns the counts: relabelled, dropped, marked_ok, not_here (samples it
+        decided on that this data lacks)."""
+        src = Path(path)
+        if src.is_dir():
+            src = src / "journal.sqlite"
+        if not src.is_file():
+            raise ValueError(f"Review.adopt: no journal at {str(src)!r}; pass the journal.sqlite (or its folder) "
+                             "named in the warning")
+        if src.resolve() == self.path.resolve():
+            raise ValueError("Review.adopt: that is this review's own journal")
+        try:
+            con = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30.0)
+            try:
+                rows = con.execute("SELECT field, ids, new FROM actions ORDER BY seq").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as e:
+            raise ValueError(f"Review.adopt: {src} is not a readable dqwidgets review journal ({e})") from None
+        final = {"label": {}, "status": {}}  # the journal's replay: undo and redo rows carry the values they restore
+        for field, ids_json, new_json in rows:
+            ids, new = json.loads(ids_json), json.loads(new_json)
+            values = new if isinstance(new, list) else [new] * len(ids)
+            for i, v in zip(ids, values):
+                final[field][_plain(i) if not isinstance(i, list) else tuple(i)] = v
+        with self._lock:
+            self._apply_rows(self._read_rows_after(self._seen))  # other sessions' actions first
+            decided = set(final["label"]) | set(final["status"])
+            labels, drop, ok = {}, [], []
+            for field in ("label", "status"):
+                ids = list(final[field])
+                pos = self._ids.get_indexer(_object_array(ids)) if ids else np.empty(0, np.int64)
+                for i, p in zip(ids, pos):
+                    if p < 0:
+                        continue
+                    v = final[field][i]
+                    if field == "label" and v is not None and v != self._label[p]:
+                        labels[self._ids[p]] = v
+                    elif field == "status" and v != self._status[p]:
+                        (drop if v == "dropped" else ok if v == "ok" else []).append(self._ids[p])
+            not_here = int((self._ids.get_indexer(_object_array(list(decided))) < 0).sum()) if decided else 0
+        note = note or f"adopted from {src}"
+        known = {i: v for i, v in labels.items() if v in self._classes}
+        if known:
+            self.relabel_many(known, note=note)
+        for v in sorted({v for v in labels.values() if v not in self._classes}, key=str):
+            self.relabel([i for i, w in labels.items() if w == v], v, new_label=True, note=note)
+        if drop:
+            self.drop(drop, note=note)
+        if ok:
+            self.mark_ok(ok, note=note)
+        return {"relabelled": len(labels), "dropped": len(drop), "marked_ok": len(ok), "not_here": not_here}
+
     def undo(self, note: str | None = None) -> None:
         """Revert the latest action still in effect. Raises ValueError when there is nothing to undo."""
         self._revisit("undo", self._undo_stack, "nothing to undo", "already undid it", note)

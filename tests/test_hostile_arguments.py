@@ -131,11 +131,41 @@ def test_reanalysing_with_a_row_added_warns_that_the_earlier_review_is_in_anothe
     a = _analyze(dq.Dataset.from_arrays(X[:299], y[:299]), tmp_path)
     a.review.drop([1, 2])
     b = _analyze(dq.Dataset.from_arrays(X, y), tmp_path)
-    with pytest.warns(UserWarning, match=r"reviewed 2 samples, 2 of them here.*another version"):
+    a.review.relabel([5], "c")
+    a.review.relabel([6], "brand-new", new_label=True)
+    a.review.mark_ok([7])
+    a.review.drop([8])
+    a.review.undo()  # the drop of 8 undone: not carried over
+    with pytest.warns(UserWarning, match=r"reviewed 6 samples, 6 of them here.*another version.*adopt"):
         assert len(b.review.history()) == 0
+    old = a.journal_path
+    got = b.review.adopt(old)
+    assert got == {"relabelled": 2 - (y[5] == "c"), "dropped": 2, "marked_ok": 1, "not_here": 0}
+    assert sorted(b.review.dropped()) == [1, 2] and list(b.review.marked_ok()) == [7]
+    assert b.review.labels()[5] == "c" and b.review.labels()[6] == "brand-new"
+    assert b.samples.loc[6, "current_label"] == "brand-new"
+    entries = len(b.review.history())
+    assert entries <= 4
+    for _ in range(entries):
+        b.review.undo()
+    assert list(b.review.dropped()) == [] and b.review.labels()[6] == y[6]
+    assert b.review.adopt(old)["dropped"] == 2  # again after the undo: the same decisions
+    assert b.review.adopt(old) == {"relabelled": 0, "dropped": 0, "marked_ok": 0, "not_here": 0}
+    with pytest.raises(ValueError, match="own journal"):
+        b.review.adopt(b.journal_path)
+    with pytest.raises(ValueError, match="no journal"):
+        b.review.adopt(tmp_path / "nowhere")
     c = _analyze(dq.Dataset.from_arrays(X[:299], y[:299]), tmp_path)  # the same data: its journal, no warning
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert sorted(c.review.dropped()) == [1, 2]
+
+
+def test_a_labelled_batch_against_an_unlabelled_reference_says_what_to_do(data, tmp_path):
+    X, y = data
+    ref = _analyze(dq.Dataset.from_arrays(X[:200]), tmp_path / "ref")
+    with pytest.raises(ValueError, match="reference analysis has no labels.*without labels"):
+        _analyze(dq.Dataset.from_arrays(X[200:], y[200:]), tmp_path / "new", reference=ref)
+    assert len(_analyze(dq.Dataset.from_arrays(X[200:]), tmp_path / "new2", reference=ref).samples) == 100
