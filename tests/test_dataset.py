@@ -127,8 +127,8 @@ def test_tabular_features_standardise_and_one_hot():
     emb = ds.embed(progress=False)
     assert emb.embedder.startswith("tabular")
     X = emb.features
-    # age z-score + missing indicator, city one-hot (a, b, <missing>), member z-score
-    assert X.shape == (4, 2 + 3 + 1)
+    # age z-score + missing indicator, city one-hot (a, b, <missing>), member z-score, the constant column
+    assert X.shape == (4, 2 + 3 + 1 + 1) and (X[:, -1] == 1).all()
     age = X[:, 0]
     assert age[2] == 0 and X[2, 1] == 1 and X[:, 1].sum() == 1
     assert np.isclose(age[[0, 1, 3]].mean(), 0, atol=0.2) and age[3] > age[1] > age[0]
