@@ -63,6 +63,13 @@ def prepare_input(ds, embedder, pred_probs, logits, device, k, workdir: Path, pr
         X = _numeric_features(ds.features, n)
         flags = _empty_flags(ds.frame.index)
         name = "precomputed"
+        if X.ndim == 2 and X.shape[1] <= 3:
+            import warnings
+
+            warnings.warn(f"analyze: the features have {X.shape[1]} column(s): they are read as embeddings, on a "
+                          "cosine graph that sees only their direction (rows that differ only in size are one point). "
+                          "For a table of values, pass it with Dataset.from_dataframe (standardised, size kept)",
+                          stacklevel=3)
     else:
         emb = ds.embed(embedder=embedder, device=device, cache_dir=workdir / "cache", progress=progress)
         if n and not np.asarray(emb.valid, dtype=bool).any():

@@ -183,3 +183,10 @@ def test_a_one_column_table_is_not_read_as_copies_of_itself(tmp_path):
     copies = np.r_[np.arange(20), np.arange(280, 300)]
     assert (s["duplicate_group"].to_numpy()[copies] >= 0).all()
     assert s["is_duplicate"].sum() <= 0.3 * len(frame), s["is_duplicate"].sum()
+
+
+def test_precomputed_features_of_two_columns_warn_that_the_graph_sees_only_their_direction(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.uniform(18, 80, 300), rng.uniform(1e4, 1e5, 300)].astype(np.float32)  # age, income
+    with pytest.warns(UserWarning, match="2 column.*direction.*from_dataframe"):
+        _analyze(dq.Dataset.from_arrays(X, np.array(["a", "b"])[rng.integers(0, 2, 300)]), tmp_path)
