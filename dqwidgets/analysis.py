@@ -191,6 +191,15 @@ class Analysis:
             path.parent.mkdir(parents=True, exist_ok=True)
             labels = self.samples["given_label"] if "given_label" in self.samples else None
             self._review = Review(path, self.samples.index, labels, list(self.classes))
+            moved = self._review.relabelled()
+            if len(moved):
+                current = self._review.labels()[moved]
+                stale = current[~current.isin(self._review.classes)]
+                if len(stale):
+                    warnings.warn(f"dqwidgets: the review journal {path} relabels {len(stale)} sample(s) to classes "
+                                  f"this data does not have (e.g. {stale.iloc[0]!r} for {stale.index[0]!r}; classes: "
+                                  f"{list(self.classes)[:10]}): the labels were renamed since that review. Relabel "
+                                  "them again (an.review.relabel) or undo those actions", stacklevel=2)
             self._apply_review()
             self._review.observe(self._on_review)
             self._review.groups = lambda: self.samples["duplicate_group"].to_numpy() \

@@ -190,3 +190,17 @@ def test_precomputed_features_of_two_columns_warn_that_the_graph_sees_only_their
     X = np.c_[rng.uniform(18, 80, 300), rng.uniform(1e4, 1e5, 300)].astype(np.float32)  # age, income
     with pytest.warns(UserWarning, match="2 column.*direction.*from_dataframe"):
         _analyze(dq.Dataset.from_arrays(X, np.array(["a", "b"])[rng.integers(0, 2, 300)]), tmp_path)
+
+
+def test_a_journal_relabelling_to_classes_since_renamed_says_so(data, tmp_path):
+    X, y = data
+    a = _analyze(dq.Dataset.from_arrays(X, y), tmp_path)
+    a.review.relabel([3], "c" if y[3] != "c" else "a")
+    renamed = np.array(["q" + v for v in y], object)  # the same ids, the labels renamed
+    b = _analyze(dq.Dataset.from_arrays(X, renamed), tmp_path / "other")
+    assert len(b.samples) == len(X)
+    import shutil
+
+    shutil.copytree(a.journal_path.parent, (tmp_path / "renamed" / a.journal_path.parent.name))
+    with pytest.warns(UserWarning, match="relabels 1 sample.*classes this data does not have.*renamed"):
+        _analyze(dq.Dataset.from_arrays(X, renamed), tmp_path / "renamed")
