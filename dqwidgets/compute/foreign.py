@@ -75,8 +75,9 @@ A connected group of samples each beyond ``Z_FAR`` on the per-sample scores (``_
 rows pasted from another table, too few to hold a community of their own) is tested as a cut-off
 region is: foreign where its labels are shown random, not where the probe reads them (a heavy tail of
 real rows). The samples the per-sample scores flag (z >= ``compute.ood.Z_FLAG``), connected or not, are
-one more region tested as a community is (``_flagged_tail``): corrupt records scattered one by one
-among the real rows.
+one more region, tested as a cut-off region is (``_flagged_tail``), each member's prior the share of
+random labels at its own distance (``_share_by_distance``): corrupt records scattered one by one among
+the real rows.
 
 Where labels carry almost no information anywhere (``g_all`` near 0, e.g. a binary task on which the
 probe is barely better than chance), no region can be told foreign by its labels and only the
