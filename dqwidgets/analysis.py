@@ -390,20 +390,17 @@ def _warn_of_other_journals(workdir: Path, path: Path, ids: pd.Index, most: int 
     """Warn when this data has no journal yet but another journal under ``workdir`` reviewed samples that are
     here: the journal is keyed by the exact set of ids (``Dataset.fingerprint``), so adding or removing one
     row opens a new, empty journal, and without a word the review done looks lost."""
-    import json
     import sqlite3
+
+    from dqwidgets.review import EDITS, stored_actions
 
     here = set(map(str, ids))
     for other in sorted(Path(workdir).glob("*/journal.sqlite"))[:most]:
         if other == path:
             continue
         try:
-            con = sqlite3.connect(f"file:{other}?mode=ro", uri=True, timeout=1.0)
-            try:
-                rows = con.execute("SELECT ids FROM actions WHERE action IN ('relabel', 'drop', 'mark_ok')").fetchall()
-            finally:
-                con.close()
-            reviewed = {str(i) for (r,) in rows for i in json.loads(r)}
+            reviewed = {str(i) for action, _, row_ids, _ in stored_actions(other, timeout=1.0) if action in EDITS
+                        for i in row_ids}
         except (sqlite3.Error, ValueError, TypeError):
             continue
         shared = len(reviewed & here)

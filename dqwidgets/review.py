@@ -82,6 +82,18 @@ def _dumps(value) -> str:
     return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
+def stored_actions(path, timeout: float = 30.0) -> list[tuple]:
+    """``(action, field, ids, new)`` of every row of the journal at ``path``, in order, ``ids`` and ``new``
+    decoded from JSON; the file opened read-only (another session's or version's journal is never written).
+    Raises ``sqlite3.Error`` where it is no readable journal, ``ValueError`` where a row does not decode."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    try:
+        rows = con.execute("SELECT action, field, ids, new FROM actions ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    return [(action, field, json.loads(ids), json.loads(new)) for action, field, ids, new in rows]
+
+
 def _object_array(values) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
@@ -427,35 +439,27 @@ class Review:
         if src.resolve() == self.path.resolve():
             raise ValueError("Review.adopt: that is this review's own journal")
         try:
-            con = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30.0)
-            try:
-                rows = con.execute("SELECT field, ids, new FROM actions ORDER BY seq").fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error as e:
+            rows = stored_actions(src)
+        except (sqlite3.Error, ValueError) as e:
             raise ValueError(f"Review.adopt: {src} is not a readable dqwidgets review journal ({e})") from None
         final = {"label": {}, "status": {}}  # the journal's replay: undo and redo rows carry the values they restore
-        for field, ids_json, new_json in rows:
-            ids, new = json.loads(ids_json), json.loads(new_json)
-            values = new if isinstance(new, list) else [new] * len(ids)
-            for i, v in zip(ids, values):
-                final[field][_plain(i) if not isinstance(i, list) else tuple(i)] = v
+        for _, field, ids, new in rows:
+            for i, v in zip(ids, new if isinstance(new, list) else [new] * len(ids)):
+                final[field][tuple(i) if isinstance(i, list) else _plain(i)] = v  # a tuple id is stored as a list
+
+        def here(field):  # (id here, its final value there, its position here) of the ids this data has
+            ids = list(final[field])
+            pos = self._ids.get_indexer(_object_array(ids)) if ids else np.empty(0, np.int64)
+            return [(self._ids[p], final[field][i], p) for i, p in zip(ids, pos) if p >= 0]
+
         with self._lock:
             self._apply_rows(self._read_rows_after(self._seen))  # other sessions' actions first
-            decided = set(final["label"]) | set(final["status"])
-            labels, drop, ok = {}, [], []
-            for field in ("label", "status"):
-                ids = list(final[field])
-                pos = self._ids.get_indexer(_object_array(ids)) if ids else np.empty(0, np.int64)
-                for i, p in zip(ids, pos):
-                    if p < 0:
-                        continue
-                    v = final[field][i]
-                    if field == "label" and v is not None and v != self._label[p]:
-                        labels[self._ids[p]] = v
-                    elif field == "status" and v != self._status[p]:
-                        (drop if v == "dropped" else ok if v == "ok" else []).append(self._ids[p])
-            not_here = int((self._ids.get_indexer(_object_array(list(decided))) < 0).sum()) if decided else 0
+            labels = {i: v for i, v, p in here("label") if v is not None and v != self._label[p]}
+            status = [(i, v) for i, v, p in here("status") if v != self._status[p]]
+            decided = list(set(final["label"]) | set(final["status"]))
+            not_here = int((self._ids.get_indexer(_object_array(decided)) < 0).sum()) if decided else 0
+        drop = [i for i, v in status if v == "dropped"]
+        ok = [i for i, v in status if v == "ok"]
         note = note or f"adopted from {src}"
         known = {i: v for i, v in labels.items() if v in self._classes}
         if known:

@@ -286,8 +286,8 @@ def find_foreign_clusters(neighbors: np.ndarray, label_codes: np.ndarray, probs:
         m = _flagged_tail(zscores, rows)
         if len(m) >= MIN_SIZE:
             g, se = float(gain[m].mean()), float(gain[m].std(ddof=1) / np.sqrt(len(m)))
-            z_rows = np.nan_to_num(np.asarray(zscores, dtype=np.float64), nan=-np.inf)[rows]
-            candidates.append((float("nan"), m, g / gain_all, (g + Z_SE * se) / gain_all, True, z_rows[m]))
+            candidates.append((float("nan"), m, g / gain_all, (g + Z_SE * se) / gain_all, True,
+                               np.asarray(zscores, dtype=np.float64)[rows[m]]))
     level = alpha / max(len(candidates), 1)  # Bonferroni over the regions tested
     accepted = []
     for res, m, g, upper, cut_off, z_members in candidates:
